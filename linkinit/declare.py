@@ -1,0 +1,245 @@
+"""Link declarations: labels, the YAML file and flags, turned into link specs.
+
+Pure: takes label maps, file text and flag strings, touches no socket. Every error names the
+label, file line or flag it came from, because a declaration is the user's own typing and the
+fix is always "edit that one place".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional, Sequence
+
+from .errors import DeclarationError
+
+WAIT_MODES = ("started", "healthy", "listening", "none")
+DEFAULT_WAIT = "listening"
+DEFAULT_TIMEOUT = 60.0
+LABEL_PREFIX = "link."
+TIMEOUT_LABEL = "linkinit.timeout"
+_ALIAS = re.compile(r"^[A-Za-z0-9_-]+$")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """One declared link: the parent will know ``child`` as ``alias``."""
+
+    alias: str
+    child: str
+    wait: str = DEFAULT_WAIT
+    optional: bool = False
+    origin: str = ""  # where it was declared, for error messages
+
+    @property
+    def prefix(self) -> str:
+        """The variable prefix Docker derives from the alias (``db-1`` -> ``DB_1``)."""
+        return env_prefix(self.alias)
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """The links of one source (or of all, merged) and the wait timeout, if one was set."""
+
+    links: tuple[LinkSpec, ...] = ()
+    timeout: Optional[float] = None
+
+
+def env_prefix(alias: str) -> str:
+    return alias.upper().replace("-", "_")
+
+
+def check_alias(alias: str, origin: str) -> str:
+    if not _ALIAS.match(alias):
+        raise DeclarationError(
+            f"{origin}: alias {alias!r} is not valid: use letters, digits, '_' and '-' only"
+        )
+    return alias
+
+
+def check_wait(value: str, origin: str) -> str:
+    if value not in WAIT_MODES:
+        raise DeclarationError(
+            f"{origin}: wait must be one of {', '.join(WAIT_MODES)}, not {value!r}"
+        )
+    return value
+
+
+def parse_bool(value: object, origin: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise DeclarationError(f"{origin}: expected true or false, not {value!r}")
+
+
+def parse_timeout(value: object, origin: str) -> float:
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        raise DeclarationError(
+            f"{origin}: timeout must be a number of seconds, not {value!r}"
+        ) from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise DeclarationError(f"{origin}: timeout must be a number of seconds >= 0, not {value!r}")
+    return seconds
+
+
+def parse_labels(labels: Mapping[str, str]) -> Declaration:
+    """Read ``link.<alias>=<child>``, ``link.<alias>.wait|optional`` and ``linkinit.timeout``."""
+    children: dict[str, str] = {}
+    attributes: dict[str, dict[str, str]] = {}
+    timeout = None
+    for key in sorted(labels):
+        value = labels[key]
+        origin = f"label {key}={value}"
+        if key == TIMEOUT_LABEL:
+            timeout = parse_timeout(value, f"label {key}")
+            continue
+        if not key.startswith(LABEL_PREFIX):
+            continue
+        alias, dot, attribute = key[len(LABEL_PREFIX):].partition(".")
+        check_alias(alias, f"label {key}")
+        if not dot:
+            if not value.strip():
+                raise DeclarationError(f"{origin}: name the child container, e.g. {key}=db1")
+            children[alias] = value.strip()
+        elif attribute in ("wait", "optional"):
+            attributes.setdefault(alias, {})[attribute] = value
+        else:
+            raise DeclarationError(
+                f"label {key}: unknown link attribute {attribute!r} (known: wait, optional)"
+            )
+    for alias in attributes:
+        if alias not in children:
+            raise DeclarationError(
+                f"label {LABEL_PREFIX}{alias}.{next(iter(attributes[alias]))} has no "
+                f"{LABEL_PREFIX}{alias}=<child> label to go with it"
+            )
+    links = []
+    for alias, child in children.items():
+        attrs = attributes.get(alias, {})
+        key = f"{LABEL_PREFIX}{alias}"
+        wait = check_wait(attrs.get("wait", DEFAULT_WAIT).strip(), f"label {key}.wait")
+        optional = parse_bool(attrs.get("optional", "false"), f"label {key}.optional")
+        links.append(LinkSpec(alias, child, wait, optional, f"label {key}"))
+    return Declaration(tuple(links), timeout)
+
+
+def parse_link_flag(value: str) -> LinkSpec:
+    """Docker's own ``--link <child>[:<alias>]``; the alias defaults to the child's name."""
+    origin = f"flag --link {value}"
+    child, _, alias = value.partition(":")
+    child = child.strip()
+    alias = (alias or child).strip()
+    if not child:
+        raise DeclarationError(f"{origin}: expected <child>[:<alias>], e.g. --link db1:redis")
+    return LinkSpec(check_alias(alias, origin), child, origin=origin)
+
+
+def parse_flags(links: Sequence[str], timeout: Optional[float] = None) -> Declaration:
+    return Declaration(tuple(parse_link_flag(value) for value in links), timeout)
+
+
+def merge(declarations: Iterable[Declaration]) -> Declaration:
+    """Merge sources from weakest to strongest: a later source replaces an alias whole."""
+    by_alias: dict[str, LinkSpec] = {}
+    timeout = None
+    for declaration in declarations:
+        for spec in declaration.links:
+            by_alias.pop(spec.alias, None)
+            by_alias[spec.alias] = spec
+        if declaration.timeout is not None:
+            timeout = declaration.timeout
+    check_prefixes_unique(by_alias.values())
+    return Declaration(tuple(by_alias.values()), timeout)
+
+
+def check_prefixes_unique(specs: Iterable[LinkSpec]) -> None:
+    """``db-1`` and ``DB_1`` would write the same variables: refuse rather than pick one."""
+    seen: dict[str, LinkSpec] = {}
+    for spec in specs:
+        other = seen.setdefault(spec.prefix, spec)
+        if other is not spec:
+            raise DeclarationError(
+                f"{spec.origin} and {other.origin}: aliases {other.alias!r} and {spec.alias!r} "
+                f"both make variables {spec.prefix}_*; rename one"
+            )
+
+
+def parse_yaml(text: str, path: str) -> Declaration:
+    """Read ``links: {alias: {container: db1, wait: healthy, optional: true}}`` and ``timeout``.
+
+    ``alias: db1`` is accepted as a short form. Errors name ``path:line``.
+    """
+    import yaml  # only a file needs it: keep it off the start path of label-only users
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        problem = getattr(error, "problem", None) or str(error)
+        raise DeclarationError(f"{where}: not valid YAML: {problem}") from None
+    if root is None:
+        return Declaration()
+    mapping = _mapping(root, path, "the file")
+    links: list[LinkSpec] = []
+    timeout = None
+    for key_node, value_node in mapping:
+        key = key_node.value
+        where = _where(path, key_node)
+        if key == "links":
+            links.extend(_yaml_link(path, k, v) for k, v in _mapping(value_node, path, "links"))
+        elif key == "timeout":
+            timeout = parse_timeout(value_node.value, f"{where}: timeout")
+        else:
+            raise DeclarationError(f"{where}: unknown key {key!r} (known: links, timeout)")
+    check_prefixes_unique(links)
+    return Declaration(tuple(links), timeout)
+
+
+def _where(path: str, node: object) -> str:
+    return f"{path}:{node.start_mark.line + 1}"  # type: ignore[attr-defined]
+
+
+def _mapping(node: object, path: str, what: str) -> list:
+    import yaml
+
+    if not isinstance(node, yaml.MappingNode):
+        raise DeclarationError(f"{_where(path, node)}: {what} must be a mapping")
+    return node.value
+
+
+def _yaml_link(path: str, key_node: object, value_node: object) -> LinkSpec:
+    import yaml
+
+    alias = str(key_node.value)  # type: ignore[attr-defined]
+    origin = f"{_where(path, key_node)}: link {alias}"
+    check_alias(alias, origin)
+    if isinstance(value_node, yaml.ScalarNode):
+        fields = {"container": value_node.value}
+    else:
+        fields = {}
+        for field_node, field_value in _mapping(value_node, path, f"link {alias}"):
+            if not isinstance(field_value, yaml.ScalarNode):
+                raise DeclarationError(
+                    f"{_where(path, field_value)}: {field_node.value} must be a plain value"
+                )
+            fields[field_node.value] = field_value.value
+    unknown = set(fields) - {"container", "wait", "optional"}
+    if unknown:
+        raise DeclarationError(
+            f"{origin}: unknown field {sorted(unknown)[0]!r} (known: container, wait, optional)"
+        )
+    child = str(fields.get("container", "")).strip()
+    if not child:
+        raise DeclarationError(f"{origin}: name the child, e.g. {alias}: {{container: db1}}")
+    wait = check_wait(str(fields.get("wait", DEFAULT_WAIT)), f"{origin}.wait")
+    optional = parse_bool(fields.get("optional", False), f"{origin}.optional")
+    return LinkSpec(alias, child, wait, optional, origin)

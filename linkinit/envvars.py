@@ -1,0 +1,111 @@
+"""Endpoints -> the environment variables Docker's legacy links wrote, name for name.
+
+Pure. The rules follow moby's ``daemon/links`` (v28+): ports sorted TCP first, then by
+protocol name, each by number; every port gets its four variables; a run of consecutive ports
+of one protocol also gets ``_START``/``_END`` keyed on its first port; the child's own
+variables come as ``<ALIAS>_ENV_<key>`` except HOME and PATH.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+_SKIPPED_CHILD_VARIABLES = ("HOME", "PATH")
+
+
+@dataclass(frozen=True, order=True)
+class Port:
+    number: int
+    proto: str = "tcp"
+
+    @classmethod
+    def parse(cls, text: str) -> list[Port]:
+        """``6379/tcp``, ``53/udp``, ``8080`` (tcp) or a range ``7000-7002/tcp``."""
+        numbers, _, proto = text.partition("/")
+        first, _, last = numbers.partition("-")
+        start = int(first)
+        end = int(last) if last else start
+        return [cls(number, (proto or "tcp").lower()) for number in range(start, end + 1)]
+
+    def sort_key(self) -> tuple[bool, str, int]:
+        return (self.proto != "tcp", self.proto, self.number)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What the parent learns about one linked child."""
+
+    alias: str
+    parent_name: str  # the parent container's name, without the leading slash
+    ip: str
+    ports: Sequence[Port] = ()
+    env: Sequence[str] = field(default_factory=tuple)  # the child's ``KEY=value`` entries
+    child_name: str = ""
+    child_hostname: str = ""
+
+    @property
+    def prefix(self) -> str:
+        return self.alias.upper().replace("-", "_")
+
+
+def exposed_ports(exposed: Iterable[str]) -> list[Port]:
+    """Parse an inspect ``Config.ExposedPorts`` key set, sorted as Docker sorts it."""
+    ports = {port for text in exposed for port in Port.parse(text)}
+    return sorted(ports, key=Port.sort_key)
+
+
+def port_runs(ports: Sequence[Port]) -> list[list[Port]]:
+    """Split sorted ports into runs of consecutive numbers of one protocol."""
+    runs: list[list[Port]] = []
+    for port in ports:
+        last = runs[-1][-1] if runs else None
+        if last is not None and last.proto == port.proto and port.number == last.number + 1:
+            runs[-1].append(port)
+        else:
+            runs.append([port])
+    return runs
+
+
+def link_variables(endpoint: Endpoint) -> list[tuple[str, str]]:
+    """The variables of one link, in the order Docker wrote them."""
+    prefix, ip = endpoint.prefix, endpoint.ip
+    ports = sorted(set(endpoint.ports), key=Port.sort_key)
+    variables: list[tuple[str, str]] = []
+    if ports:
+        variables.append((f"{prefix}_PORT", f"{ports[0].proto}://{ip}:{ports[0].number}"))
+    for run in port_runs(ports):
+        for port in run:
+            key = f"{prefix}_PORT_{port.number}_{port.proto.upper()}"
+            variables += [
+                (key, f"{port.proto}://{ip}:{port.number}"),
+                (f"{key}_ADDR", ip),
+                (f"{key}_PORT", str(port.number)),
+                (f"{key}_PROTO", port.proto),
+            ]
+        if len(run) > 1:
+            first, last = run[0], run[-1]
+            key = f"{prefix}_PORT_{first.number}_{first.proto.upper()}"
+            variables += [
+                (f"{key}_START", f"{first.proto}://{ip}:{first.number}"),
+                (f"{key}_PORT_START", str(first.number)),
+                (f"{key}_END", f"{last.proto}://{ip}:{last.number}"),
+                (f"{key}_PORT_END", str(last.number)),
+            ]
+    variables.append((f"{prefix}_NAME", f"/{endpoint.parent_name}/{endpoint.alias}"))
+    for entry in endpoint.env:
+        name, has_value, value = entry.partition("=")
+        if has_value and name not in _SKIPPED_CHILD_VARIABLES:
+            variables.append((f"{prefix}_ENV_{name}", value))
+    return variables
+
+
+def build_environment(
+    parent_env: Mapping[str, str], endpoints: Iterable[Endpoint]
+) -> dict[str, str]:
+    """The command's environment: link variables under the parent's own, which win."""
+    environment: dict[str, str] = {}
+    for endpoint in endpoints:
+        environment.update(link_variables(endpoint))
+    environment.update(parent_env)
+    return environment
