@@ -38,6 +38,11 @@ _ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _LINK_NAME_RE = re.compile(r"^/(?:[^/]+/)*[^/]+/(?P<alias>[A-Za-z0-9_-]+)$")
 # `<P>_PORT_<n>_<PROTO>` (the URL of one port), nothing after it.
 _PORT_VAR_RE = re.compile(r"^PORT_(?P<num>[0-9]+)_(?P<proto>[A-Z]+)$")
+# What a link writes under its own prefix; anything else under it is not that link's.
+_LINK_SUFFIX_RE = re.compile(
+    r"^(?:NAME|PORT|ENV_.+"
+    r"|PORT_[0-9]+_[A-Z]+(?:_ADDR|_PORT|_PROTO|_START|_END|_PORT_START|_PORT_END)?)$"
+)
 _URL_RE = re.compile(r"^(?P<proto>[a-z]+)://(?P<host>.+):(?P<port>[0-9]+)$")
 
 
@@ -218,7 +223,9 @@ def links(environ: Optional[Mapping[str, str]] = None) -> List[Link]:
     link, and it is what tells the link ``redis`` with child variable ``ENV_X``
     (``REDIS_ENV_X``) from a link whose alias is ``redis-env``. A variable belongs to the link
     with the longest matching prefix, so ``REDIS_ENV_NAME`` of a link ``redis-env`` is not
-    read as the child variable ``NAME`` of ``redis``.
+    read as the child variable ``NAME`` of ``redis``, provided the rest of the name is one a
+    link writes (``NAME``, ``PORT...``, ``ENV_...``): ``REDIS_ENV_PASSWORD`` stays with
+    ``redis``.
     """
     env = _environ(environ)
     found: Dict[str, Tuple[str, str]] = {}
@@ -230,13 +237,15 @@ def links(environ: Optional[Mapping[str, str]] = None) -> List[Link]:
         if match and match["alias"].upper().replace("-", "_") == pfx:
             found[pfx] = (match["alias"], value)
 
-    # Longest prefix first, so that each variable goes to the most specific link.
+    # Longest prefix first, so that each variable goes to the most specific link that could
+    # have written it.
     by_length = sorted(found, key=len, reverse=True)
     owned: Dict[str, Dict[str, str]] = {pfx: {} for pfx in found}
     for variable, value in env.items():
         for pfx in by_length:
-            if variable.startswith(pfx + "_"):
-                owned[pfx][variable[len(pfx) + 1 :]] = value
+            suffix = variable[len(pfx) + 1 :]
+            if variable.startswith(pfx + "_") and _LINK_SUFFIX_RE.match(suffix):
+                owned[pfx][suffix] = value
                 break
 
     result = []
