@@ -1,0 +1,595 @@
+"""PID 1: spawn COMMAND, forward signals to it, reap every zombie, exit with its status.
+
+This is the code that stays resident for the life of the container, so it imports only small
+standard-library modules. The recipe, in the order ``cli.main`` uses it:
+
+1. ``block_signals()`` as the very first statement: every signal linkinit passes on, and
+   SIGCHLD, is blocked from then on and only ever *waited for* (``sigwaitinfo``), never
+   handled asynchronously. A signal that arrives at any later point stays pending until the
+   loop takes it: nothing is lost, and no SIGCHLD can slip past before the loop runs.
+2. ``run_isolated(work)`` runs the resolver in a forked child, so the Docker SDK and friends
+   never become resident here; a stop signal meanwhile kills it and ends linkinit at once.
+3. ``supervise(argv, env)`` re-executes a bare interpreter (``python -I -S`` on this file) to
+   drop everything the CLI imported, keeping PID 1 under 10 MB, then forks COMMAND with a
+   clean start (own process group, the terminal, default SIGPIPE/SIGXFSZ, the original
+   signal mask), forwards signals, reaps, and on COMMAND's exit TERMs what is left, waits
+   ``grace`` seconds and KILLs the rest.
+
+The pitfalls this follows are listed in INIT-NOTES.md; each has a test in tests/unit and
+tests/e2e named after it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not free to import, and this module stays resident
+    from collections.abc import Callable, Iterable
+
+EX_SOFTWARE = 70  # the resolver crashed: a bug in linkinit, not in the user's setup
+EX_NOEXEC = 126  # COMMAND exists but cannot be executed (tini's and the shells' convention)
+EX_NOTFOUND = 127  # COMMAND was not found
+
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+
+# Raised by the kernel for a fault in the process itself: passing them on makes no sense.
+_SYNCHRONOUS = {
+    signal.SIGSEGV,
+    signal.SIGBUS,
+    signal.SIGFPE,
+    signal.SIGILL,
+    signal.SIGTRAP,
+    signal.SIGSYS,
+}
+# SIGPIPE and SIGXFSZ are what *our own* writes raise; Python ignores them (EPIPE instead)
+# and they are left that way here rather than handed to COMMAND.
+_NOT_FORWARDED = _SYNCHRONOUS | {
+    signal.SIGKILL,
+    signal.SIGSTOP,
+    signal.SIGCHLD,
+    signal.SIGPIPE,
+    signal.SIGXFSZ,
+}
+FORWARDED = frozenset(int(s) for s in signal.valid_signals() if s not in _NOT_FORWARDED)
+_WAITED = FORWARDED | {int(signal.SIGCHLD)}
+
+# Signals whose default action does not end a process: during the resolver's wait they stay
+# pending and reach COMMAND once it runs; every other forwardable signal ends the wait.
+_HARMLESS = {
+    int(signal.SIGCONT),
+    int(signal.SIGURG),
+    int(signal.SIGWINCH),
+    int(signal.SIGTSTP),
+    int(signal.SIGTTIN),
+    int(signal.SIGTTOU),
+}
+STOPS_WAIT = frozenset(FORWARDED - _HARMLESS)
+
+# A shell user's job-control signals: pass them on, then stop ourselves (SIGCONT resumes).
+_JOB_CONTROL = {int(signal.SIGTSTP), int(signal.SIGTTIN), int(signal.SIGTTOU)}
+
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_KILL_WAIT = 2.0  # seconds to wait for SIGKILLed processes to be reaped before giving up
+
+_original_mask: set[int] | None = None
+
+
+class _Ignoring:
+    """contextlib.suppress without contextlib's imports (functools, collections)."""
+
+    def __init__(self, *errors: type[BaseException]) -> None:
+        self.errors = errors
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> bool:
+        return isinstance(exc, self.errors)
+
+
+# -- signals ---------------------------------------------------------------------------------
+
+
+def block_signals() -> None:
+    """Block every forwardable signal and SIGCHLD, remembering the mask COMMAND gets back.
+
+    Called first thing in ``cli.main``: from here on a signal is held pending until the loop
+    waits for it, so none is dropped (as PID 1, an unhandled signal is discarded) and no
+    SIGCHLD can come before we wait for it. Idempotent.
+    """
+    global _original_mask
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
+    if _original_mask is None:
+        _original_mask = {int(s) for s in previous}
+
+
+def _warn(message: str) -> None:
+    """One line on stderr; a closed stderr must not turn a warning into a crash."""
+    try:
+        sys.stderr.write(f"linkinit: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _flush_std() -> None:
+    """Flush Python's buffers before fork, or the child would write them a second time."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _send(pid: int, sig: int) -> bool:
+    """kill(pid, sig) for one real process; False if it is already gone.
+
+    The guard is the point: in a forked child a pid variable holds 0, and kill(0, ...)
+    signals our whole process group; kill(-1, ...) signals everything we may signal.
+    """
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:  # already gone: a normal event, not an error
+        return False
+    return True
+
+
+def _send_group(pgid: int, sig: int) -> bool:
+    """killpg for COMMAND's group; never group 0 (our own) or 1."""
+    if pgid <= 1:
+        return False
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _exit_status(wait_status: int) -> int:
+    """The status to exit with: the exit code, or 128+N for a death by signal N.
+
+    Never WEXITSTATUS alone: for a signal death it is 0, and a killed child would look
+    successful.
+    """
+    code = os.waitstatus_to_exitcode(wait_status)
+    return 128 - code if code < 0 else code
+
+
+def _reap(main_pid: int) -> tuple[int | None, bool]:
+    """Reap every exited child (SIGCHLDs coalesce: one may stand for many).
+
+    Returns (main_pid's exit status if it was among them, whether children remain).
+    """
+    status = None
+    while True:
+        try:
+            pid, wait_status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return status, False
+        if pid == 0:
+            return status, True
+        if pid == main_pid:
+            status = _exit_status(wait_status)
+
+
+# -- the resolver, isolated ---------------------------------------------------------------------
+
+
+def _scratch_fd() -> int:
+    """An anonymous file: the resolver's answer, or the environment across the re-exec.
+
+    A file rather than a pipe: a pipe holds 64 KiB, and a full one would block the writer
+    while we wait for signals, not for data.
+    """
+    try:
+        return os.memfd_create("linkinit", 0)
+    except (AttributeError, OSError):
+        pass
+    for directory in ("/dev/shm", "/tmp", "."):
+        try:
+            return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
+        except (AttributeError, OSError):
+            continue
+    raise OSError(errno.ENOSPC, "linkinit: no place for a scratch file (memfd, /dev/shm, /tmp)")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_all(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _system_exit_code(exc: SystemExit) -> int:
+    """The status Python itself would exit with for this SystemExit."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    _warn(str(exc.code))
+    return 1
+
+
+def _worker(work: Callable[[], bytes], fd: int) -> None:
+    """The forked resolver: run work(), leave its bytes in fd, and _exit (never return)."""
+    code = EX_SOFTWARE
+    try:
+        try:
+            _write_all(fd, bytes(work()))
+            code = 0
+        except SystemExit as exc:
+            code = _system_exit_code(exc)
+        except BaseException as exc:
+            _warn(f"internal error while resolving links: {type(exc).__name__}: {exc}")
+        _flush_std()
+    finally:
+        os._exit(code)
+
+
+def run_isolated(work: Callable[[], bytes]) -> bytes:
+    """Run work() in a forked child and return its bytes; PID 1 never imports what it imports.
+
+    A signal in STOPS_WAIT (TERM, INT, HUP, QUIT, USR1, ...) arriving meanwhile SIGKILLs the
+    child and raises SystemExit(128+N) at once: `docker stop` during a long wait for children
+    must not take the Engine's 10 s. Other signals (WINCH, CONT, ...) stay pending for
+    COMMAND. A child exiting non-zero raises SystemExit with its status.
+    """
+    block_signals()
+    fd = _scratch_fd()
+    try:
+        _flush_std()
+        pid = os.fork()
+        if pid == 0:
+            _worker(work, fd)
+        status = _await_worker(pid)
+        if status != 0:
+            raise SystemExit(status)
+        return _read_all(fd)
+    finally:
+        os.close(fd)
+
+
+def _await_worker(pid: int) -> int:
+    """Wait for the resolver or a stop signal, whichever comes first; reap zombies meanwhile."""
+    waited = STOPS_WAIT | {int(signal.SIGCHLD)}
+    while True:
+        sig = signal.sigwaitinfo(waited).si_signo
+        if sig == signal.SIGCHLD:
+            status, _ = _reap(pid)
+            if status is None:
+                continue
+            if status > 128:
+                _warn(f"the link resolver was killed by signal {status - 128}")
+            return status
+        _send(pid, signal.SIGKILL)
+        while True:  # SIGKILL cannot be caught: this wait is short
+            try:
+                done, _ = os.waitpid(pid, 0)
+            except ChildProcessError:
+                break
+            if done == pid:
+                break
+        _reap(pid)
+        _warn(f"stopped by {_signal_name(sig)} before COMMAND started")
+        raise SystemExit(128 + sig)
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+# -- COMMAND ---------------------------------------------------------------------------------
+
+
+def supervise(
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    group: bool = False,
+    grace: float = 5.0,
+    slim: bool = True,
+) -> int:
+    """Run COMMAND (argv, env as its whole environment) as our child; return our exit status.
+
+    With ``slim`` (the default) the process first re-executes a bare interpreter on this
+    file, so what the CLI imported is no longer resident; signals stay blocked and pending
+    across the exec, and the pid stays. If that cannot be done, it supervises in place.
+    """
+    if not argv:
+        raise ValueError("supervise() needs a command")
+    block_signals()
+    if slim:
+        _reexec_slim(argv, env, group, grace)  # returns only if the exec failed
+    assert _original_mask is not None
+    return _run(argv, env, group, grace, _original_mask)
+
+
+def _reexec_slim(argv: list[str], env: dict[str, str], group: bool, grace: float) -> None:
+    """Replace this process by ``python -I -S supervise.py ...`` (pid, mask, pending kept).
+
+    The environment goes through an anonymous file rather than the exec's own: the
+    interpreter would otherwise add to it (C locale coercion sets LC_CTYPE).
+    """
+    executable = sys.executable
+    script = os.path.abspath(__file__)
+    if not executable or not os.path.isfile(script) or _original_mask is None:
+        return
+    try:
+        fd = _scratch_fd()
+    except OSError:
+        return
+    try:
+        blob = b"".join(os.fsencode(k) + b"=" + os.fsencode(v) + b"\0" for k, v in env.items())
+        _write_all(fd, blob)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.set_inheritable(fd, True)
+        options = ["--env-fd", str(fd), "--grace", repr(float(grace))]
+        options += ["--mask", ",".join(str(s) for s in sorted(_original_mask))]
+        if group:
+            options.append("--group")
+        _flush_std()
+        os.execv(executable, [executable, "-I", "-S", script, *options, "--", *argv])
+    except OSError as exc:
+        _warn(f"warning: could not re-execute a slim supervisor ({exc}); supervising in place")
+    os.close(fd)
+
+
+def _slim_main(args: list[str]) -> int:
+    """Entry point of the re-executed supervisor: the options _reexec_slim wrote, then COMMAND."""
+    global _original_mask
+    split = args.index("--")
+    options, argv = args[:split], args[split + 1 :]
+    fd = int(options[options.index("--env-fd") + 1])
+    grace = float(options[options.index("--grace") + 1])
+    mask_text = options[options.index("--mask") + 1]
+    _original_mask = {int(s) for s in mask_text.split(",") if s}
+    raw = _read_all(fd)
+    os.close(fd)
+    env = {}
+    for entry in raw.split(b"\0"):
+        key, sep, value = entry.partition(b"=")
+        if sep:
+            env[os.fsdecode(key)] = os.fsdecode(value)
+    return _run(argv, env, "--group" in options, grace, _original_mask)
+
+
+def _run(argv: list[str], env: dict[str, str], group: bool, grace: float, mask: set[int]) -> int:
+    """The supervisor's recipe: register, find COMMAND, spawn it, loop, clean up."""
+    _become_subreaper()
+    path, code, failure = _find_executable(argv[0], env.get("PATH"))
+    if path is None:
+        _warn(failure)
+        return code
+    pid, exec_errno = _spawn(path, argv, env, mask)
+    if exec_errno is not None:
+        code = EX_NOTFOUND if exec_errno in (errno.ENOENT, errno.ENOTDIR) else EX_NOEXEC
+        _warn(f"{argv[0]}: cannot execute {path}: {os.strerror(exec_errno)}")
+        return code
+    status = _forward_and_reap(pid, group)
+    _finish(pid, group, grace)
+    return status
+
+
+def _become_subreaper() -> None:
+    """Outside PID 1, have orphans re-parented to us (prctl), so we can reap them too."""
+    if os.getpid() == 1:
+        return
+    try:
+        import ctypes  # only off PID 1, where the footprint matters less
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    except (ImportError, AttributeError, OSError) as exc:
+        _warn(
+            f"warning: cannot register as a child subreaper ({exc}): orphaned processes will "
+            "not be reaped. To fix it, run linkinit as PID 1 (the image's ENTRYPOINT)."
+        )
+
+
+def _find_executable(name: str, path_var: str | None) -> tuple[str | None, int, str]:
+    """Look COMMAND up as execvp would, in *COMMAND's* PATH: (path, 0, "") or (None, status,
+    message), 126 for a file we may not execute, 127 for nothing found."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        search = _DEFAULT_PATH if path_var is None else path_var
+        candidates = [os.path.join(d or ".", name) for d in search.split(":")]
+    refused = ""
+    for candidate in candidates:
+        if os.path.isdir(candidate):
+            refused = refused or f"{name}: {candidate} is a directory, not a program"
+        elif os.path.exists(candidate):
+            if os.access(candidate, os.X_OK):
+                return candidate, 0, ""
+            refused = refused or (
+                f"{name}: permission denied: {candidate} is not executable; "
+                "make it executable (chmod +x) or name its interpreter first"
+            )
+    if refused:
+        return None, EX_NOEXEC, refused
+    if "/" in name:
+        return None, EX_NOTFOUND, f"{name}: not found; check the path"
+    where = _DEFAULT_PATH if path_var is None else path_var
+    return None, EX_NOTFOUND, f"{name}: command not found in PATH={where}; check the name"
+
+
+def _terminal_fd() -> int | None:
+    """The fd of our controlling terminal if we are its foreground group, else None.
+
+    Only then is the terminal ours to hand to COMMAND (`docker run -it`); run in the
+    background of a shell, we must not steal the shell's terminal.
+    """
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+                return fd
+        except OSError:
+            continue
+    return None
+
+
+def _spawn(
+    path: str, argv: list[str], env: dict[str, str], mask: set[int]
+) -> tuple[int, int | None]:
+    """Fork and exec COMMAND; (pid, None) once it runs, (pid, errno) if exec failed (reaped).
+
+    The parent waits on a close-on-exec pipe until the exec happened, so a signal forwarded
+    from here on reaches COMMAND itself, not the copy of us that is about to become it.
+    """
+    tty = _terminal_fd()
+    read_end, write_end = os.pipe()
+    _flush_std()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            _exec_child(path, argv, env, mask, tty, write_end)
+        finally:
+            os._exit(EX_NOTFOUND)
+    os.close(write_end)
+    with _Ignoring(OSError):
+        os.setpgid(pid, pid)  # also done in the child: whichever runs first wins the race
+    report = b""
+    while True:
+        chunk = os.read(read_end, 64)
+        if not chunk:
+            break
+        report += chunk
+    os.close(read_end)
+    if not report:
+        return pid, None
+    with _Ignoring(ChildProcessError):
+        os.waitpid(pid, 0)
+    return pid, int(report)
+
+
+def _exec_child(
+    path: str, argv: list[str], env: dict[str, str], mask: set[int], tty: int | None, report: int
+) -> None:
+    """In the forked child: own process group, the terminal, a clean signal state, exec.
+
+    Kept minimal: no allocation-heavy work, no logging; failures go back as an errno.
+    """
+    os.setpgid(0, 0)
+    if tty is not None:
+        with _Ignoring(OSError):
+            os.tcsetpgrp(tty, os.getpgrp())  # SIGTTOU is blocked: allowed from the background
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    for sig in FORWARDED:  # a signal queued before exec must act as COMMAND's default would
+        if callable(signal.getsignal(sig)):
+            signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    try:
+        os.execve(path, argv, env)
+    except OSError as exc:
+        os.write(report, str(exc.errno or errno.ENOEXEC).encode())
+        code = EX_NOTFOUND if exc.errno in (errno.ENOENT, errno.ENOTDIR) else EX_NOEXEC
+        os._exit(code)
+
+
+def _forward_and_reap(pid: int, group: bool) -> int:
+    """The loop: wait for a signal, forward it, or reap; until COMMAND itself has exited."""
+    while True:
+        sig = signal.sigwaitinfo(_WAITED).si_signo
+        if sig == signal.SIGCHLD:
+            status, _ = _reap(pid)
+            if status is not None:
+                return status
+            continue
+        if not (group and _send_group(pid, sig)):
+            _send(pid, sig)
+        if sig in _JOB_CONTROL and os.getpid() != 1:
+            os.kill(os.getpid(), signal.SIGSTOP)  # as a shell's user expects; SIGCONT resumes
+
+
+def _finish(pid: int, group: bool, grace: float) -> None:
+    """COMMAND is gone: TERM what is left, give it ``grace`` seconds, KILL the rest."""
+    _, left = _reap(pid)
+    if not left and not (group and _group_alive(pid)):
+        return
+    _signal_rest(signal.SIGTERM, pid if group else 0)
+    if not _wait_children_gone(pid, grace):
+        _signal_rest(signal.SIGKILL, pid if group else 0)
+        _wait_children_gone(pid, _KILL_WAIT)
+
+
+def _group_alive(pgid: int) -> bool:
+    if pgid <= 1:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _wait_children_gone(pid: int, timeout: float) -> bool:
+    """Reap until no child is left or ``timeout`` passes; True if none is left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _, left = _reap(pid)
+        remaining = deadline - time.monotonic()
+        if not left or remaining <= 0:
+            return not left
+        signal.sigtimedwait({signal.SIGCHLD}, remaining)
+
+
+def _signal_rest(sig: int, pgid: int) -> None:
+    """Signal every process left: COMMAND's group, and all our descendants."""
+    _send_group(pgid, sig)
+    if os.getpid() == 1:
+        with _Ignoring(ProcessLookupError):
+            os.kill(-1, sig)  # as PID 1: every process in the container but us
+        return
+    for descendant in _descendants(os.getpid()):
+        _send(descendant, sig)
+
+
+def _descendants(root: int) -> Iterable[int]:
+    """Our descendants, from /proc (orphans of theirs come to us as subreaper)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+if __name__ == "__main__":
+    sys.exit(_slim_main(sys.argv[1:]))
