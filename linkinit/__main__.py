@@ -1,0 +1,5 @@
+"""``python -m linkinit``: the same as the ``linkinit`` command."""
+
+from linkinit.cli import main
+
+main()

@@ -1,0 +1,229 @@
+"""The command line: arguments, dispatch, exit statuses and one-line error messages.
+
+``main`` blocks signals before anything else (PID 1 drops signals it has no handler for, and
+Python takes 10-20 ms to start), then resolution runs in a forked child so that the heavy
+imports never become resident in the process that stays PID 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO, Any, Callable, Mapping, Optional, Sequence
+
+from . import supervise
+
+DEFAULT_CONFIG = "/etc/linkinit.yaml"
+SUBCOMMANDS = ("ls", "guard")
+
+
+def main() -> None:
+    supervise.block_signals()
+    sys.exit(run(sys.argv[1:], os.environ))
+
+
+def run(
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    stdout: Optional[IO[str]] = None,
+    stderr: Optional[IO[str]] = None,
+) -> int:
+    """Parse, dispatch, and turn every known failure into its message and exit status."""
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    if argv and argv[0] in SUBCOMMANDS:
+        return _host_tool(argv[0], list(argv[1:]), stdout, stderr)
+    from .errors import LinkinitError
+
+    try:
+        options = parse_arguments(argv)
+        if options.print_env:
+            return print_environment(options, environ, stdout)
+        environment, _ = resolve_isolated(options, environ)
+    except LinkinitError as error:
+        print_error(error, stderr)
+        return error.status
+    return supervise.supervise(options.command, environment, group=options.group,
+                               grace=options.grace)
+
+
+def parse_arguments(argv: Sequence[str]) -> Any:
+    import argparse
+
+    from .errors import UsageError
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> Any:  # argparse would exit 2; the contract says 64
+            raise UsageError(f"{message} (see linkinit --help)")
+
+    parser = Parser(
+        prog="linkinit",
+        usage="linkinit [options] -- COMMAND [ARG...]\n"
+              "       linkinit --print-env [options]\n"
+              "       linkinit ls [--all] [--format table|json]\n"
+              "       linkinit guard [options]",
+        description="Resolve the containers this one links to, export Docker-link variables "
+                    "(REDIS_PORT_6379_TCP_ADDR...), then run COMMAND as PID 1.",
+    )
+    parser.add_argument("--link", action="append", default=[], metavar="CHILD[:ALIAS]",
+                        help="link a child container, as docker run --link (repeatable)")
+    parser.add_argument("--config", metavar="PATH",
+                        help=f"link declarations in YAML (default {DEFAULT_CONFIG} if present)")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="how long to wait for all children (default 60)")
+    parser.add_argument("--print-env", action="store_true",
+                        help="resolve and wait, print the link variables, exit")
+    parser.add_argument("--format", choices=("env", "shell", "json"), default="env",
+                        help="how --print-env prints (default env: KEY=VALUE lines)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress lines on stderr while waiting")
+    parser.add_argument("-g", "--group", action="store_true",
+                        help="forward signals to COMMAND's whole process group")
+    parser.add_argument("--grace", type=float, default=5.0, metavar="SECONDS",
+                        help="after COMMAND exits, how long its leftovers get between "
+                             "SIGTERM and SIGKILL (default 5)")
+    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    options = parser.parse_args(list(argv))
+    if options.command and options.command[0] == "--":
+        options.command = options.command[1:]
+    if not options.command and not options.print_env:
+        raise UsageError("no COMMAND given: linkinit [options] -- COMMAND [ARG...]")
+    if options.timeout is not None and not options.timeout >= 0:
+        raise UsageError(f"--timeout must be >= 0, not {options.timeout}")
+    return options
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"linkinit {__version__}"
+
+
+def resolve_isolated(
+    options: Any, environ: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """Resolve in a forked child; PID 1 keeps only the environment and the link keys."""
+    import json
+
+    result = json.loads(
+        supervise.run_isolated(_guarded(lambda: resolve_environment(options, environ)))
+    )
+    return result["environment"], result["link_keys"]
+
+
+def _guarded(work: Callable[[], tuple[dict[str, str], list[str]]]) -> Callable[[], bytes]:
+    """In the child: known failures become a message on stderr and their exit status."""
+
+    def guarded() -> bytes:
+        import json
+
+        from .errors import LinkinitError
+
+        try:
+            environment, link_keys = work()
+            return json.dumps({"environment": environment, "link_keys": link_keys}).encode()
+        except LinkinitError as error:
+            print_error(error, sys.stderr)
+            raise SystemExit(error.status) from None
+        except KeyboardInterrupt:
+            raise SystemExit(130) from None
+
+    return guarded
+
+
+def resolve_environment(
+    options: Any, environ: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """Declarations -> Engine -> endpoints -> environment: the whole one-way flow.
+
+    Returns COMMAND's whole environment and the names of the link variables in it.
+    """
+    import time
+
+    from . import declare, hosts, resolve
+    from .engine import Engine
+    from .envvars import build_environment, link_variables
+
+    started = time.monotonic()
+    report = _reporter(options.quiet)
+    from_file = load_config(options.config)
+    from_flags = declare.parse_flags(options.link, options.timeout)
+    first_timeout = _first(from_flags.timeout, from_file.timeout, declare.DEFAULT_TIMEOUT)
+    engine = Engine.from_environ(environ)
+    resolve.connect(engine, started + first_timeout)
+    parent = resolve.find_parent(engine, environ)
+    labels = (parent.get("Config") or {}).get("Labels") or {}
+    declared = declare.merge([declare.parse_labels(labels), from_file, from_flags])
+    timeout = _first(declared.timeout, declare.DEFAULT_TIMEOUT)
+    remaining = max(timeout - (time.monotonic() - started), 0.0)
+    endpoints = resolve.resolve_endpoints(engine, parent, declared.links, remaining, report)
+    hosts.write_hosts(endpoints)
+    link_keys = list(dict.fromkeys(key for e in endpoints for key, _ in link_variables(e)))
+    return build_environment(environ, endpoints), link_keys
+
+
+def _first(*values: Optional[float]) -> float:
+    return next(value for value in values if value is not None)
+
+
+def load_config(path: Optional[str]) -> Any:
+    """The YAML declarations: --config must exist; the default file only if present."""
+    from . import declare
+    from .errors import DeclarationError
+
+    target = path or DEFAULT_CONFIG
+    try:
+        with open(target) as file:
+            text = file.read()
+    except FileNotFoundError:
+        if path is None:
+            return declare.Declaration()
+        raise DeclarationError(f"--config {path}: no such file") from None
+    except OSError as error:
+        raise DeclarationError(f"{target}: cannot read: {error.strerror}") from None
+    return declare.parse_yaml(text, target)
+
+
+def _reporter(quiet: bool) -> Callable[[str], None]:
+    def report(line: str) -> None:
+        if not quiet:
+            print(f"linkinit: {line}", file=sys.stderr, flush=True)
+
+    return report
+
+
+def print_environment(options: Any, environ: Mapping[str, str], stdout: IO[str]) -> int:
+    """``--print-env``: what COMMAND would get for each link variable, on stdout."""
+    environment, link_keys = resolve_isolated(options, environ)
+    variables = {key: environment[key] for key in link_keys}
+    if options.format == "json":
+        import json
+
+        stdout.write(json.dumps(variables, indent=2) + "\n")
+    elif options.format == "shell":
+        import shlex
+
+        stdout.writelines(f"export {k}={shlex.quote(v)}\n" for k, v in variables.items())
+    else:
+        stdout.writelines(f"{k}={v}\n" for k, v in variables.items())
+    stdout.flush()
+    return 0
+
+
+def print_error(error: BaseException, stderr: IO[str]) -> None:
+    for line in str(error).splitlines() or ["failed"]:
+        print(f"linkinit: {line}", file=stderr)
+    stderr.flush()
+
+
+def _host_tool(name: str, argv: list[str], stdout: IO[str], stderr: IO[str]) -> int:
+    """``ls`` and ``guard`` run on the host and use the docker SDK; no PID-1 duties."""
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())  # a host tool is no init
+    if name == "ls":
+        from .ls import main as ls_main
+    else:
+        from .guard import main as ls_main
+    return ls_main(argv, stdout, stderr)
