@@ -1,0 +1,222 @@
+"""``linkinit ls`` on the host, against real containers on the real Engine.
+
+The containers are plain ``linkinit-base:bookworm`` ones running ``sleep``: ls only reads
+names, labels, states and network aliases, so no linkinit is needed inside them. Every name
+carries a per-test token, and assertions look only at rows with that token, because other
+tests (and users) may have containers on the same Engine. This module removes only what it
+made, by ID: never by label, so a concurrent session's containers are left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any, Callable, Dict, Iterator, List
+
+import docker
+import pytest
+
+BASE_IMAGE = os.environ.get("LINKINIT_BASE_IMAGE", "linkinit-base:bookworm")
+TEST_LABEL = "linkinit.test"
+LS_TIMEOUT = 60  # seconds one `linkinit ls` may take
+SLEEP = "sleep 600"  # containers end by themselves even if teardown never runs
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[docker.DockerClient]:
+    """The host's Engine, and the base image, which nothing can pull: wait for it, bounded."""
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except docker.errors.DockerException as error:
+        pytest.fail(f"no Docker Engine ({error}): start dockerd or run scripts/test")
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            client.images.get(BASE_IMAGE)
+            break
+        except docker.errors.ImageNotFound:
+            if time.monotonic() > deadline:
+                pytest.fail(f"no image {BASE_IMAGE} after 10 minutes: run scripts/build-base")
+            time.sleep(5)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def token() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def make(engine: docker.DockerClient) -> Iterator[Callable[..., Any]]:
+    """Run a labelled container from the base image; remove it (by ID) at teardown."""
+    made: List[Any] = []
+
+    def run(name: str, command: str = SLEEP, **kwargs: Any) -> Any:
+        labels = dict(kwargs.pop("labels", {}) or {})
+        labels[TEST_LABEL] = "1"
+        container = engine.containers.run(
+            BASE_IMAGE, command, name=name, labels=labels, detach=True, **kwargs
+        )
+        made.append(container)
+        return container
+
+    yield run
+    for container in made:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+
+
+@pytest.fixture
+def network(engine: docker.DockerClient, token: str) -> Iterator[str]:
+    """A user-defined network (aliases exist only there); removed after its containers."""
+    name = f"lt-ls-net-{token}"
+    created = engine.networks.create(name, labels={TEST_LABEL: "1"})
+    yield name
+    for container in engine.containers.list(all=True, filters={"network": created.id}):
+        if container.name.endswith(token):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+    with contextlib.suppress(docker.errors.APIError):
+        created.remove()
+
+
+def linkinit_ls(*args: str, env: Dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m linkinit ls ARGS`` as a user would, from this venv."""
+    return subprocess.run(
+        [sys.executable, "-m", "linkinit", "ls", *args],
+        capture_output=True, text=True, timeout=LS_TIMEOUT,
+        env=dict(os.environ, **(env or {})),
+    )
+
+
+def table(token: str, *args: str) -> Dict[str, List[str]]:
+    """The table rows whose NAME carries ``token``, as {NAME: [CONTAINER, IMAGE, STATE...]}."""
+    done = linkinit_ls(*args)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:4] == ["NAME", "CONTAINER", "IMAGE", "STATE"]
+    rows = {}
+    for line in lines[1:]:
+        name, container, image, *rest = line.split(None, 3)
+        if token in name:
+            rows[name] = [container, image, *rest]
+    return rows
+
+
+def wait_exited(container: Any) -> None:
+    container.wait(timeout=60)
+    container.reload()
+    assert container.status == "exited"
+
+
+def test_ls_shows_names_and_a_link_to_a_running_child(make, token):
+    """A parent labelled link.redis=<child> gives a parent/redis row with the child's ID."""
+    db = make(f"db-{token}")
+    make(f"web-{token}", labels={"link.redis": f"db-{token}"})
+    rows = table(token)
+    assert rows[f"db-{token}"] == [db.id[:12], BASE_IMAGE, "running"]
+    assert rows[f"web-{token}/redis"] == [db.id[:12], BASE_IMAGE, "running"]
+    assert set(rows) == {f"db-{token}", f"web-{token}", f"web-{token}/redis"}
+
+
+def test_ls_shows_a_dangling_link_when_the_child_is_removed(make, token):
+    """Removing the child leaves the link: ls says 'missing', names the reference, exits 0."""
+    db = make(f"db-{token}")
+    make(f"web-{token}", labels={"link.redis": f"db-{token}"})
+    assert table(token)[f"web-{token}/redis"][2] == "running"
+    db.remove(force=True)
+    row = table(token)[f"web-{token}/redis"]
+    assert row[:2] == ["-", "-"]
+    assert row[2].split(None, 1) == ["missing", f"no container answers to 'db-{token}'"]
+    assert f"db-{token}" not in table(token, "--all")
+
+
+def test_ls_all_shows_a_stopped_child(make, token):
+    """A stopped child is hidden without --all (its link says exited) and listed with it."""
+    db = make(f"db-{token}", command="true")
+    wait_exited(db)
+    make(f"web-{token}", labels={"link.redis": f"db-{token}"})
+    rows = table(token)
+    assert f"db-{token}" not in rows
+    assert rows[f"web-{token}/redis"][:2] == [db.id[:12], BASE_IMAGE]
+    assert rows[f"web-{token}/redis"][2].startswith("exited")
+    assert f"db-{token} is not running" in rows[f"web-{token}/redis"][2]
+    rows = table(token, "--all")
+    assert rows[f"db-{token}"] == [db.id[:12], BASE_IMAGE, "exited"]
+
+
+def test_ls_all_shows_the_links_of_a_stopped_parent(make, token):
+    """A stopped parent's links appear only with --all."""
+    make(f"db-{token}")
+    web = make(f"web-{token}", command="true", labels={"link.redis": f"db-{token}"})
+    wait_exited(web)
+    assert f"web-{token}/redis" not in table(token)
+    assert table(token, "-a")[f"web-{token}/redis"][2] == "running"
+
+
+def test_ls_shows_network_aliases_and_links_through_them(engine, make, network, token):
+    """A network alias is a row of its own, and a link naming it resolves to its holder."""
+    db = make(f"proj-db1-{token}", network=network)
+    # The SDK's run() takes no aliases; connect with one, as compose does for a service.
+    engine_network = engine.networks.get(network)
+    engine_network.disconnect(db)
+    engine_network.connect(db, aliases=[f"cache-{token}"])
+    make(f"web-{token}", network=network, labels={"link.redis": f"cache-{token}"})
+    rows = table(token)
+    assert rows[f"cache-{token}"] == [db.id[:12], BASE_IMAGE, "running"]
+    assert rows[f"web-{token}/redis"] == [db.id[:12], BASE_IMAGE, "running"]
+    assert not any(name.startswith(db.id[:12]) for name in rows)  # no short-ID alias row
+
+
+def test_ls_json_has_stable_keys_and_the_link_graph(make, token):
+    """--format json: one object per row, every documented key in every object."""
+    db = make(f"db-{token}")
+    make(f"web-{token}", labels={"link.redis": f"db-{token}", "link.gone": f"nope-{token}"})
+    done = linkinit_ls("--format", "json")
+    assert done.returncode == 0, done.stderr
+    objects = [o for o in json.loads(done.stdout) if token in o["name"]]
+    keys = ["name", "kind", "container", "id", "image", "state", "health", "parent",
+            "alias", "child", "networks", "wait", "optional", "note"]
+    assert all(list(o) == keys for o in objects)
+    found = {o["name"]: o for o in objects}
+    assert set(found) == {f"db-{token}", f"web-{token}", f"web-{token}/gone",
+                          f"web-{token}/redis"}
+    assert found[f"web-{token}/redis"]["id"] == db.id
+    assert found[f"web-{token}/redis"]["kind"] == "link"
+    assert found[f"web-{token}/redis"]["child"] == f"db-{token}"
+    assert found[f"web-{token}/gone"]["state"] == "missing"
+    assert found[f"web-{token}/gone"]["id"] == ""
+
+
+def test_ls_reports_a_bad_label_without_failing(make, token):
+    """A parent with a bad link label shows that link as invalid; ls still exits 0."""
+    make(f"db-{token}")
+    make(f"web-{token}", labels={"link.redis": f"db-{token}", "link.redis.wait": "never"})
+    row = table(token)[f"web-{token}/redis"]
+    assert row[2].startswith("invalid")
+    assert "link.redis.wait" in row[2]
+
+
+def test_ls_exits_69_when_the_engine_cannot_be_reached(tmp_path):
+    """DOCKER_HOST at a socket nobody serves: one clear line and status 69."""
+    host = f"unix://{tmp_path}/docker.sock"
+    done = linkinit_ls(env={"DOCKER_HOST": host})
+    assert done.returncode == 69
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"linkinit: cannot reach the Docker Engine at {host}")
+
+
+def test_the_console_script_runs_ls(make, token):
+    """The installed `linkinit` command dispatches `ls` too."""
+    make(f"db-{token}")
+    script = os.path.join(os.path.dirname(sys.executable), "linkinit")
+    done = subprocess.run([script, "ls"], capture_output=True, text=True, timeout=LS_TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert f"db-{token}" in done.stdout
