@@ -341,13 +341,15 @@ def main(
 ) -> int:
     """``linkinit ls [--all] [--format table|json]``: print the rows, return the status."""
     environ = os.environ if environ is None else environ
+    parser = build_parser()
+    if "-h" in argv or "--help" in argv:  # to the stdout we were given, not sys.stdout
+        stdout.write(parser.format_help())
+        return 0
     try:
-        options = build_parser().parse_args(list(argv))
+        options = parser.parse_args(list(argv))
     except UsageError as error:
         print(f"linkinit: {error}", file=stderr)
         return EX_USAGE
-    except SystemExit as done:  # --help
-        return int(done.code or 0)
     try:
         documents = _connect_and_fetch(environ)
     except Unreachable as error:

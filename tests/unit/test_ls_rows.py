@@ -282,3 +282,11 @@ def test_a_bad_option_exits_64():
     out, err = io.StringIO(), io.StringIO()
     assert ls.main(["--format", "yaml"], out, err, environ={}) == EX_USAGE
     assert err.getvalue().startswith("linkinit: ls: argument --format")
+
+
+def test_help_goes_to_the_given_stdout_and_exits_0():
+    """--help prints the usage line to stdout and nothing else happens (no Engine call)."""
+    out, err = io.StringIO(), io.StringIO()
+    assert ls.main(["--help"], out, err, environ={"DOCKER_HOST": "unix:///nonexistent"}) == 0
+    assert out.getvalue().startswith("usage: linkinit ls [-h] [-a] [--format {table,json}]\n")
+    assert err.getvalue() == ""
