@@ -426,6 +426,25 @@ def test_property_two_links_do_not_bleed_into_each_other(first, second):
     assert {p.port for p in found[b_alias].ports} == {p for p, _ in b_ports}
 
 
+@given(alias=aliases, ip=ips, ports=port_sets, child_env=child_envs)
+def test_property_library_reads_what_linkinit_itself_exports(alias, ip, ports, child_env):
+    """linkinit.envvars writes the same variables as the restated Docker format, and the
+    library reads them back: the exporter and the reader agree."""
+    from linkinit import envvars
+
+    endpoint = envvars.Endpoint(
+        alias=alias,
+        parent_name="parent",
+        ip=ip,
+        ports=envvars.exposed_ports(f"{num}/{proto}" for num, proto in ports),
+        env=tuple(f"{key}={value}" for key, value in child_env.items()),
+    )
+    exported = dict(envvars.link_variables(endpoint))
+    assert exported == docker_link_env("parent", alias, ip, ports, child_env)
+    (link,) = linkinit.links(exported)
+    assert (link.alias, link.address, link.env) == (alias, ip, child_env)
+
+
 # ---------------------------------------------------------------------------------------------
 # The package itself
 # ---------------------------------------------------------------------------------------------
