@@ -167,7 +167,7 @@ def check_prefixes_unique(specs: Iterable[LinkSpec]) -> None:
         other = seen.setdefault(spec.prefix, spec)
         if other is not spec:
             raise DeclarationError(
-                f"{spec.origin} and {other.origin}: aliases {other.alias!r} and {spec.alias!r} "
+                f"{other.origin} and {spec.origin}: aliases {other.alias!r} and {spec.alias!r} "
                 f"both make variables {spec.prefix}_*; rename one"
             )
 
