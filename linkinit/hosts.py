@@ -29,7 +29,8 @@ def updated_hosts(text: str, endpoints: Iterable[Endpoint]) -> str:
     aliases = {line.split("\t", 1)[1].split()[0] for line in lines}
     kept = [
         line for line in text.splitlines()
-        if not (len(line.split()) > 1 and line.split()[1] in aliases)
+        if line.lstrip().startswith("#")
+        or not (len(line.split()) > 1 and line.split()[1] in aliases)
     ]
     return "\n".join(kept + lines) + "\n"
 
