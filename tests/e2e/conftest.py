@@ -3,7 +3,8 @@
 The test image is the local base (scripts/build-base) with linkinit installed offline from
 wheels built on the host, plus the cooperating programs of tests/programs at
 /opt/linkinit-tests. Every container and network made here carries the label
-``linkinit.test=1`` and is removed at teardown (and leftovers at session start).
+``linkinit.test`` and is removed at teardown; the session's own token as its value lets
+a session sweep what it left without touching another session's containers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ TEST_IMAGE = "linkinit-test:latest"
 TEST_LABEL = "linkinit.test"
 SOCKET = "/var/run/docker.sock"
 SOCKET_VOLUME = {SOCKET: {"bind": SOCKET, "mode": "ro"}}
+SESSION = uuid.uuid4().hex[:12]
 
 _TEST_DOCKERFILE = """\
 ARG BASE_IMAGE
@@ -63,16 +65,17 @@ def docker_client() -> Iterator[docker.DockerClient]:
         client.ping()
     except docker.errors.DockerException as error:
         pytest.fail(f"no Docker Engine ({error}): run scripts/test, which starts one")
-    _remove_leftovers(client)
     yield client
     _remove_leftovers(client)
     client.close()
 
 
 def _remove_leftovers(client: docker.DockerClient) -> None:
-    for container in client.containers.list(all=True, filters={"label": TEST_LABEL}):
+    """What this session's tests made and failed to remove (a crash mid-test, say)."""
+    mine = {"label": f"{TEST_LABEL}={SESSION}"}
+    for container in client.containers.list(all=True, filters=mine):
         container.remove(force=True)
-    for network in client.networks.list(filters={"label": TEST_LABEL}):
+    for network in client.networks.list(filters=mine):
         network.remove()
 
 
@@ -111,7 +114,7 @@ def run_container(
     def run(command: Any = None, image: str = linkinit_image, **kwargs: Any) -> Any:
         kwargs.setdefault("detach", True)
         labels = dict(kwargs.pop("labels", {}) or {})
-        labels[TEST_LABEL] = "1"
+        labels[TEST_LABEL] = SESSION
         container = docker_client.containers.run(image, command, labels=labels, **kwargs)
         made.append(container)
         return container
@@ -127,7 +130,7 @@ def make_network(docker_client: docker.DockerClient) -> Iterator[Callable[[str],
     made: list[Any] = []
 
     def make(name: str) -> Any:
-        network = docker_client.networks.create(name, labels={TEST_LABEL: "1"})
+        network = docker_client.networks.create(name, labels={TEST_LABEL: SESSION})
         made.append(network)
         return network
 
