@@ -96,7 +96,8 @@ class Running:
                     os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(5)
-        self.popen.stdout.close()
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
         self._stderr.close()
 
 
@@ -108,20 +109,22 @@ def launch(
     env: Optional[dict] = None,
     preexec_fn: Optional[Callable[[], None]] = None,
     stdout: Any = subprocess.PIPE,
+    stderr: Any = None,
 ) -> Running:
-    """Start argv in its own session (no terminal of ours leaks in) with stdout piped."""
-    stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by Running.kill_tree
+    """Start argv in its own session (no terminal of ours leaks in) with stdout piped and
+    stderr kept in a file (or sent to ``stderr`` if given)."""
+    kept = tempfile.TemporaryFile()  # noqa: SIM115 - closed by Running.kill_tree
     popen = subprocess.Popen(
         list(argv),
         stdin=stdin,
         stdout=stdout,
-        stderr=stderr,
+        stderr=kept if stderr is None else stderr,
         cwd=cwd,
         env=env,
         start_new_session=True,
         preexec_fn=preexec_fn,
     )
-    return Running(popen, stderr)
+    return Running(popen, kept)
 
 
 def driver_argv(command: Sequence[str], *options: str, mode: str = "slim") -> list[str]:

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Cooperating COMMAND: print, as one JSON line, the state it was started in.
 
-Blocked and ignored signal masks (as /proc shows them), SIGPIPE/SIGXFSZ dispositions, cwd,
-process ids and groups, and whether it owns the terminal; then exits 0 (or reads stdin to
+The blocked signal mask (as /proc shows it; not the ignored one: Python's own start ignores
+SIGPIPE and SIGXFSZ, so that is checked on a program that is not Python), cwd, process ids
+and groups, and whether it owns the terminal; then exits 0 (or reads stdin to
 EOF first with ``--stdin``, echoing it in the report). ``--wait-pending N`` first waits (at
 most 5 s) for signal N to be pending, for a COMMAND started with N blocked.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import time
 
@@ -38,8 +38,6 @@ def main(args: list[str]) -> int:
     report = {
         "pending": f"{pending():016x}",
         "SigBlk": status_field("SigBlk"),
-        "SigIgn": status_field("SigIgn"),
-        "sigpipe_default": signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL,
         "cwd": os.getcwd(),
         "pid": os.getpid(),
         "ppid": os.getppid(),

@@ -3,7 +3,8 @@
 
     supervise_driver.py [--group] [--grace S] [--in-place] [--work KIND[:ARG]] -- COMMAND...
 
-``--work`` scripts the isolated resolver: ``env`` (default: our environment), ``sleep:S``
+``--work`` scripts the isolated resolver: ``env`` (default: the environment we were given),
+``sleep:S``
 (prints ``resolving`` then sleeps S seconds), ``exit:N`` (SystemExit(N)), ``raise``.
 ``--in-place`` supervises without the slim re-exec, so both paths are tested.
 """
@@ -13,6 +14,20 @@ from __future__ import annotations
 import sys
 
 from linkinit import supervise
+
+
+def pristine_environ() -> dict:
+    """The environment we were started with: os.environ may have gained LC_CTYPE from
+    Python's C locale coercion; /proc/self/environ still shows what exec gave us."""
+    import os
+
+    try:
+        with open("/proc/self/environ", "rb") as raw:
+            entries = raw.read().split(b"\0")
+    except OSError:
+        return dict(os.environ)
+    pairs = (e.partition(b"=") for e in entries if b"=" in e)
+    return {os.fsdecode(k): os.fsdecode(v) for k, _, v in pairs}
 
 
 def main(args: list[str]) -> int:
@@ -34,7 +49,7 @@ def main(args: list[str]) -> int:
             raise SystemExit(int(arg))
         elif kind == "raise":
             raise RuntimeError("scripted failure")
-        return json.dumps(dict(os.environ)).encode()
+        return json.dumps(pristine_environ()).encode()
 
     env = json.loads(supervise.run_isolated(work))
     grace = float(options[options.index("--grace") + 1]) if "--grace" in options else 5.0
