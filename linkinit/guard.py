@@ -225,17 +225,24 @@ def changes(
     """The iptables argument lists that turn the chain's ``current`` rules into ``desired``.
 
     Order is all that matters for correctness: every RETURN must come before every DROP.
-    New RETURN rules are inserted at the top, new DROP rules appended, surplus rules (and
-    duplicates) deleted last, so no step ever opens more than the old or the new chain.
+    Unwanted rules, duplicates and RETURNs found after a DROP are deleted first, by number
+    from the bottom up (deleting only closes what the new chain closes too); then new RETURN
+    rules are inserted at the top and new DROP rules appended. No step opens more than the
+    old or the new chain, and a chain that already matches gets no command at all.
     """
-    have = Counter(current)
     want = Counter(rule.args for rule in desired)
-    inserts = [r.args for r in desired if not r.drops and have[r.args] == 0]
-    appends = [r.args for r in desired if r.drops and have[r.args] == 0]
-    commands = [["-I", chain, "1", *args] for args in reversed(list(dict.fromkeys(inserts)))]
-    commands += [["-A", chain, *args] for args in dict.fromkeys(appends)]
-    for args, count in have.items():
-        commands += [["-D", chain, *args]] * max(count - want[args], 0)
+    first_drop = next((i for i, args in enumerate(current) if args[-1] == "DROP"), len(current))
+    kept: Counter = Counter()
+    doomed = []
+    for index, args in enumerate(current):
+        if (args[-1] != "DROP" and index > first_drop) or kept[args] >= want[args]:
+            doomed.append(index + 1)
+        else:
+            kept[args] += 1
+    commands = [["-D", chain, str(number)] for number in reversed(doomed)]
+    missing = [rule for rule in dict.fromkeys(desired) if kept[rule.args] == 0]
+    commands += [["-I", chain, "1", *r.args] for r in reversed(missing) if not r.drops]
+    commands += [["-A", chain, *r.args] for r in missing if r.drops]
     return commands
 
 
