@@ -9,7 +9,7 @@ standard-library modules. The recipe, in the order ``cli.main`` uses it:
    loop takes it: nothing is lost, and no SIGCHLD can slip past before the loop runs.
 2. ``run_isolated(work)`` runs the resolver in a forked child, so the Docker SDK and friends
    never become resident here; a stop signal meanwhile kills it and ends linkinit at once.
-3. ``supervise(argv, env)`` re-executes a bare interpreter (``python -I -S`` on this file) to
+3. ``supervise(argv, env)`` re-executes a bare interpreter (``python -I -S``, this module) to
    drop everything the CLI imported, keeping PID 1 under 10 MB, then forks COMMAND with a
    clean start (own process group, the terminal, default SIGPIPE/SIGXFSZ, the original
    signal mask), forwards signals, reaps, and on COMMAND's exit TERMs what is left, waits
@@ -23,9 +23,13 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import sys
 import time
+
+try:  # the C module: `signal` wraps it in enums, and enum + functools cost ~1.5 MB resident
+    import _signal as signal
+except ImportError:  # pragma: no cover - not CPython
+    import signal  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not free to import, and this module stays resident
@@ -292,10 +296,12 @@ def _await_worker(pid: int) -> int:
 
 
 def _signal_name(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
+    """SIGTERM for 15 (without the enum module)."""
+    for name in dir(signal):
+        plain = name.startswith("SIG") and "_" not in name and not name.startswith("SIGRT")
+        if plain and getattr(signal, name) == sig:
+            return name
+    return f"signal {sig}"
 
 
 # -- COMMAND ---------------------------------------------------------------------------------
@@ -325,7 +331,8 @@ def supervise(
 
 
 def _reexec_slim(argv: list[str], env: dict[str, str], group: bool, grace: float) -> None:
-    """Replace this process by ``python -I -S supervise.py ...`` (pid, mask, pending kept).
+    """Replace this process by a bare ``python -I -S`` running this module (pid, signal mask
+    and pending signals are kept across exec).
 
     The environment goes through an anonymous file rather than the exec's own: the
     interpreter would otherwise add to it (C locale coercion sets LC_CTYPE).
@@ -334,6 +341,13 @@ def _reexec_slim(argv: list[str], env: dict[str, str], group: bool, grace: float
     script = os.path.abspath(__file__)
     if not executable or not os.path.isfile(script) or _original_mask is None:
         return
+    # Import this file as a top-level module from its directory, so the compiled copy in
+    # __pycache__ is reused: running it as a script would compile it anew, and the
+    # compiler's memory stays resident (~1.4 MB).
+    bootstrap = (
+        "import sys; sys.path.insert(0, sys.argv.pop(1)); import supervise; del sys.path[0]; "
+        "sys.exit(supervise._slim_main(sys.argv[1:]))"
+    )
     try:
         fd = _scratch_fd()
     except OSError:
@@ -348,7 +362,8 @@ def _reexec_slim(argv: list[str], env: dict[str, str], group: bool, grace: float
         if group:
             options.append("--group")
         _flush_std()
-        os.execv(executable, [executable, "-I", "-S", script, *options, "--", *argv])
+        slim = [executable, "-I", "-S", "-c", bootstrap, os.path.dirname(script)]
+        os.execv(executable, [*slim, *options, "--", *argv])
     except OSError as exc:
         _warn(f"warning: could not re-execute a slim supervisor ({exc}); supervising in place")
     os.close(fd)
