@@ -194,6 +194,8 @@ def parse_yaml(text: str, path: str) -> Declaration:
     for key_node, value_node in mapping:
         key = key_node.value
         where = _where(path, key_node)
+        if key == "links" and _is_null(value_node):
+            continue  # ``links:`` with nothing under it: no links
         if key == "links":
             links.extend(_yaml_link(path, k, v) for k, v in _mapping(value_node, path, "links"))
         elif key == "timeout":
@@ -202,6 +204,10 @@ def parse_yaml(text: str, path: str) -> Declaration:
             raise DeclarationError(f"{where}: unknown key {key!r} (known: links, timeout)")
     check_prefixes_unique(links)
     return Declaration(tuple(links), timeout)
+
+
+def _is_null(node: object) -> bool:
+    return getattr(node, "tag", "") == "tag:yaml.org,2002:null"
 
 
 def _where(path: str, node: object) -> str:

@@ -547,3 +547,8 @@ def test_a_declaration_error_exits_with_status_64():
     """Bad declarations are usage errors (EX_USAGE): retrying will not help."""
     assert issubclass(DeclarationError, LinkinitError)
     assert DeclarationError("x").status == EX_USAGE == 64
+
+
+def test_an_empty_links_key_in_the_file_declares_no_links():
+    """``links:`` with nothing under it is an empty list of links, not an error."""
+    assert parse_yaml("links:\ntimeout: 3\n", "f.yaml") == Declaration((), 3.0)
