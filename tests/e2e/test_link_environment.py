@@ -99,6 +99,20 @@ def test_hosts_file_names_alias_hostname_and_child(
     assert f"{ip}\tdb {hostname} {child.name}" in output(parent).splitlines()
 
 
+def test_read_only_container_runs_without_hosts_lines(
+    docker_client, linkinit_image, run_container, unique
+):
+    """With --read-only /etc/hosts cannot be written: no lines, no error, COMMAND runs."""
+    child = start_child(docker_client, linkinit_image, unique("db"), expose=[6379])
+    parent = run_parent(run_container, unique("web"),
+                        ["--", "sh", "-c", "grep -c '\tdb ' /etc/hosts; echo $DB_PORT"],
+                        read_only=True, labels={"link.db": child.name, "link.db.wait": "started"})
+    assert wait_exit(parent) == 0, output(parent, stderr=True)
+    assert output(parent).splitlines()[0] == "0"
+    assert output(parent).splitlines()[1].endswith(":6379")
+    assert "Traceback" not in output(parent, stdout=False, stderr=True)
+
+
 def test_child_on_a_user_defined_network_found_by_its_alias(
     docker_client, linkinit_image, run_container, make_network, unique
 ):
