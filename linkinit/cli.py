@@ -51,12 +51,9 @@ def parse_arguments(argv: Sequence[str]) -> Any:
     import argparse
 
     from .errors import UsageError
+    from .usage import UsageParser
 
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> Any:  # argparse would exit 2; the contract says 64
-            raise UsageError(f"{message} (see linkinit --help)")
-
-    parser = Parser(
+    parser = UsageParser(
         prog="linkinit",
         usage="linkinit [options] -- COMMAND [ARG...]\n"
               "       linkinit --print-env [options]\n"

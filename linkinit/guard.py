@@ -39,6 +39,7 @@ from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, S
 from .declare import LABEL_PREFIX, parse_labels
 from .errors import EX_UNAVAILABLE, EX_USAGE, DeclarationError, UsageError
 from .ls import resolve_child
+from .usage import UsageParser
 
 EX_NOPERM = 77  # not root: only root may change the firewall (BSD sysexits EX_NOPERM)
 CHAIN = "LINKINIT-GUARD"
@@ -389,13 +390,9 @@ def fetch_state(
 # -- the command ------------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse would exit 2; the contract says 64
-        raise UsageError(f"guard: {message} (see linkinit guard --help)")
-
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = UsageParser(
         prog="linkinit guard",
         description="On the host, as root: drop traffic between containers on the protected "
         "networks unless it goes from a parent to a child it links to (labels "

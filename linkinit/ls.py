@@ -22,6 +22,7 @@ from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .declare import LABEL_PREFIX, parse_labels
 from .errors import EX_UNAVAILABLE, EX_USAGE, DeclarationError, UsageError
+from .usage import UsageParser
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 # Networks on which the Engine keeps no aliases (and "host" shares everything).
@@ -315,13 +316,9 @@ def _connect_and_fetch(environ: Mapping[str, str]) -> List[Dict[str, Any]]:
 # -- the command ------------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse would exit 2; the contract says 64
-        raise UsageError(f"ls: {message} (see linkinit ls --help)")
-
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = UsageParser(
         prog="linkinit ls",
         description="List containers, their network aliases and the links their labels "
         "declare (parent/alias), with the state of each link's child.",
