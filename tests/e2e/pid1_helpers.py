@@ -1,0 +1,133 @@
+"""Helpers for the PID-1 end-to-end tests: linkinit as a container's init, observed from the host.
+
+dockerd runs on this machine, so a container's PID 1 is also a host process: its
+/proc/<pid>/status (signal masks, VmRSS) is read directly, with no `docker exec` in between.
+Every wait here is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, Callable, Iterator, Sequence
+
+import docker
+import pytest
+
+from .conftest import SESSION, SOCKET_VOLUME
+
+PROGRAMS = "/opt/linkinit-tests"  # where the test image holds tests/programs
+
+
+def program(name: str, *args: Any) -> list[str]:
+    """argv running one of the cooperating programs inside the container."""
+    return ["python3", f"{PROGRAMS}/{name}", *(str(a) for a in args)]
+
+
+# Containers here carry this label rather than conftest's ``linkinit.test``: linkinit reads
+# every ``linkinit.*`` label of its own container as a declaration and rejects unknown ones.
+PID1_LABEL = "linkinit-test.pid1"
+
+
+def _containers(
+    docker_client: docker.DockerClient, linkinit_image: str
+) -> Iterator[Callable[..., Any]]:
+    """Start a labelled container from the test image (detached); removed at teardown."""
+    made: list[Any] = []
+    for old in docker_client.containers.list(all=True, filters={"label": PID1_LABEL}):
+        if old.labels.get(PID1_LABEL) != SESSION:  # an earlier run's leftover
+            with contextlib.suppress(docker.errors.APIError):
+                old.remove(force=True)
+
+    def run(command: Any = None, image: str = linkinit_image, **kwargs: Any) -> Any:
+        kwargs.setdefault("detach", True)
+        labels = dict(kwargs.pop("labels", {}) or {})
+        labels[PID1_LABEL] = SESSION
+        container = docker_client.containers.run(image, command, labels=labels, **kwargs)
+        made.append(container)
+        return container
+
+    yield run
+    for container in made:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+
+
+def run_pid1(
+    factory: Callable[..., Any],
+    command: Sequence[str],
+    *options: str,
+    **kwargs: Any,
+) -> Any:
+    """A container whose PID 1 is ``linkinit OPTIONS -- COMMAND`` (no links declared)."""
+    volumes = dict(kwargs.pop("volumes", {}) or {})
+    volumes.update(SOCKET_VOLUME)
+    return factory(["linkinit", *options, "--", *command], volumes=volumes, **kwargs)
+
+
+def logs(container: Any) -> str:
+    return container.logs(stdout=True, stderr=True).decode(errors="replace")
+
+
+def wait_log(container: Any, text: str, timeout: float = 30.0) -> str:
+    """Poll the container's output until ``text`` shows up; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = logs(container)
+        if text in seen:
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not in the output within {timeout} s: {seen!r}")
+        time.sleep(0.05)
+
+
+def wait_status(container: Any, timeout: float = 30.0) -> int:
+    """The container's exit status; fails rather than hang past ``timeout``."""
+    return int(container.wait(timeout=timeout)["StatusCode"])
+
+
+def host_pid(container: Any) -> int:
+    """The host pid of the container's PID 1."""
+    container.reload()
+    pid = int(container.attrs["State"]["Pid"])
+    assert pid > 0, "container not running"
+    return pid
+
+
+def status_field(pid: int, name: str) -> str:
+    """One field of /proc/<pid>/status (``""`` if the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(name + ":"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of a host process, from /proc."""
+    found = []
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as listing:
+            found = [int(p) for p in listing.read().split()]
+    except OSError:
+        pass
+    return found
+
+
+def process_table(container: Any) -> list[dict]:
+    """`ps` inside the container: pid, ppid, stat and command of every process."""
+    result = container.exec_run(["ps", "-eo", "pid=,ppid=,stat=,args="])
+    assert result.exit_code == 0, result.output
+    rows = []
+    for line in result.output.decode().splitlines():
+        pid, ppid, stat, args = [*line.split(None, 3), ""][:4]
+        rows.append({"pid": int(pid), "ppid": int(ppid), "stat": stat, "args": args})
+    return rows
+
+
+def containers_fixture() -> Any:
+    """The ``containers`` fixture; a test module binds it: ``containers = containers_fixture()``."""
+    return pytest.fixture(name="containers")(_containers)

@@ -1,0 +1,100 @@
+"""linkinit as PID 1 reaps every zombie, survives the known init traps, cleans up on exit."""
+
+from __future__ import annotations
+
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from .pid1_helpers import (
+    containers_fixture,
+    logs,
+    process_table,
+    program,
+    run_pid1,
+    wait_log,
+    wait_status,
+)
+
+containers = containers_fixture()
+
+
+def orphans_of(container) -> list[int]:
+    text = wait_log(container, "pids ")
+    line = next(x for x in text.splitlines() if x.startswith("pids "))
+    return [int(p) for p in line.split()[1:]]
+
+
+def defunct_after_orphans_exit(container, pids: list[int], timeout: float = 15) -> list[dict]:
+    """Wait until none of ``pids`` runs (each gone or <defunct>), then what is <defunct>."""
+    deadline = time.monotonic() + timeout
+    while True:
+        table = process_table(container)
+        alive = [r for r in table if r["pid"] in pids and not r["stat"].startswith("Z")]
+        if not alive:
+            break
+        assert time.monotonic() < deadline, f"orphans still running: {alive}"
+        time.sleep(0.1)
+    time.sleep(0.5)  # a reaper's moment
+    return [r for r in process_table(container) if r["stat"].startswith("Z")]
+
+
+def test_orphans_leave_no_defunct_entries(containers):
+    """20 orphans re-parented to PID 1 exit; `ps` then shows no <defunct> process."""
+    container = run_pid1(containers, program("make_orphans.py", 20, 0.5, 60))
+    pids = orphans_of(container)
+    assert len(pids) == 20
+    assert defunct_after_orphans_exit(container, pids) == []
+
+
+def test_zombie_check_sees_defunct_entries_without_an_init(containers):
+    """Negative control: with the orphan maker itself as PID 1 (no init), <defunct> stays."""
+    container = containers(program("make_orphans.py", 5, 0.5, 60))
+    pids = orphans_of(container)
+    zombies = defunct_after_orphans_exit(container, pids)
+    assert sorted(r["pid"] for r in zombies) == sorted(pids)
+
+
+def test_command_exiting_with_its_orphans_keeps_its_status(containers):
+    """COMMAND and 30 orphans exit together (coalesced SIGCHLD): the status is COMMAND's 42."""
+    container = run_pid1(containers, program("make_orphans.py", 30, 0.5, 60, "--exit-with", 42))
+    assert wait_status(container) == 42, logs(container)
+
+
+def test_instant_exit_many_times_never_hangs(containers):
+    """A COMMAND that exits before PID 1 waits for it (early SIGCHLD), 16 times: no hang."""
+    made = [run_pid1(containers, ["true"] if i % 2 else ["false"]) for i in range(16)]
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda c: wait_status(c, timeout=60), made))
+    assert statuses == [1 if i % 2 == 0 else 0 for i in range(16)]
+
+
+def test_kill_zero_from_a_forked_child_ends_command_not_linkinit(containers):
+    """COMMAND's child calls kill(0, TERM): COMMAND's group dies; PID 1 is not in it and
+    reports 143."""
+    container = run_pid1(containers, program("kill_group.py", int(signal.SIGTERM)))
+    assert wait_status(container) == 143
+
+
+def test_leftovers_get_term_when_command_exits(containers):
+    """COMMAND exits leaving a child that honours TERM: the child gets TERM, the container
+    ends at once with COMMAND's status."""
+    script = (
+        "(trap 'echo leftover-got-term; exit 0' TERM; echo leftover-ready; "
+        "sleep 30 & wait) & sleep 0.5; exit 5"
+    )
+    container = run_pid1(containers, ["sh", "-c", script], "--grace", "10")
+    started = time.monotonic()
+    assert wait_status(container) == 5
+    assert time.monotonic() - started < 5
+    assert "leftover-got-term" in logs(container)
+
+
+def test_leftover_ignoring_term_is_killed_after_grace(containers):
+    """A leftover that ignores TERM holds the container for --grace seconds, then is KILLed."""
+    script = "(trap '' TERM; sleep 30) & sleep 0.3; echo exiting; exit 6"
+    container = run_pid1(containers, ["sh", "-c", script], "--grace", "2")
+    wait_log(container, "exiting")
+    started = time.monotonic()
+    assert wait_status(container) == 6
+    assert 1.0 < time.monotonic() - started < 6

@@ -1,0 +1,135 @@
+"""linkinit as a container's PID 1 passes signals on: every one, to the group, at any time."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from linkinit import supervise
+
+from .pid1_helpers import (
+    children,
+    containers_fixture,
+    host_pid,
+    logs,
+    program,
+    run_pid1,
+    status_field,
+    wait_log,
+    wait_status,
+)
+
+containers = containers_fixture()
+EVERY = sorted(supervise.FORWARDED)
+
+
+def lines(container) -> list[str]:
+    return logs(container).splitlines()
+
+
+def test_every_forwardable_signal_reaches_command(containers):
+    """Each signal `docker kill -s` sends to PID 1 (TERM, INT, HUP, ..., TSTP, real-time) is
+    observed by COMMAND; PID 1 neither drops nor stops on any of them."""
+    container = run_pid1(containers, program("print_signals.py"))
+    wait_log(container, "ready")
+    for sig in EVERY:
+        container.kill(signal=sig)
+        deadline = time.monotonic() + 10
+        while not any(line.split()[:1] == [str(sig)] for line in lines(container)):
+            assert time.monotonic() < deadline, f"signal {sig} not seen: {lines(container)}"
+            time.sleep(0.02)
+    container.reload()
+    assert container.status == "running"
+
+
+def test_docker_stop_ends_within_a_second_when_command_honours_term(containers):
+    """`docker stop` TERMs PID 1; a COMMAND that exits on TERM ends the container in < 1 s
+    (not the Engine's 10 s KILL), with COMMAND's status."""
+    container = run_pid1(containers, program("print_signals.py", "--exit-on", 15))
+    wait_log(container, "ready")
+    started = time.monotonic()
+    container.stop(timeout=10)
+    elapsed = time.monotonic() - started
+    assert wait_status(container) == 0
+    assert elapsed < 1.0, f"docker stop took {elapsed:.2f} s"
+
+
+def test_docker_stop_while_waiting_for_a_child_ends_at_once_with_143(
+    containers, docker_client, unique
+):
+    """A stop while linkinit waits for a child that never gets ready ends it at once: 143."""
+    child = containers(["sleep", "300"], name=unique("never-ready"), ports={"6379/tcp": None})
+    child.reload()
+    container = run_pid1(
+        containers, ["true"], "--link", f"{child.name}:redis", "--timeout", "60"
+    )
+    wait_log(container, "redis", timeout=30)  # the progress line: it is waiting
+    started = time.monotonic()
+    container.stop(timeout=10)
+    elapsed = time.monotonic() - started
+    assert wait_status(container) == 143
+    assert elapsed < 2.0, f"stop took {elapsed:.2f} s"
+
+
+def test_term_sent_as_soon_as_pid1_blocks_signals_is_not_lost(containers):
+    """A TERM sent the moment linkinit has blocked signals (before COMMAND exists) is held
+    and acted on: the container ends with 143 or COMMAND's 0, it does not keep running."""
+    container = run_pid1(containers, program("print_signals.py", "--exit-on", 15))
+    pid = host_pid(container)
+    term = 1 << (signal.SIGTERM - 1)
+    deadline = time.monotonic() + 10
+    while not int(status_field(pid, "SigBlk") or "0", 16) & term:
+        assert time.monotonic() < deadline, "PID 1 never blocked TERM"
+        time.sleep(0.001)
+    container.kill(signal=signal.SIGTERM)
+    assert wait_status(container, timeout=10) in (0, 143), logs(container)
+
+
+GROUP_SCRIPT = "trap 'echo shell-got-term' TERM; echo ready; yes | tail -f /dev/null; echo ended"
+
+
+def test_group_mode_term_reaches_the_whole_pipeline(containers):
+    """With --group, TERM reaches `yes` and `tail` too: the pipeline ends, the shell goes on."""
+    container = run_pid1(containers, ["sh", "-c", GROUP_SCRIPT], "--group")
+    wait_log(container, "ready")
+    time.sleep(0.2)  # let the pipeline start (no handshake possible from yes | tail)
+    container.kill(signal=signal.SIGTERM)
+    assert wait_status(container, timeout=10) == 0
+    assert "shell-got-term" in logs(container)
+    assert "ended" in logs(container)
+
+
+def test_without_group_mode_the_pipeline_does_not_get_term(containers):
+    """Negative control: without --group only the shell gets TERM and waits for its pipeline."""
+    container = run_pid1(containers, ["sh", "-c", GROUP_SCRIPT])
+    wait_log(container, "ready")
+    time.sleep(0.2)
+    container.kill(signal=signal.SIGTERM)
+    time.sleep(1.5)
+    container.reload()
+    assert container.status == "running"
+    assert "ended" not in logs(container)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU])
+def test_job_control_signals_stop_a_default_command_and_cont_resumes_it(
+    containers, sig
+):
+    """TSTP/TTIN/TTOU stop a COMMAND with default dispositions; CONT resumes it."""
+    container = run_pid1(containers, ["sh", "-c", "echo ready; exec sleep 300"])
+    wait_log(container, "ready")
+    pid1 = host_pid(container)
+    command = children(pid1)[0]
+    container.kill(signal=sig)
+    deadline = time.monotonic() + 5
+    while not status_field(command, "State").startswith("T"):
+        assert time.monotonic() < deadline, "COMMAND not stopped"
+        time.sleep(0.02)
+    container.kill(signal=signal.SIGCONT)
+    while status_field(command, "State").startswith("T"):
+        assert time.monotonic() < deadline + 5, "COMMAND not resumed"
+        time.sleep(0.02)
+    container.stop(timeout=10)
+    assert wait_status(container) == 143
