@@ -3,49 +3,30 @@
 The containers are plain ``linkinit-base:bookworm`` ones running ``sleep``: ls only reads
 names, labels, states and network aliases, so no linkinit is needed inside them. Every name
 carries a per-test token, and assertions look only at rows with that token, because other
-tests (and users) may have containers on the same Engine. This module removes only what it
-made, by ID: never by label, so a concurrent session's containers are left alone.
+tests (and users) may have containers on the same Engine. The conftest fixtures remove what
+each test made.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
-import time
 import uuid
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, List
 
 import docker
 import pytest
 
 BASE_IMAGE = os.environ.get("LINKINIT_BASE_IMAGE", "linkinit-base:bookworm")
-TEST_LABEL = "linkinit.test"
 LS_TIMEOUT = 60  # seconds one `linkinit ls` may take
 SLEEP = "sleep 600"  # containers end by themselves even if teardown never runs
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[docker.DockerClient]:
-    """The host's Engine, and the base image, which nothing can pull: wait for it, bounded."""
-    try:
-        client = docker.from_env(timeout=60)
-        client.ping()
-    except docker.errors.DockerException as error:
-        pytest.fail(f"no Docker Engine ({error}): start dockerd or run scripts/test")
-    deadline = time.monotonic() + 600
-    while True:
-        try:
-            client.images.get(BASE_IMAGE)
-            break
-        except docker.errors.ImageNotFound:
-            if time.monotonic() > deadline:
-                pytest.fail(f"no image {BASE_IMAGE} after 10 minutes: run scripts/build-base")
-            time.sleep(5)
-    yield client
-    client.close()
+@pytest.fixture
+def engine(docker_client: docker.DockerClient) -> docker.DockerClient:
+    return docker_client
 
 
 @pytest.fixture
@@ -54,37 +35,19 @@ def token() -> str:
 
 
 @pytest.fixture
-def make(engine: docker.DockerClient) -> Iterator[Callable[..., Any]]:
-    """Run a labelled container from the base image; remove it (by ID) at teardown."""
-    made: List[Any] = []
+def make(run_container: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a labelled container from the base image (conftest removes it at teardown)."""
 
     def run(name: str, command: str = SLEEP, **kwargs: Any) -> Any:
-        labels = dict(kwargs.pop("labels", {}) or {})
-        labels[TEST_LABEL] = "1"
-        container = engine.containers.run(
-            BASE_IMAGE, command, name=name, labels=labels, detach=True, **kwargs
-        )
-        made.append(container)
-        return container
+        return run_container(command, image=BASE_IMAGE, name=name, **kwargs)
 
-    yield run
-    for container in made:
-        with contextlib.suppress(docker.errors.NotFound):
-            container.remove(force=True)
+    return run
 
 
 @pytest.fixture
-def network(engine: docker.DockerClient, token: str) -> Iterator[str]:
+def network(make_network: Callable[[str], Any], token: str) -> str:
     """A user-defined network (aliases exist only there); removed after its containers."""
-    name = f"lt-ls-net-{token}"
-    created = engine.networks.create(name, labels={TEST_LABEL: "1"})
-    yield name
-    for container in engine.containers.list(all=True, filters={"network": created.id}):
-        if container.name.endswith(token):
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
-    with contextlib.suppress(docker.errors.APIError):
-        created.remove()
+    return make_network(f"lt-ls-net-{token}").name
 
 
 def linkinit_ls(*args: str, env: Dict[str, str] | None = None) -> subprocess.CompletedProcess:
