@@ -16,7 +16,9 @@ def output(container: Any, stdout: bool = True, stderr: bool = False) -> str:
     return container.logs(stdout=stdout, stderr=stderr).decode(errors="replace")
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 30, step: float = 0.05) -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 30, what: str = "condition", step: float = 0.05
+) -> Any:
     """Poll ``predicate`` until it returns something true, at most ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -24,7 +26,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30, step: float = 
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"{what} not met within {timeout} s")
         time.sleep(step)
 
 

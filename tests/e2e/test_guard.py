@@ -16,14 +16,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import docker
 import pytest
+
+from .dockerkit import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("LINKINIT_BASE_IMAGE", "linkinit-base:bookworm")
@@ -60,17 +61,6 @@ def iptables_rules(chain: str) -> Optional[List[str]]:
     if done.returncode != 0:
         return None
     return [line for line in done.stdout.splitlines() if line.startswith("-A ")]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
