@@ -1,24 +1,16 @@
-"""linkinit client library: read the Docker-link variables of the current process.
+"""linkinit: Docker's container links, back.
 
-linkinit (or, before Docker 29, the Docker daemon itself) exports each linked container's
-coordinates as ``<ALIAS>_PORT...``, ``<ALIAS>_NAME`` and ``<ALIAS>_ENV_<key>`` variables.
-This module turns them back into values an application can use::
+The package is both the init (``linkinit -- COMMAND``) and a client library for
+applications::
 
     import linkinit
     proto, ip, port = linkinit.require("redis")            # from REDIS_PORT
     password = linkinit.require_env("redis", "password")   # REDIS_ENV_PASSWORD
 
-It reads only the environment, so it works in any process, started by linkinit or not, and
-it imports nothing but the standard library: the CLI imports this package, and applications
-should not pay for the Docker SDK to read three variables.
+The library lives in ``linkinit.client`` and loads on first use (PEP 562): the init imports
+this package before it can block signals, and every millisecond before that is a window in
+which PID 1 drops a SIGTERM.
 """
-
-from __future__ import annotations
-
-import os
-import re
-from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 __version__ = "0.1.0"
 
@@ -33,238 +25,14 @@ __all__ = [
     "require_env",
 ]
 
-_ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-# `<P>_NAME` of a real link is `/<parent>/<alias>` (Docker: path.Join(parent name, alias)).
-_LINK_NAME_RE = re.compile(r"^/(?:[^/]+/)*[^/]+/(?P<alias>[A-Za-z0-9_-]+)$")
-# `<P>_PORT_<n>_<PROTO>` (the URL of one port), nothing after it.
-_PORT_VAR_RE = re.compile(r"^PORT_(?P<num>[0-9]+)_(?P<proto>[A-Z]+)$")
-# What a link writes under its own prefix; anything else under it is not that link's.
-_LINK_SUFFIX_RE = re.compile(
-    r"^(?:NAME|PORT|ENV_.+"
-    r"|PORT_[0-9]+_[A-Z]+(?:_ADDR|_PORT|_PROTO|_START|_END|_PORT_START|_PORT_END)?)$"
-)
-_URL_RE = re.compile(r"^(?P<proto>[a-z]+)://(?P<host>.+):(?P<port>[0-9]+)$")
+
+def __getattr__(name: str) -> object:
+    if name in __all__:
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'linkinit' has no attribute {name!r}")
 
 
-class LinkError(LookupError):
-    """A link variable the application needs is missing or malformed.
-
-    A ``LookupError`` (like ``KeyError``) because it means "this name is not in the
-    environment", so ``except LookupError`` callers keep working; not a ``KeyError`` itself,
-    whose ``str()`` would quote the whole message. ``variable`` is the name looked up.
-    """
-
-    def __init__(self, message: str, variable: str) -> None:
-        super().__init__(message)
-        self.variable = variable
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class Endpoint(NamedTuple):
-    """One exposed port of a linked container: unpacks as ``proto, ip, port``."""
-
-    proto: str
-    ip: str
-    port: int
-
-    @property
-    def url(self) -> str:
-        """The value Docker gives ``<ALIAS>_PORT_<port>_<PROTO>``: ``tcp://ip:port``."""
-        return f"{self.proto}://{self.ip}:{self.port}"
-
-
-@dataclass(frozen=True)
-class Link:
-    """One link found in the environment.
-
-    ``alias`` keeps the case and dashes of the name Docker recorded (``redis-cache``);
-    ``prefix`` is the variable prefix derived from it (``REDIS_CACHE``); ``address`` is the
-    child's IP (``None`` when it exposes no port); ``ports`` sort as Docker sorts them, TCP
-    first, so ``ports[0]`` is what ``<ALIAS>_PORT`` names; ``env`` is the child's
-    environment with the keys' case kept.
-    """
-
-    alias: str
-    name: str
-    prefix: str
-    address: Optional[str]
-    ports: Tuple[Endpoint, ...]
-    env: Dict[str, str] = field(default_factory=dict, hash=False)
-
-    @property
-    def parent(self) -> str:
-        """The parent container's name as Docker recorded it (``/webapp``)."""
-        return self.name.rsplit("/", 1)[0]
-
-    def port(self, port: Optional[int] = None, proto: str = "tcp") -> Endpoint:
-        """The default endpoint (``<ALIAS>_PORT``), or the one for ``port``/``proto``."""
-        if not self.ports:
-            raise LinkError(
-                f"linkinit: link {self.alias!r} exposes no port ({self.prefix}_PORT is not set)",
-                f"{self.prefix}_PORT",
-            )
-        if port is None:
-            return self.ports[0]
-        proto = proto.lower()
-        for endpoint in self.ports:
-            if endpoint.port == port and endpoint.proto == proto:
-                return endpoint
-        variable = f"{self.prefix}_PORT_{port}_{proto.upper()}"
-        raise LinkError(
-            f"linkinit: link {self.alias!r} does not expose {port}/{proto} ({variable} is not set)",
-            variable,
-        )
-
-
-def prefix(alias: str) -> str:
-    """The variable prefix of ``alias``, as Docker builds it: upper case, ``-`` -> ``_``."""
-    if not isinstance(alias, str) or not _ALIAS_RE.match(alias):
-        raise ValueError(
-            f"linkinit: bad link alias {alias!r}: use letters, digits, '_' and '-'"
-        )
-    return alias.upper().replace("-", "_")
-
-
-def _environ(environ: Optional[Mapping[str, str]]) -> Mapping[str, str]:
-    return os.environ if environ is None else environ
-
-
-def _parse_url(variable: str, value: str) -> Endpoint:
-    """Parse ``proto://ip:port``; the IP of an IPv6 child comes unbracketed from Docker."""
-    match = _URL_RE.match(value)
-    if match is None:
-        raise LinkError(
-            f"linkinit: {variable}={value!r} is not of the form proto://ip:port", variable
-        )
-    host = match["host"]
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    port = int(match["port"])
-    if not 0 < port < 65536:
-        raise LinkError(f"linkinit: {variable}={value!r} has no valid port number", variable)
-    return Endpoint(match["proto"], host, port)
-
-
-def _missing(alias: str, variable: str, what: str) -> LinkError:
-    return LinkError(
-        f"linkinit: {variable} is not set: no {what} for link {alias!r}"
-        " (is the link declared, and is this process started by linkinit?)",
-        variable,
-    )
-
-
-def require(
-    alias: str,
-    port: Optional[int] = None,
-    proto: str = "tcp",
-    environ: Optional[Mapping[str, str]] = None,
-) -> Endpoint:
-    """The ``(proto, ip, port)`` of a link: its first port, or the given ``port``/``proto``.
-
-    Without ``port`` this reads ``<ALIAS>_PORT`` (the child's lowest TCP port, as Docker
-    chose it); with one, ``<ALIAS>_PORT_<port>_<PROTO>``. Raises ``LinkError`` naming the
-    variable when it is not set.
-    """
-    env = _environ(environ)
-    pfx = prefix(alias)
-    if port is None:
-        variable = f"{pfx}_PORT"
-        what = "port"
-    else:
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise ValueError(f"linkinit: bad port {port!r}: use a number from 1 to 65535")
-        if not isinstance(proto, str) or not re.match(r"^[A-Za-z]+$", proto):
-            raise ValueError(f"linkinit: bad protocol {proto!r}: use tcp, udp or sctp")
-        variable = f"{pfx}_PORT_{port}_{proto.upper()}"
-        what = f"port {port}/{proto.lower()}"
-    value = env.get(variable)
-    if value is None:
-        raise _missing(alias, variable, what)
-    return _parse_url(variable, value)
-
-
-def require_env(alias: str, key: str, environ: Optional[Mapping[str, str]] = None) -> str:
-    """A variable of the linked container's environment: ``<ALIAS>_ENV_<key>``.
-
-    Docker keeps the key's case, so the exact spelling is tried first, then upper case, then
-    any spelling; two spellings that differ only in case are ambiguous and raise.
-    """
-    env = _environ(environ)
-    base = f"{prefix(alias)}_ENV_"
-    if not isinstance(key, str) or not key or "=" in key:
-        raise ValueError(f"linkinit: bad variable name {key!r}")
-    for variable in (base + key, base + key.upper()):
-        if variable in env:
-            return env[variable]
-    wanted = (base + key).upper()
-    found = sorted(name for name in env if name.upper() == wanted)
-    if len(found) == 1:
-        return env[found[0]]
-    if found:
-        raise LinkError(
-            f"linkinit: {' and '.join(found)} differ only in case: ask for one of them exactly",
-            base + key,
-        )
-    raise _missing(alias, base + key.upper(), f"variable {key!r}")
-
-
-def _port_sort_key(endpoint: Endpoint) -> Tuple[int, str, int]:
-    """Docker's order (withTCPPriority): TCP first, then by protocol name, then by number."""
-    return (0 if endpoint.proto == "tcp" else 1, endpoint.proto, endpoint.port)
-
-
-def links(environ: Optional[Mapping[str, str]] = None) -> List[Link]:
-    """Every link in the environment, sorted by prefix.
-
-    A link is identified by ``<P>_NAME`` whose value looks like ``/<parent>/<alias>`` with
-    ``<alias>`` giving back ``<P>`` (upper case, ``-`` -> ``_``): that is how Docker names a
-    link, and it is what tells the link ``redis`` with child variable ``ENV_X``
-    (``REDIS_ENV_X``) from a link whose alias is ``redis-env``. A variable belongs to the link
-    with the longest matching prefix, so ``REDIS_ENV_NAME`` of a link ``redis-env`` is not
-    read as the child variable ``NAME`` of ``redis``, provided the rest of the name is one a
-    link writes (``NAME``, ``PORT...``, ``ENV_...``): ``REDIS_ENV_PASSWORD`` stays with
-    ``redis``.
-    """
-    env = _environ(environ)
-    found: Dict[str, Tuple[str, str]] = {}
-    for variable, value in env.items():
-        if not variable.endswith("_NAME") or variable == "_NAME":
-            continue
-        pfx = variable[: -len("_NAME")]
-        match = _LINK_NAME_RE.match(value)
-        if match and match["alias"].upper().replace("-", "_") == pfx:
-            found[pfx] = (match["alias"], value)
-
-    # Longest prefix first, so that each variable goes to the most specific link that could
-    # have written it.
-    by_length = sorted(found, key=len, reverse=True)
-    owned: Dict[str, Dict[str, str]] = {pfx: {} for pfx in found}
-    for variable, value in env.items():
-        for pfx in by_length:
-            suffix = variable[len(pfx) + 1 :]
-            if variable.startswith(pfx + "_") and _LINK_SUFFIX_RE.match(suffix):
-                owned[pfx][suffix] = value
-                break
-
-    result = []
-    for pfx in sorted(found):
-        alias, name = found[pfx]
-        own = owned[pfx]
-        ports = []
-        for suffix, value in own.items():
-            match = _PORT_VAR_RE.match(suffix)
-            if match is None:
-                continue
-            endpoint = _parse_url(f"{pfx}_{suffix}", value)
-            ports.append(endpoint)
-        ports.sort(key=_port_sort_key)
-        address = None
-        if "PORT" in own:
-            address = _parse_url(f"{pfx}_PORT", own["PORT"]).ip
-        elif ports:
-            address = ports[0].ip
-        child_env = {k[len("ENV_") :]: v for k, v in own.items() if k.startswith("ENV_")}
-        result.append(Link(alias, name, pfx, address, tuple(ports), child_env))
-    return result
+def __dir__() -> list:
+    return sorted(set(globals()) | set(__all__))

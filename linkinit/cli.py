@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO, Any, Callable, Mapping, Optional, Sequence
 
 from . import supervise
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds before signals are blocked
+    from typing import IO, Any, Callable, Mapping, Optional, Sequence
 
 DEFAULT_CONFIG = "/etc/linkinit.yaml"
 SUBCOMMANDS = ("ls", "guard")
@@ -19,7 +22,22 @@ SUBCOMMANDS = ("ls", "guard")
 
 def main() -> None:
     supervise.block_signals()
-    sys.exit(run(sys.argv[1:], os.environ))
+    sys.exit(run(sys.argv[1:], initial_environment()))
+
+
+def initial_environment() -> dict[str, str]:
+    """The environment this process was started with, as COMMAND should inherit it.
+
+    Where LANG is unset Python adds ``LC_CTYPE=C.UTF-8`` to ``os.environ`` (PEP 538);
+    ``/proc/self/environ`` still holds what the container gave us.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as file:
+            raw = file.read()
+    except OSError:
+        return dict(os.environ)
+    entries = (entry.partition(b"=") for entry in raw.split(b"\0"))
+    return {os.fsdecode(key): os.fsdecode(value) for key, sep, value in entries if sep and key}
 
 
 def run(

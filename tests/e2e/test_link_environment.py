@@ -144,6 +144,17 @@ def test_parent_variables_win_over_link_variables(
     assert env["REDIS_PORT_6379_TCP_PORT"] == "6379"
 
 
+def test_command_gets_the_containers_environment_untouched(run_container, unique):
+    """Without LANG, Python adds LC_CTYPE to its own environ; COMMAND must not inherit it."""
+    parent = run_parent(run_container, unique("web"), ["--", "env"], socket=True,
+                        environment={"LANG": "", "ODD": "a=b=c", "EMPTY": ""})
+    assert wait_exit(parent) == 0, output(parent, stderr=True)
+    env = env_lines(output(parent))
+    assert "LC_CTYPE" not in env
+    assert env["ODD"] == "a=b=c"
+    assert env["EMPTY"] == ""
+
+
 def test_flag_link_overrides_the_label_for_the_same_alias(
     docker_client, linkinit_image, run_container, unique
 ):
