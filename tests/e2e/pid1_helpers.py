@@ -7,14 +7,12 @@ Every wait here is bounded.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
-import docker
 import pytest
 
-from .conftest import SESSION, SOCKET_VOLUME
+from .conftest import SOCKET_VOLUME
 
 PROGRAMS = "/opt/linkinit-tests"  # where the test image holds tests/programs
 
@@ -22,35 +20,6 @@ PROGRAMS = "/opt/linkinit-tests"  # where the test image holds tests/programs
 def program(name: str, *args: Any) -> list[str]:
     """argv running one of the cooperating programs inside the container."""
     return ["python3", f"{PROGRAMS}/{name}", *(str(a) for a in args)]
-
-
-# Containers here carry this label rather than conftest's ``linkinit.test``: linkinit reads
-# every ``linkinit.*`` label of its own container as a declaration and rejects unknown ones.
-PID1_LABEL = "linkinit-test.pid1"
-
-
-def _containers(
-    docker_client: docker.DockerClient, linkinit_image: str
-) -> Iterator[Callable[..., Any]]:
-    """Start a labelled container from the test image (detached); removed at teardown."""
-    made: list[Any] = []
-    for old in docker_client.containers.list(all=True, filters={"label": PID1_LABEL}):
-        if old.labels.get(PID1_LABEL) != SESSION:  # an earlier run's leftover
-            with contextlib.suppress(docker.errors.APIError):
-                old.remove(force=True)
-
-    def run(command: Any = None, image: str = linkinit_image, **kwargs: Any) -> Any:
-        kwargs.setdefault("detach", True)
-        labels = dict(kwargs.pop("labels", {}) or {})
-        labels[PID1_LABEL] = SESSION
-        container = docker_client.containers.run(image, command, labels=labels, **kwargs)
-        made.append(container)
-        return container
-
-    yield run
-    for container in made:
-        with contextlib.suppress(docker.errors.NotFound):
-            container.remove(force=True)
 
 
 def run_pid1(
@@ -129,5 +98,11 @@ def process_table(container: Any) -> list[dict]:
 
 
 def containers_fixture() -> Any:
-    """The ``containers`` fixture; a test module binds it: ``containers = containers_fixture()``."""
-    return pytest.fixture(name="containers")(_containers)
+    """The ``containers`` fixture (conftest's run_container); bind it per module:
+    ``containers = containers_fixture()``."""
+
+    @pytest.fixture(name="containers")
+    def containers(run_container: Callable[..., Any]) -> Callable[..., Any]:
+        return run_container
+
+    return containers

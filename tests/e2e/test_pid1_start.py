@@ -8,9 +8,8 @@ import select
 import subprocess
 import time
 
-from .conftest import SESSION, SOCKET
+from .conftest import SESSION, SOCKET, TEST_LABEL
 from .pid1_helpers import (
-    PID1_LABEL,
     containers_fixture,
     logs,
     program,
@@ -48,7 +47,7 @@ def test_command_runs_in_the_working_directory(containers):
 def docker_run(*args: str, stdin: bytes = b"", timeout: float = 60) -> subprocess.CompletedProcess:
     """`docker run --rm` through the CLI, as a user types it (labelled for cleanup)."""
     return subprocess.run(
-        ["docker", "run", "--rm", "--label", f"{PID1_LABEL}={SESSION}",
+        ["docker", "run", "--rm", "--label", f"{TEST_LABEL}={SESSION}",
          "-v", f"{SOCKET}:{SOCKET}:ro", *args],
         input=stdin, capture_output=True, timeout=timeout,
     )
@@ -108,7 +107,7 @@ def test_interactive_shell_job_control_and_ctrl_c(linkinit_image):
     """`docker run -it IMAGE linkinit -- bash -i`: job control works (^Z stops the job, fg
     resumes it), ^C reaches the foreground job and not the shell, exit status passes."""
     term = Terminal(
-        ["docker", "run", "--rm", "-it", "--label", f"{PID1_LABEL}={SESSION}",
+        ["docker", "run", "--rm", "-it", "--label", f"{TEST_LABEL}={SESSION}",
          "-e", "PS1=$ ", "-v", f"{SOCKET}:{SOCKET}:ro", linkinit_image,
          "linkinit", "--", "bash", "--norc", "--noprofile", "-i"]
     )
