@@ -298,50 +298,73 @@ def wait_for_children(
     report: Report,
     probe: Callable[[str, int], bool] = port_open,
 ) -> list[tuple[LinkSpec, Observation]]:
-    """Look at every child until all are ready (or optional and absent), or time runs out."""
+    """Look at every child until all are ready (or optional and absent), or time runs out.
+
+    The first look decides which optional children are absent; after it, the waiter sleeps
+    until an Engine event, the next port probe or the deadline, then looks again at the
+    children not ready yet. An Engine that stops answering is retried until the deadline.
+    """
     deadline = time.monotonic() + timeout
     started = time.time()
     seen: dict[str, Observation] = {}
     watcher: Optional[EventWatcher] = None
-    probe_step: dict[str, int] = {}
-    first = True
+    backoff = 0
+    looked_once = False
     while True:
-        pending = [s for s in specs if not (s.alias in seen and seen[s.alias].ready)]
-        engine_error: Optional[EngineUnreachable] = None
-        for spec in pending:
-            try:
-                now = observe(spec, parent, find_child(engine, spec, parent), probe)
-            except EngineUnreachable as error:
-                engine_error = error
-                break
-            before = seen.get(spec.alias)
-            if before is None or before.state != now.state:
-                _say(report, spec, before, now)
-            seen[spec.alias] = now
-        if first and engine_error is None:
-            for spec in specs:
-                if spec.optional and seen[spec.alias].state == "missing":
-                    report(f"{spec.alias} ({spec.child}) is optional and absent: skipped")
-            specs = [s for s in specs if not (s.optional and seen[s.alias].state == "missing")]
-            first = False
-        unready = [s for s in specs if not seen[s.alias].ready]
-        if not unready and engine_error is None:
+        error = _look(engine, parent, specs, seen, report, probe)
+        if error is None and not looked_once:
+            specs = _drop_absent_optional(specs, seen, report)
+            looked_once = True
+        unready = [s for s in specs if not (s.alias in seen and seen[s.alias].ready)]
+        if error is None and not unready:
             return [(s, seen[s.alias]) for s in specs]
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or any(s.wait == "none" for s in unready):
-            if engine_error is not None:
-                raise EngineUnreachable(f"{engine_error} (retried until the timeout)")
+        if error is not None and remaining <= 0:
+            raise EngineUnreachable(f"{error} (retried until the timeout)")
+        if error is None and (remaining <= 0 or any(s.wait == "none" for s in unready)):
             raise NotReady(_not_ready_message(unready, seen, time.time() - started))
         if watcher is None:
             watcher = EventWatcher(engine, since=started - 1)
-        closed = [s for s in unready if seen[s.alias].state.startswith("port ")]
         pause = remaining
-        if closed or engine_error is not None:
-            key = "engine" if engine_error is not None else closed[0].alias
-            step = probe_step.get(key, 0)
-            probe_step[key] = step + 1
-            pause = min(pause, _PROBE_DELAYS[min(step, len(_PROBE_DELAYS) - 1)])
+        if error is not None or any(seen[s.alias].state.startswith("port ") for s in unready):
+            pause = min(pause, _PROBE_DELAYS[min(backoff, len(_PROBE_DELAYS) - 1)])
+            backoff += 1
         watcher.wait(pause)
+
+
+def _look(
+    engine: Engine,
+    parent: dict,
+    specs: Sequence[LinkSpec],
+    seen: dict[str, Observation],
+    report: Report,
+    probe: Callable[[str, int], bool],
+) -> Optional[EngineUnreachable]:
+    """One look at each child not ready yet; report changes. Stops at an Engine failure."""
+    for spec in specs:
+        before = seen.get(spec.alias)
+        if before is not None and before.ready:
+            continue
+        try:
+            now = observe(spec, parent, find_child(engine, spec, parent), probe)
+        except EngineUnreachable as error:
+            return error
+        if before is None or before.state != now.state:
+            _say(report, spec, before, now)
+        seen[spec.alias] = now
+    return None
+
+
+def _drop_absent_optional(
+    specs: Sequence[LinkSpec], seen: Mapping[str, Observation], report: Report
+) -> list[LinkSpec]:
+    kept = []
+    for spec in specs:
+        if spec.optional and seen[spec.alias].state == "missing":
+            report(f"{spec.alias} ({spec.child}) is optional and absent: skipped")
+        else:
+            kept.append(spec)
+    return kept
 
 
 def _not_ready_message(
