@@ -40,9 +40,12 @@ def test_parent_started_before_the_child_waits_for_it(
 def test_child_listening_late_is_noticed(docker_client, linkinit_image, run_container, unique):
     """A running child whose port opens seconds later: port closed, then listening."""
     child = start_child(docker_client, linkinit_image, unique("db"), expose=[6379],
-                        command=["sh", "-c", "sleep 2; exec nc -lk 6379"])
+                        command=["sh", "-c", "until [ -f /tmp/go ]; do sleep 0.05; done; "
+                                 "exec nc -lk 6379"])
     parent = run_parent(run_container, unique("web"), ["--timeout", "30", "--", "true"],
                         labels={"link.db": child.name})
+    wait_until(lambda: "port 6379 closed" in stderr_of(parent), timeout=15)
+    child.exec_run(["touch", "/tmp/go"])
     assert wait_exit(parent) == 0, stderr_of(parent)
     assert "port 6379 closed -> listening" in stderr_of(parent)
 
@@ -50,10 +53,11 @@ def test_child_listening_late_is_noticed(docker_client, linkinit_image, run_cont
 def test_healthcheck_turning_healthy_late(docker_client, linkinit_image, run_container, unique):
     """wait=healthy holds COMMAND through 'starting' until the HEALTHCHECK passes."""
     child = start_child(docker_client, linkinit_image, unique("db"), expose=[6379],
-                        command=["sh", "-c", "sleep 2; touch /tmp/ready; sleep 300"],
                         healthcheck=health("test -f /tmp/ready"))
     parent = run_parent(run_container, unique("web"), ["--timeout", "30", "--", "true"],
                         labels={"link.db": child.name, "link.db.wait": "healthy"})
+    wait_until(lambda: "starting" in stderr_of(parent), timeout=15)
+    child.exec_run(["touch", "/tmp/ready"])
     assert wait_exit(parent) == 0, stderr_of(parent)
     child.reload()
     assert child.attrs["State"]["Health"]["Status"] == "healthy"
@@ -92,13 +96,15 @@ def test_child_exiting_during_the_wait_is_reported(
 ):
     """A child that dies while the parent waits shows as exited(3), then times out."""
     child = start_child(docker_client, linkinit_image, unique("db"), expose=[6379],
-                        command=["sh", "-c", "sleep 1; exit 3"])
-    parent = run_parent(run_container, unique("web"), ["--timeout", "4", "--", "true"],
+                        command=["sh", "-c", "until [ -f /tmp/go ]; do sleep 0.05; done; exit 3"])
+    parent = run_parent(run_container, unique("web"), ["--timeout", "6", "--", "true"],
                         labels={"link.db": child.name})
+    wait_until(lambda: "port 6379 closed" in stderr_of(parent), timeout=15)
+    child.exec_run(["touch", "/tmp/go"])
     assert wait_exit(parent) == 75
     stderr = stderr_of(parent)
     assert "port 6379 closed -> exited(3)" in stderr
-    assert f"db ({child.name}) not ready after 4s (wait=listening): exited(3)" in stderr
+    assert f"db ({child.name}) not ready after 6s (wait=listening): exited(3)" in stderr
 
 
 def test_optional_missing_child_is_skipped(run_container, unique):
