@@ -29,7 +29,11 @@ _WAKING_EVENTS = [
     "create", "start", "restart", "die", "stop", "kill", "destroy", "rename",
     "pause", "unpause", "health_status", "connect", "disconnect",
 ]
-_PROBE_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
+_PROBE_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)  # while the Engine does not answer
+# While a running child's port is closed: a refused connect costs next to nothing and no
+# Engine request (the child's document is reused until an event says it changed), so stay
+# close enough to notice the port within a few tens of milliseconds of its opening.
+_PORT_PROBE_DELAYS = (0.01, 0.02, 0.05)
 
 
 # -- finding containers -----------------------------------------------------------------
@@ -252,9 +256,11 @@ class EventWatcher:
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    def wait(self, timeout: float) -> None:
-        self._wake.wait(max(timeout, 0))
+    def wait(self, timeout: float) -> bool:
+        """Sleep until woken or ``timeout``; True if an event (or a reconnect) woke us."""
+        woken = self._wake.wait(max(timeout, 0))
         self._wake.clear()
+        return woken
 
 
 def connect(engine: Engine, deadline: float) -> None:
@@ -308,10 +314,11 @@ def wait_for_children(
     started = time.time()
     seen: dict[str, Observation] = {}
     watcher: Optional[EventWatcher] = None
-    backoff = 0
+    backoff = port_backoff = 0
     looked_once = False
+    fresh = True
     while True:
-        error = _look(engine, parent, specs, seen, report, probe)
+        error = _look(engine, parent, specs, seen, report, probe, fresh)
         if error is None and not looked_once:
             specs = _drop_absent_optional(specs, seen, report)
             looked_once = True
@@ -326,10 +333,14 @@ def wait_for_children(
         if watcher is None:
             watcher = EventWatcher(engine, since=started - 1)
         pause = remaining
-        if error is not None or any(seen[s.alias].state.startswith("port ") for s in unready):
+        if error is not None:
             pause = min(pause, _PROBE_DELAYS[min(backoff, len(_PROBE_DELAYS) - 1)])
             backoff += 1
-        watcher.wait(pause)
+        elif any(seen[s.alias].state.startswith("port ") for s in unready):
+            step = min(port_backoff, len(_PORT_PROBE_DELAYS) - 1)
+            pause = min(pause, _PORT_PROBE_DELAYS[step])
+            port_backoff += 1
+        fresh = watcher.wait(pause) or error is not None
 
 
 def _look(
@@ -339,14 +350,23 @@ def _look(
     seen: dict[str, Observation],
     report: Report,
     probe: Callable[[str, int], bool],
+    fresh: bool = True,
 ) -> Optional[EngineUnreachable]:
-    """One look at each child not ready yet; report changes. Stops at an Engine failure."""
+    """One look at each child not ready yet; report changes. Stops at an Engine failure.
+
+    Not ``fresh`` (no event since the last look), a child whose only fault was a closed
+    port is not inspected again: its document still holds, only the port is probed.
+    """
     for spec in specs:
         before = seen.get(spec.alias)
         if before is not None and before.ready:
             continue
         try:
-            now = observe(spec, parent, find_child(engine, spec, parent), probe)
+            if (not fresh and before is not None and before.container is not None
+                    and before.state.startswith("port ")):
+                now = observe(spec, parent, before.container, probe)
+            else:
+                now = observe(spec, parent, find_child(engine, spec, parent), probe)
         except EngineUnreachable as error:
             return error
         if before is None or before.state != now.state:
