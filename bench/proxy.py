@@ -1,0 +1,128 @@
+"""A counting Unix-socket forwarder placed between a container and the Docker Engine.
+
+Mounted into a container in place of /var/run/docker.sock, it forwards every byte both ways
+and records each HTTP request line the container sends, so the benchmark can show how many
+Engine requests linkinit makes (and which), independently of what linkinit says about itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import threading
+import time
+from typing import Optional
+
+_REQUEST_LINE = re.compile(rb"^([A-Z]+) (\S+) HTTP/1\.[01]$")
+_CONTENT_LENGTH = re.compile(rb"^content-length:\s*(\d+)\s*$", re.I | re.M)
+_API_VERSION = re.compile(r"^/v\d+\.\d+(?=/)")
+_HEADER_LIMIT = 1 << 16
+
+
+def normalise(path: str) -> str:
+    """``/v1.41/containers/db1/json?x`` -> ``/containers/{ref}/json``: one key per endpoint."""
+    path = _API_VERSION.sub("", path.split("?", 1)[0])
+    parts = path.split("/")
+    if len(parts) >= 4 and parts[1] == "containers" and parts[2] != "json":
+        parts[2] = "{ref}"
+    return "/".join(parts)
+
+
+class CountingProxy:
+    """Forward connections on ``path`` to ``upstream``, recording (time, method, path)."""
+
+    def __init__(self, path: str, upstream: str = "/var/run/docker.sock") -> None:
+        self.path = path
+        self.upstream = upstream
+        self._lock = threading.Lock()
+        self._log: list[tuple[float, str, str]] = []
+        self._server: Optional[socket.socket] = None
+
+    def start(self) -> CountingProxy:
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(self.path)
+        os.chmod(self.path, 0o660)
+        server.listen(128)
+        self._server = server
+        threading.Thread(target=self._accept, name="proxy-accept", daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def requests(self) -> list[tuple[float, str, str]]:
+        """What was asked since the last reset: (monotonic time, method, normalised path)."""
+        with self._lock:
+            return list(self._log)
+
+    def _accept(self) -> None:
+        while self._server is not None:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            upstream.connect(self.upstream)
+        except OSError:
+            client.close()
+            upstream.close()
+            return
+        threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+        self._pump(client, upstream, True)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, count: bool) -> None:
+        pending = b""  # request bytes not yet parsed (count direction only)
+        skip = 0  # body bytes of the current request still to pass
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if count:
+                    pending, skip = self._parse(pending + data, skip)
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def _parse(self, buffer: bytes, skip: int) -> tuple[bytes, int]:
+        """Record each complete request head in ``buffer``; skip bodies by Content-Length."""
+        while buffer:
+            if skip:
+                taken = min(skip, len(buffer))
+                buffer, skip = buffer[taken:], skip - taken
+                continue
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return (buffer if len(buffer) < _HEADER_LIMIT else b""), 0
+            head, buffer = buffer[:end], buffer[end + 4 :]
+            line = head.split(b"\r\n", 1)[0]
+            match = _REQUEST_LINE.match(line)
+            if match:
+                entry = (time.monotonic(), match.group(1).decode(),
+                         normalise(match.group(2).decode(errors="replace")))
+                with self._lock:
+                    self._log.append(entry)
+            length = _CONTENT_LENGTH.search(head)
+            skip = int(length.group(1)) if length else 0
+        return b"", skip
