@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import urllib.parse
 from typing import Any, Iterator, Mapping, Optional
 
 from .errors import EngineUnreachable, LinkinitError
@@ -90,6 +89,12 @@ class Engine:
     def __init__(self, host: str = DEFAULT_HOST, timeout: float = 10.0) -> None:
         self.host = host
         self.timeout = timeout
+        if host.startswith("unix:///") and not any(c in host for c in "?#;"):
+            self._socket_path = host[len("unix://"):]  # what urlparse gives, ~5 ms cheaper
+            self._address = None
+            return
+        import urllib.parse  # only for the rarer forms (tcp://, unix://host/...)
+
         parsed = urllib.parse.urlparse(host)
         if parsed.scheme == "unix":
             self._socket_path: Optional[str] = parsed.path
@@ -126,7 +131,7 @@ class Engine:
     def _request(
         self, path: str, params: Optional[Mapping[str, Any]] = None, timeout: Optional[float] = None
     ) -> _Response:
-        url = path + ("?" + urllib.parse.urlencode(params) if params else "")
+        url = path + ("?" + _query(params) if params else "")
         sock: Optional[socket.socket] = None
         try:
             sock = self._connect(timeout)
@@ -173,7 +178,7 @@ class Engine:
     def inspect_container(self, reference: str) -> Optional[dict]:
         """The container's inspect document, or None when no container answers to it."""
         try:
-            return self.get(f"/containers/{urllib.parse.quote(reference, safe='')}/json")
+            return self.get(f"/containers/{_quote(reference)}/json")
         except NotFound:
             return None
 
@@ -201,6 +206,21 @@ class Engine:
             raise EngineUnreachable(f"the Engine's event stream broke: {error}") from None
         finally:
             response.close()
+
+
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def _quote(text: str) -> str:
+    """Percent-encode all but unreserved bytes, as urllib.parse.quote(safe="") does.
+
+    urllib.parse costs ~5 ms of imports inside the container, on every start.
+    """
+    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in text.encode())
+
+
+def _query(params: Mapping[str, Any]) -> str:
+    return "&".join(f"{_quote(str(key))}={_quote(str(value))}" for key, value in params.items())
 
 
 def _error_message(body: bytes) -> str:
