@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
+from bench.proxy import CountingProxy
+
 from .dockerkit import output, wait_exit
 from .linkkit import run_parent, start_child
 
@@ -95,3 +100,30 @@ def test_command_not_found_exits_127(docker_client, linkinit_image, run_containe
                         labels={"link.redis": child.name, "link.redis.wait": "started"})
     stderr = failed(parent, 127)
     assert "no-such-command" in stderr
+
+
+def test_engine_that_answers_late_is_retried_until_it_does(
+    docker_client, linkinit_image, run_container, unique, tmp_path
+):
+    """A socket that refuses at first (dockerd restarting) is retried with backoff."""
+    child = start_child(docker_client, linkinit_image, unique("db"), expose=[6379])
+    path = tmp_path / "docker.sock"
+    refusing = socket.socket(socket.AF_UNIX)
+    refusing.bind(str(path))
+    refusing.close()  # the file stays: connecting to it is refused, as to a stopped dockerd
+    parent = run_parent(
+        run_container, unique("web"), ["--timeout", "30", "--", "sh", "-c", "echo $DB_PORT"],
+        socket=False, environment={"DOCKER_HOST": "unix:///engine/docker.sock"},
+        volumes={str(tmp_path): {"bind": "/engine", "mode": "rw"}},
+        labels={"link.db": child.name, "link.db.wait": "started"},
+    )
+    time.sleep(1.5)  # bounded: long enough for several refused attempts
+    parent.reload()
+    assert parent.status == "running"
+    proxy = CountingProxy(str(path)).start()
+    try:
+        assert wait_exit(parent) == 0, output(parent, stderr=True)
+    finally:
+        proxy.close()
+    assert output(parent).strip().endswith(":6379")
+    assert proxy.requests()  # it went through the Engine that came up
