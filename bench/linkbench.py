@@ -156,8 +156,12 @@ class Lab:
         return str(next(n["IPAddress"] for n in networks.values() if n.get("IPAddress")))
 
     def parallel(self, count: int, make: Callable[[int], str], workers: int = 12) -> list[str]:
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        """``make(i)`` for each i, ``workers`` at a time; an interrupt drops what has not begun."""
+        pool = concurrent.futures.ThreadPoolExecutor(workers)
+        try:
             return list(pool.map(make, range(count)))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def build_wheels(source: Path, target: Path) -> Path:
