@@ -8,8 +8,7 @@ fix is always "edit that one place".
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Iterable, Mapping, NamedTuple, Optional, Sequence
 
 from .errors import DeclarationError
 
@@ -23,8 +22,7 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
 
-@dataclass(frozen=True)
-class LinkSpec:
+class LinkSpec(NamedTuple):
     """One declared link: the parent will know ``child`` as ``alias``."""
 
     alias: str
@@ -39,8 +37,7 @@ class LinkSpec:
         return env_prefix(self.alias)
 
 
-@dataclass(frozen=True)
-class Declaration:
+class Declaration(NamedTuple):
     """The links of one source (or of all, merged) and the wait timeout, if one was set."""
 
     links: tuple[LinkSpec, ...] = ()

@@ -8,14 +8,12 @@ variables come as ``<ALIAS>_ENV_<key>`` except HOME and PATH.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 _SKIPPED_CHILD_VARIABLES = ("HOME", "PATH")
 
 
-@dataclass(frozen=True, order=True)
-class Port:
+class Port(NamedTuple):
     number: int
     proto: str = "tcp"
 
@@ -32,15 +30,14 @@ class Port:
         return (self.proto != "tcp", self.proto, self.number)
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     """What the parent learns about one linked child."""
 
     alias: str
     parent_name: str  # the parent container's name, without the leading slash
     ip: str
     ports: Sequence[Port] = ()
-    env: Sequence[str] = field(default_factory=tuple)  # the child's ``KEY=value`` entries
+    env: Sequence[str] = ()  # the child's ``KEY=value`` entries
     child_name: str = ""
     child_hostname: str = ""
 

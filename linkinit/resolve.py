@@ -12,8 +12,7 @@ import re
 import socket
 import threading
 import time
-from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Optional, Sequence
+from typing import Callable, Iterable, Mapping, NamedTuple, Optional, Sequence
 
 from .declare import LinkSpec
 from .engine import MOUNT_HINT, Engine, EngineError
@@ -165,8 +164,7 @@ def shared_address(spec: LinkSpec, parent: dict, child: dict) -> str:
 # -- readiness --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Observation:
+class Observation(NamedTuple):
     """What one look at a child showed: a short state, whether it is ready, and detail."""
 
     state: str
