@@ -317,89 +317,65 @@ def supervise(
 ) -> int:
     """Run COMMAND (argv, env as its whole environment) as our child; return our exit status.
 
-    With ``slim`` (the default) the process first re-executes a bare interpreter on this
-    file, so what the CLI imported is no longer resident; signals stay blocked and pending
-    across the exec, and the pid stays. If that cannot be done, it supervises in place.
+    COMMAND is spawned first, so it never waits for what follows. With ``slim`` (the
+    default) the process then re-executes a bare interpreter that only watches COMMAND, so
+    what the CLI imported is no longer resident: the pid, the children, the signal mask and
+    pending signals all survive the exec. If that cannot be done, it watches in place.
     """
     if not argv:
         raise ValueError("supervise() needs a command")
     block_signals()
-    if slim:
-        _reexec_slim(argv, env, group, grace)  # returns only if the exec failed
     assert _original_mask is not None
-    return _run(argv, env, group, grace, _original_mask)
-
-
-def _reexec_slim(argv: list[str], env: dict[str, str], group: bool, grace: float) -> None:
-    """Replace this process by a bare ``python -I -S`` running this module (pid, signal mask
-    and pending signals are kept across exec).
-
-    The environment goes through an anonymous file rather than the exec's own: the
-    interpreter would otherwise add to it (C locale coercion sets LC_CTYPE).
-    """
-    executable = sys.executable
-    script = os.path.abspath(__file__)
-    if not executable or not os.path.isfile(script) or _original_mask is None:
-        return
-    # Import this file as a top-level module from its directory, so the compiled copy in
-    # __pycache__ is reused: running it as a script would compile it anew, and the
-    # compiler's memory stays resident (~1.4 MB).
-    bootstrap = (
-        "import sys; sys.path.insert(0, sys.argv.pop(1)); import supervise; del sys.path[0]; "
-        "sys.exit(supervise._slim_main(sys.argv[1:]))"
-    )
-    try:
-        fd = _scratch_fd()
-    except OSError:
-        return
-    try:
-        blob = b"".join(os.fsencode(k) + b"=" + os.fsencode(v) + b"\0" for k, v in env.items())
-        _write_all(fd, blob)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.set_inheritable(fd, True)
-        options = ["--env-fd", str(fd), "--grace", repr(float(grace))]
-        options += ["--mask", ",".join(str(s) for s in sorted(_original_mask))]
-        if group:
-            options.append("--group")
-        _flush_std()
-        slim = [executable, "-I", "-S", "-c", bootstrap, os.path.dirname(script)]
-        os.execv(executable, [*slim, *options, "--", *argv])
-    except OSError as exc:
-        _warn(f"warning: could not re-execute a slim supervisor ({exc}); supervising in place")
-    os.close(fd)
-
-
-def _slim_main(args: list[str]) -> int:
-    """Entry point of the re-executed supervisor: the options _reexec_slim wrote, then COMMAND."""
-    global _original_mask
-    split = args.index("--")
-    options, argv = args[:split], args[split + 1 :]
-    fd = int(options[options.index("--env-fd") + 1])
-    grace = float(options[options.index("--grace") + 1])
-    mask_text = options[options.index("--mask") + 1]
-    _original_mask = {int(s) for s in mask_text.split(",") if s}
-    raw = _read_all(fd)
-    os.close(fd)
-    env = {}
-    for entry in raw.split(b"\0"):
-        key, sep, value = entry.partition(b"=")
-        if sep:
-            env[os.fsdecode(key)] = os.fsdecode(value)
-    return _run(argv, env, "--group" in options, grace, _original_mask)
-
-
-def _run(argv: list[str], env: dict[str, str], group: bool, grace: float, mask: set[int]) -> int:
-    """The supervisor's recipe: register, find COMMAND, spawn it, loop, clean up."""
     _become_subreaper()
     path, code, failure = _find_executable(argv[0], env.get("PATH"))
     if path is None:
         _warn(failure)
         return code
-    pid, exec_errno = _spawn(path, argv, env, mask)
+    pid, exec_errno = _spawn(path, argv, env, _original_mask)
     if exec_errno is not None:
         code = EX_NOTFOUND if exec_errno in (errno.ENOENT, errno.ENOTDIR) else EX_NOEXEC
         _warn(f"{argv[0]}: cannot execute {path}: {os.strerror(exec_errno)}")
         return code
+    if slim:
+        _reexec_slim(pid, group, grace)  # returns only if the exec failed
+    return _watch(pid, group, grace)
+
+
+def _reexec_slim(pid: int, group: bool, grace: float) -> None:
+    """Replace this process by a bare ``python -I -S`` that watches COMMAND (``pid``).
+
+    Import this file as a top-level module from its directory, so the compiled copy in
+    __pycache__ is reused: running it as a script would compile it anew, and the compiler's
+    memory stays resident (~1.4 MB).
+    """
+    executable = sys.executable
+    script = os.path.abspath(__file__)
+    if not executable or not os.path.isfile(script):
+        return
+    bootstrap = (
+        "import sys; sys.path.insert(0, sys.argv.pop(1)); import supervise; del sys.path[0]; "
+        "sys.exit(supervise._slim_main(sys.argv[1:]))"
+    )
+    options = ["--pid", str(pid), "--grace", repr(float(grace))]
+    if group:
+        options.append("--group")
+    _flush_std()
+    try:
+        os.execv(executable, [executable, "-I", "-S", "-c", bootstrap, os.path.dirname(script),
+                              *options])
+    except OSError as exc:
+        _warn(f"warning: could not re-execute a slim supervisor ({exc}); supervising in place")
+
+
+def _slim_main(args: list[str]) -> int:
+    """Entry point of the re-executed supervisor: the options _reexec_slim wrote."""
+    pid = int(args[args.index("--pid") + 1])
+    grace = float(args[args.index("--grace") + 1])
+    return _watch(pid, "--group" in args, grace)
+
+
+def _watch(pid: int, group: bool, grace: float) -> int:
+    """Forward signals and reap until COMMAND exits; then clean up what it left."""
     status = _forward_and_reap(pid, group)
     _finish(pid, group, grace)
     return status
