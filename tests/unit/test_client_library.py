@@ -18,19 +18,13 @@ from hypothesis import strategies as st
 import linkinit
 from linkinit import Endpoint, LinkError
 
+from .design_example import REDIS_LINK_ENV
+
 # ---------------------------------------------------------------------------------------------
 # Environments as Docker writes them
 # ---------------------------------------------------------------------------------------------
 
-REDIS = {
-    "REDIS_NAME": "/webapp/redis",
-    "REDIS_PORT": "tcp://172.17.0.2:6379",
-    "REDIS_PORT_6379_TCP": "tcp://172.17.0.2:6379",
-    "REDIS_PORT_6379_TCP_ADDR": "172.17.0.2",
-    "REDIS_PORT_6379_TCP_PORT": "6379",
-    "REDIS_PORT_6379_TCP_PROTO": "tcp",
-    "REDIS_ENV_PASSWORD": "dockerpass",
-}
+REDIS = dict(REDIS_LINK_ENV)
 
 # moby links_test.go TestLinkMultipleEnv: 6379-6381/tcp, one range, keyed on 6379.
 RANGE = {

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from linkinit.envvars import Endpoint, Port, build_environment, exposed_ports, link_variables
 
+from .design_example import REDIS_LINK_ENV
+
 IP = "172.0.17.2"
 
 
@@ -158,15 +160,7 @@ def test_a_single_port_gives_the_default_port_its_four_variables_and_the_name():
 def test_the_design_example_exports_exactly_the_documented_variables():
     """DESIGN.md's redis example, variable for variable."""
     ep = Endpoint("redis", "webapp", "172.17.0.2", (Port(6379),), ("PASSWORD=dockerpass",))
-    assert as_dict(link_variables(ep)) == {
-        "REDIS_NAME": "/webapp/redis",
-        "REDIS_PORT": "tcp://172.17.0.2:6379",
-        "REDIS_PORT_6379_TCP": "tcp://172.17.0.2:6379",
-        "REDIS_PORT_6379_TCP_ADDR": "172.17.0.2",
-        "REDIS_PORT_6379_TCP_PORT": "6379",
-        "REDIS_PORT_6379_TCP_PROTO": "tcp",
-        "REDIS_ENV_PASSWORD": "dockerpass",
-    }
+    assert as_dict(link_variables(ep)) == REDIS_LINK_ENV
 
 
 def test_three_consecutive_ports_get_range_variables_keyed_on_the_first():
