@@ -5,9 +5,8 @@ over the mounted socket with a few lines of HTTP/1.0 on a plain socket instead o
 the docker SDK: the SDK costs ~130 ms of imports (requests, urllib3) before the first
 request, more than linkinit's whole start-up budget (see README, "Why not the docker SDK in
 the container"); even ``http.client`` costs ~35 ms here (it imports email and ssl), measured
-by bench/run. The host-side
-tools (``ls``, ``guard``) use the SDK. Retries live in ``resolve``; this module only reports
-what happened, with an error type per cause.
+by bench/run. The host-side tools (``ls``, ``guard``) use the SDK. Retries live in
+``resolve``; this module only reports what happened, with an error type per cause.
 """
 
 from __future__ import annotations
