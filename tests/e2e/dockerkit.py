@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
+
+from tests.programs.harness import wait_for
 
 
 def wait_exit(container: Any, timeout: float = 60) -> int:
@@ -16,18 +17,9 @@ def output(container: Any, stdout: bool = True, stderr: bool = False) -> str:
     return container.logs(stdout=stdout, stderr=stderr).decode(errors="replace")
 
 
-def wait_until(
-    predicate: Callable[[], Any], timeout: float = 30, what: str = "condition", step: float = 0.05
-) -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
     """Poll ``predicate`` until it returns something true, at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(step)
+    return wait_for(predicate, timeout, what)
 
 
 def env_lines(text: str) -> dict[str, str]:
