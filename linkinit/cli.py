@@ -238,7 +238,7 @@ def _host_tool(name: str, argv: list[str], stdout: IO[str], stderr: IO[str]) -> 
 
     signal.pthread_sigmask(signal.SIG_SETMASK, set())  # a host tool is no init
     if name == "ls":
-        from .ls import main as ls_main
+        from . import ls as tool
     else:
-        from .guard import main as ls_main
-    return ls_main(argv, stdout, stderr)
+        from . import guard as tool  # type: ignore[no-redef]
+    return tool.main(argv, stdout, stderr)

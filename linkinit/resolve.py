@@ -60,7 +60,7 @@ def _read(path: str) -> str:
 
 def self_references() -> list[tuple[str, str]]:
     """Where to look for this container, in DESIGN order, as (reference, how we got it)."""
-    references = []
+    references: list[tuple[str, str]] = []
     for found, how in (
         (container_id_from_mountinfo(_read("/proc/self/mountinfo")), "/proc/self/mountinfo"),
         (container_id_from_cgroup(_read("/proc/self/cgroup")), "/proc/self/cgroup"),
