@@ -65,7 +65,26 @@ def run(
                                grace=options.grace)
 
 
-def parse_arguments(argv: Sequence[str]) -> Any:
+class Options:
+    """The command line, parsed. Its defaults serve argparse and the bare ``-- COMMAND``."""
+
+    def __init__(self, command: Sequence[str] = ()) -> None:
+        self.link: list[str] = []
+        self.config: Optional[str] = None
+        self.timeout: Optional[float] = None
+        self.print_env = False
+        self.format = "env"
+        self.quiet = False
+        self.group = False
+        self.grace = 5.0
+        self.command = list(command)
+
+
+def parse_arguments(argv: Sequence[str]) -> Options:
+    """Options from argv. ``ENTRYPOINT ["linkinit", "--"]`` passes none: then there is nothing
+    for argparse to do, and importing and building it would cost ~15 ms of every start."""
+    if len(argv) > 1 and argv[0] == "--":
+        return Options(argv[1:])
     import argparse
 
     from .errors import UsageError
@@ -80,7 +99,7 @@ def parse_arguments(argv: Sequence[str]) -> Any:
         description="Resolve the containers this one links to, export Docker-link variables "
                     "(REDIS_PORT_6379_TCP_ADDR...), then run COMMAND as PID 1.",
     )
-    parser.add_argument("--link", action="append", default=[], metavar="CHILD[:ALIAS]",
+    parser.add_argument("--link", action="append", metavar="CHILD[:ALIAS]",
                         help="link a child container, as docker run --link (repeatable)")
     parser.add_argument("--config", metavar="PATH",
                         help=f"link declarations in YAML (default {DEFAULT_CONFIG} if present)")
@@ -88,18 +107,18 @@ def parse_arguments(argv: Sequence[str]) -> Any:
                         help="how long to wait for all children (default 60)")
     parser.add_argument("--print-env", action="store_true",
                         help="resolve and wait, print the link variables, exit")
-    parser.add_argument("--format", choices=("env", "shell", "json"), default="env",
+    parser.add_argument("--format", choices=("env", "shell", "json"),
                         help="how --print-env prints (default env: KEY=VALUE lines)")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress lines on stderr while waiting")
     parser.add_argument("-g", "--group", action="store_true",
                         help="forward signals to COMMAND's whole process group")
-    parser.add_argument("--grace", type=float, default=5.0, metavar="SECONDS",
+    parser.add_argument("--grace", type=float, metavar="SECONDS",
                         help="after COMMAND exits, how long its leftovers get between "
                              "SIGTERM and SIGKILL (default 5)")
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    options = parser.parse_args(list(argv))
+    options = parser.parse_args(list(argv), namespace=Options())
     if options.command and options.command[0] == "--":
         options.command = options.command[1:]
     if not options.command and not options.print_env:
@@ -116,7 +135,7 @@ def _version() -> str:
 
 
 def resolve_isolated(
-    options: Any, environ: Mapping[str, str]
+    options: Options, environ: Mapping[str, str]
 ) -> tuple[dict[str, str], list[str]]:
     """Resolve in a forked child; PID 1 keeps only the environment and the link keys."""
     import json
@@ -148,7 +167,7 @@ def _guarded(work: Callable[[], tuple[dict[str, str], list[str]]]) -> Callable[[
 
 
 def resolve_environment(
-    options: Any, environ: Mapping[str, str]
+    options: Options, environ: Mapping[str, str]
 ) -> tuple[dict[str, str], list[str]]:
     """Declarations -> Engine -> endpoints -> environment: the whole one-way flow.
 
@@ -208,7 +227,7 @@ def _reporter(quiet: bool) -> Callable[[str], None]:
     return report
 
 
-def print_environment(options: Any, environ: Mapping[str, str], stdout: IO[str]) -> int:
+def print_environment(options: Options, environ: Mapping[str, str], stdout: IO[str]) -> int:
     """``--print-env``: what COMMAND would get for each link variable, on stdout."""
     environment, link_keys = resolve_isolated(options, environ)
     variables = {key: environment[key] for key in link_keys}

@@ -8,9 +8,13 @@ fix is always "edit that one place".
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping, NamedTuple, Optional, Sequence
+from collections import namedtuple
 
 from .errors import DeclarationError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
+    from typing import Iterable, Mapping, Optional, Sequence
 
 WAIT_MODES = ("started", "healthy", "listening", "none")
 DEFAULT_WAIT = "listening"
@@ -22,14 +26,20 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
 
-class LinkSpec(NamedTuple):
-    """One declared link: the parent will know ``child`` as ``alias``."""
+# Records are collections.namedtuple, not typing.NamedTuple: importing typing costs ~10 ms
+# of every container start. Their fields are listed in each docstring.
 
-    alias: str
-    child: str
-    wait: str = DEFAULT_WAIT
-    optional: bool = False
-    origin: str = ""  # where it was declared, for error messages
+
+class LinkSpec(
+    namedtuple("LinkSpec", "alias child wait optional origin", defaults=(DEFAULT_WAIT, False, ""))
+):
+    """One declared link: the parent will know ``child`` as ``alias``.
+
+    alias: str; child: str (name, ID, ID prefix or network alias); wait: one of WAIT_MODES;
+    optional: bool; origin: str, where it was declared, for error messages.
+    """
+
+    __slots__ = ()
 
     @property
     def prefix(self) -> str:
@@ -37,11 +47,13 @@ class LinkSpec(NamedTuple):
         return env_prefix(self.alias)
 
 
-class Declaration(NamedTuple):
-    """The links of one source (or of all, merged) and the wait timeout, if one was set."""
+class Declaration(namedtuple("Declaration", "links timeout", defaults=((), None))):
+    """The links of one source (or of all, merged) and the wait timeout, if one was set.
 
-    links: tuple[LinkSpec, ...] = ()
-    timeout: Optional[float] = None
+    links: tuple of LinkSpec; timeout: seconds (float) or None.
+    """
+
+    __slots__ = ()
 
 
 def env_prefix(alias: str) -> str:

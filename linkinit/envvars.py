@@ -8,14 +8,19 @@ variables come as ``<ALIAS>_ENV_<key>`` except HOME and PATH.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, NamedTuple, Sequence
+from collections import namedtuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
+    from typing import Iterable, Mapping, Sequence
 
 _SKIPPED_CHILD_VARIABLES = ("HOME", "PATH")
 
 
-class Port(NamedTuple):
-    number: int
-    proto: str = "tcp"
+class Port(namedtuple("Port", "number proto", defaults=("tcp",))):
+    """One exposed port: number (int) and proto ("tcp", "udp", "sctp")."""
+
+    __slots__ = ()
 
     @classmethod
     def parse(cls, text: str) -> list[Port]:
@@ -30,16 +35,20 @@ class Port(NamedTuple):
         return (self.proto != "tcp", self.proto, self.number)
 
 
-class Endpoint(NamedTuple):
-    """What the parent learns about one linked child."""
+class Endpoint(
+    namedtuple(
+        "Endpoint",
+        "alias parent_name ip ports env child_name child_hostname",
+        defaults=((), (), "", ""),
+    )
+):
+    """What the parent learns about one linked child.
 
-    alias: str
-    parent_name: str  # the parent container's name, without the leading slash
-    ip: str
-    ports: Sequence[Port] = ()
-    env: Sequence[str] = ()  # the child's ``KEY=value`` entries
-    child_name: str = ""
-    child_hostname: str = ""
+    alias; parent_name (the parent container's name, without the leading slash); ip; ports
+    (Port sequence); env (the child's ``KEY=value`` entries); child_name; child_hostname.
+    """
+
+    __slots__ = ()
 
     @property
     def prefix(self) -> str:

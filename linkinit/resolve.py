@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 import time
-from typing import Callable, Iterable, Mapping, NamedTuple, Optional, Sequence
+from collections import namedtuple
 
 from .declare import LinkSpec
 from .engine import MOUNT_HINT, Engine, EngineError
 from .envvars import Endpoint, exposed_ports
 from .errors import EngineUnreachable, NotReady, ResolveError
 
-Report = Callable[[str], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
+    from typing import Callable, Iterable, Mapping, Optional, Sequence
+
+    Report = Callable[[str], None]
 
 _CONTAINER_ID = r"([0-9a-f]{64})"
 _MOUNTINFO_ID = re.compile(r"/containers/" + _CONTAINER_ID + r"/")
@@ -164,14 +167,16 @@ def shared_address(spec: LinkSpec, parent: dict, child: dict) -> str:
 # -- readiness --------------------------------------------------------------------------
 
 
-class Observation(NamedTuple):
-    """What one look at a child showed: a short state, whether it is ready, and detail."""
+class Observation(
+    namedtuple("Observation", "state ready detail container address", defaults=("", None, ""))
+):
+    """What one look at a child showed: a short state, whether it is ready, and detail.
 
-    state: str
-    ready: bool
-    detail: str = ""
-    container: Optional[dict] = None
-    address: str = ""
+    state: str; ready: bool; detail: str; container: the inspect document or None; address:
+    the child's IP on a shared network ("" until it has one).
+    """
+
+    __slots__ = ()
 
 
 def first_tcp_port(container: dict) -> Optional[int]:
@@ -236,6 +241,8 @@ class EventWatcher:
     def __init__(self, engine: Engine, since: float) -> None:
         self._engine = engine
         self._since = since
+        import threading  # only a wait needs it: most starts find every child ready
+
         self._wake = threading.Event()
         threading.Thread(target=self._follow, name="linkinit-events", daemon=True).start()
 
