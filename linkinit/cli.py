@@ -177,7 +177,7 @@ def resolve_environment(
 
     from . import declare, hosts, resolve
     from .engine import Engine
-    from .envvars import build_environment, link_variables
+    from .envvars import build_environment, link_environment
 
     started = time.monotonic()
     report = _reporter(options.quiet)
@@ -193,8 +193,8 @@ def resolve_environment(
     remaining = max(timeout - (time.monotonic() - started), 0.0)
     endpoints = resolve.resolve_endpoints(engine, parent, declared.links, remaining, report)
     hosts.write_hosts(endpoints)
-    link_keys = list(dict.fromkeys(key for e in endpoints for key, _ in link_variables(e)))
-    return build_environment(environ, endpoints), link_keys
+    links = link_environment(endpoints)
+    return build_environment(environ, links), list(links)
 
 
 def _first(*values: Optional[float]) -> float:

@@ -106,12 +106,13 @@ def link_variables(endpoint: Endpoint) -> list[tuple[str, str]]:
     return variables
 
 
+def link_environment(endpoints: Iterable[Endpoint]) -> dict[str, str]:
+    """Every link's variables in one mapping, in the order Docker wrote them."""
+    return {key: value for endpoint in endpoints for key, value in link_variables(endpoint)}
+
+
 def build_environment(
-    parent_env: Mapping[str, str], endpoints: Iterable[Endpoint]
+    parent_env: Mapping[str, str], link_env: Mapping[str, str]
 ) -> dict[str, str]:
     """The command's environment: link variables under the parent's own, which win."""
-    environment: dict[str, str] = {}
-    for endpoint in endpoints:
-        environment.update(link_variables(endpoint))
-    environment.update(parent_env)
-    return environment
+    return {**link_env, **parent_env}

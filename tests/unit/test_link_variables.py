@@ -14,7 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkinit.envvars import Endpoint, Port, build_environment, exposed_ports, link_variables
+from linkinit.envvars import (
+    Endpoint,
+    Port,
+    build_environment,
+    exposed_ports,
+    link_environment,
+    link_variables,
+)
 
 from .design_example import REDIS_LINK_ENV
 
@@ -307,7 +314,7 @@ def test_the_parents_own_variables_win_over_link_variables():
     """A variable the parent sets itself is kept, even when a link would write the same name."""
     ep = endpoint([(6379, "tcp")], alias="redis", env=["PASSWORD=child"])
     parent = {"REDIS_ENV_PASSWORD": "parent", "PATH": "/bin", "REDIS_PORT": "tcp://override:1"}
-    env = build_environment(parent, [ep])
+    env = build_environment(parent, link_environment([ep]))
     assert env["REDIS_ENV_PASSWORD"] == "parent"
     assert env["REDIS_PORT"] == "tcp://override:1"
     assert env["PATH"] == "/bin"
@@ -317,7 +324,7 @@ def test_the_parents_own_variables_win_over_link_variables():
 def test_build_environment_holds_every_links_variables_and_the_parents():
     """Two links and the parent's variables all end up in one environment."""
     eps = [endpoint([(6379, "tcp")], alias="redis"), endpoint([(5432, "tcp")], alias="pg")]
-    env = build_environment({"LANG": "C"}, eps)
+    env = build_environment({"LANG": "C"}, link_environment(eps))
     expected = {"LANG": "C", **as_dict(link_variables(eps[0])), **as_dict(link_variables(eps[1]))}
     assert env == expected
 
@@ -325,7 +332,7 @@ def test_build_environment_holds_every_links_variables_and_the_parents():
 def test_build_environment_does_not_change_the_parent_mapping():
     """The parent's environment is read, not modified."""
     parent = {"LANG": "C"}
-    build_environment(parent, [endpoint([(1, "tcp")])])
+    build_environment(parent, link_environment([endpoint([(1, "tcp")])]))
     assert parent == {"LANG": "C"}
 
 
