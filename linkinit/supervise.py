@@ -9,11 +9,11 @@ standard-library modules. The recipe, in the order ``cli.main`` uses it:
    loop takes it: nothing is lost, and no SIGCHLD can slip past before the loop runs.
 2. ``run_isolated(work)`` runs the resolver in a forked child, so the Docker SDK and friends
    never become resident here; a stop signal meanwhile kills it and ends linkinit at once.
-3. ``supervise(argv, env)`` re-executes a bare interpreter (``python -I -S``, this module) to
-   drop everything the CLI imported, keeping PID 1 under 10 MB, then forks COMMAND with a
-   clean start (own process group, the terminal, default SIGPIPE/SIGXFSZ, the original
-   signal mask), forwards signals, reaps, and on COMMAND's exit TERMs what is left, waits
-   ``grace`` seconds and KILLs the rest.
+3. ``supervise(argv, env)`` forks COMMAND with a clean start (own process group, the
+   terminal, default SIGPIPE/SIGXFSZ, the original signal mask), then re-executes a bare
+   interpreter (``python -I -S``, this module) to drop everything the CLI imported, keeping
+   PID 1 under 10 MB; that watcher forwards signals, reaps, and on COMMAND's exit TERMs what
+   is left, waits ``grace`` seconds and KILLs the rest.
 
 The pitfalls this follows are listed in INIT-NOTES.md; each has a test in tests/unit and
 tests/e2e named after it.
@@ -188,7 +188,7 @@ def _reap(main_pid: int) -> tuple[int | None, bool]:
 
 
 def _scratch_fd() -> int:
-    """An anonymous file: the resolver's answer, or the environment across the re-exec.
+    """An anonymous file for the resolver's answer.
 
     A file rather than a pipe: a pipe holds 64 KiB, and a full one would block the writer
     while we wait for signals, not for data.
@@ -401,10 +401,10 @@ def _become_subreaper() -> None:
 def _find_executable(name: str, path_var: str | None) -> tuple[str | None, int, str]:
     """Look COMMAND up as execvp would, in *COMMAND's* PATH: (path, 0, "") or (None, status,
     message), 126 for a file we may not execute, 127 for nothing found."""
+    search = _DEFAULT_PATH if path_var is None else path_var
     if "/" in name:
         candidates = [name]
     else:
-        search = _DEFAULT_PATH if path_var is None else path_var
         candidates = [os.path.join(d or ".", name) for d in search.split(":")]
     refused = ""
     for candidate in candidates:
@@ -421,8 +421,7 @@ def _find_executable(name: str, path_var: str | None) -> tuple[str | None, int, 
         return None, EX_NOEXEC, refused
     if "/" in name:
         return None, EX_NOTFOUND, f"{name}: not found; check the path"
-    where = _DEFAULT_PATH if path_var is None else path_var
-    return None, EX_NOTFOUND, f"{name}: command not found in PATH={where}; check the name"
+    return None, EX_NOTFOUND, f"{name}: command not found in PATH={search}; check the name"
 
 
 def _terminal_fd() -> int | None:
