@@ -22,11 +22,11 @@ from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .declare import LABEL_PREFIX, parse_labels
 from .errors import EX_UNAVAILABLE, EX_USAGE, DeclarationError, UsageError
+from .resolve import holders_of_alias
 from .usage import UsageParser
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 # Networks on which the Engine keeps no aliases (and "host" shares everything).
-_NO_ALIAS_NETWORKS = ("bridge", "host", "none")
 
 # Link states besides the child's own Engine state (running, exited, created, paused...).
 MISSING = "missing"  # no container answers to the reference: a dangling link
@@ -145,14 +145,7 @@ def resolve_child(
         if len(matches) > 1:
             names = ", ".join(sorted(_name(c) for c in matches))
             return None, AMBIGUOUS, f"{reference!r} is a prefix of several IDs ({names})"
-    shared = [n for n in _networks(parent) if n not in _NO_ALIAS_NETWORKS]
-    matches = []
-    for container in containers:
-        if container.get("Id") == parent.get("Id"):
-            continue
-        networks = _networks(container)
-        if any(reference in ((networks.get(n) or {}).get("Aliases") or []) for n in shared):
-            matches.append(container)
+    matches = holders_of_alias(reference, parent, containers)
     if len(matches) == 1:
         return matches[0], "", None
     if len(matches) > 1:

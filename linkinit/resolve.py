@@ -20,9 +20,10 @@ from .errors import EngineUnreachable, NotReady, ResolveError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
-    from typing import Callable, Iterable, Mapping, Optional, Sequence
+    from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
     Report = Callable[[str], None]
+    Document = TypeVar("Document", bound=Mapping[str, Any])  # an inspect document
 
 _CONTAINER_ID = r"([0-9a-f]{64})"
 _MOUNTINFO_ID = re.compile(r"/containers/" + _CONTAINER_ID + r"/")
@@ -94,7 +95,7 @@ def find_parent(engine: Engine, environ: Mapping[str, str]) -> dict:
     )
 
 
-def networks_of(container: dict) -> dict[str, dict]:
+def networks_of(container: Mapping[str, Any]) -> dict[str, dict]:
     return (container.get("NetworkSettings") or {}).get("Networks") or {}
 
 
@@ -121,25 +122,45 @@ def find_child(engine: Engine, spec: LinkSpec, parent: dict) -> Optional[dict]:
     return find_by_alias(engine, spec, parent)
 
 
+def alias_networks(container: Mapping[str, Any]) -> list[str]:
+    """The container's networks that can carry aliases (not the default bridge, host, none)."""
+    return [n for n in networks_of(container) if n not in ("host", "none", "bridge")]
+
+
+def holders_of_alias(
+    reference: str, parent: Mapping[str, Any], containers: Iterable[Document]
+) -> list[Document]:
+    """The containers, other than the parent, holding ``reference`` as a network alias on a
+    network the parent is on (a compose service name). Pure: ``ls`` uses it too."""
+    shared = alias_networks(parent)
+    return [
+        container for container in containers
+        if container.get("Id") != parent.get("Id") and any(
+            reference in ((networks_of(container).get(n) or {}).get("Aliases") or [])
+            for n in shared
+        )
+    ]
+
+
 def find_by_alias(engine: Engine, spec: LinkSpec, parent: dict) -> Optional[dict]:
-    matches: dict[str, dict] = {}
-    for network in networks_of(parent):
-        if network in ("host", "none", "bridge"):
-            continue  # no aliases on these
+    """Inspect the containers on the parent's alias-carrying networks (the list API does not
+    show aliases) and keep the one holding the alias."""
+    candidates: dict[str, dict] = {}
+    for network in alias_networks(parent):
         for summary in engine.list_containers({"network": [network]}):
-            if summary["Id"] == parent.get("Id") or summary["Id"] in matches:
+            if summary["Id"] in candidates or summary["Id"] == parent.get("Id"):
                 continue
             container = engine.inspect_container(summary["Id"])
-            aliases = (networks_of(container or {}).get(network) or {}).get("Aliases") or []
-            if container is not None and spec.child in aliases:
-                matches[container["Id"]] = container
+            if container is not None:
+                candidates[summary["Id"]] = container
+    matches = holders_of_alias(spec.child, parent, candidates.values())
     if len(matches) > 1:
-        names = ", ".join(sorted(name_of(c) for c in matches.values()))
+        names = ", ".join(sorted(name_of(c) for c in matches))
         raise ResolveError(
             f"{spec.origin}: child {spec.child!r} is ambiguous: the network alias "
             f"is held by {names}; link one of them by name"
         )
-    return next(iter(matches.values()), None)
+    return matches[0] if matches else None
 
 
 def shared_address(spec: LinkSpec, parent: dict, child: dict) -> str:
