@@ -140,6 +140,16 @@ def parse_labels(labels: Mapping[str, str]) -> Declaration:
     return Declaration(tuple(links), timeout)
 
 
+def link_label_groups(labels: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The ``link.*`` labels grouped by alias, so that a tool reading other containers' labels
+    (``ls``, ``guard``) can parse each alias alone and let a bad one spoil only itself."""
+    groups: dict[str, dict[str, str]] = {}
+    for key, value in labels.items():
+        if key.startswith(LABEL_PREFIX):
+            groups.setdefault(key[len(LABEL_PREFIX):].partition(".")[0], {})[key] = value
+    return groups
+
+
 def parse_link_flag(value: str) -> LinkSpec:
     """Docker's own ``--link <child>[:<alias>]``; the alias defaults to the child's name."""
     origin = f"flag --link {value}"

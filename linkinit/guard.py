@@ -36,7 +36,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from .declare import LABEL_PREFIX, parse_labels
+from .declare import link_label_groups, parse_labels
 from .errors import EX_UNAVAILABLE, EX_USAGE, DeclarationError, UsageError
 from .ls import resolve_child
 from .usage import UsageParser
@@ -147,12 +147,8 @@ def links(
     link (and other ``linkinit.*`` labels are no business of the guard's).
     """
     labels = (parent.get("Config") or {}).get("Labels") or {}
-    groups: Dict[str, Dict[str, str]] = {}
-    for key, value in labels.items():
-        if key.startswith(LABEL_PREFIX):
-            groups.setdefault(key[len(LABEL_PREFIX):].partition(".")[0], {})[key] = value
     found = []
-    for _, group in sorted(groups.items()):
+    for _, group in sorted(link_label_groups(labels).items()):
         try:
             specs = parse_labels(group).links
         except DeclarationError as error:

@@ -20,7 +20,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .declare import LABEL_PREFIX, parse_labels
+from .declare import link_label_groups, parse_labels
 from .errors import EX_UNAVAILABLE, EX_USAGE, DeclarationError, UsageError
 from .resolve import holders_of_alias
 from .usage import UsageParser
@@ -159,16 +159,6 @@ def _shares_network(parent: Mapping[str, Any], child: Mapping[str, Any]) -> bool
     return "host" in parent_networks or bool(parent_networks & set(_networks(child)))
 
 
-def _link_labels(labels: Mapping[str, str]) -> Dict[str, Dict[str, str]]:
-    """The ``link.*`` labels grouped by alias, so one bad alias spoils only its own row."""
-    groups: Dict[str, Dict[str, str]] = {}
-    for key, value in labels.items():
-        if key.startswith(LABEL_PREFIX):
-            alias = key[len(LABEL_PREFIX) :].partition(".")[0]
-            groups.setdefault(alias, {})[key] = value
-    return groups
-
-
 def link_rows(
     parent: Mapping[str, Any], containers: Sequence[Mapping[str, Any]]
 ) -> List[Row]:
@@ -176,7 +166,7 @@ def link_rows(
     parent_name = _name(parent)
     labels = (parent.get("Config") or {}).get("Labels") or {}
     rows = []
-    for alias, group in sorted(_link_labels(labels).items()):
+    for alias, group in sorted(link_label_groups(labels).items()):
         row_name = f"{parent_name}/{alias}"
         try:
             specs = parse_labels(group).links
