@@ -10,6 +10,7 @@ a session sweep what it left without touching another session's containers.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import subprocess
@@ -23,7 +24,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("LINKINIT_BASE_IMAGE", "linkinit-base:bookworm")
-TEST_IMAGE = "linkinit-test:latest"
+# One tag per checkout: two clones testing at once on one Engine must not run each other's
+# linkinit (LINKINIT_TEST_IMAGE overrides).
+TEST_IMAGE = os.environ.get(
+    "LINKINIT_TEST_IMAGE", "linkinit-test:" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
+)
 TEST_LABEL = "linkinit.test"
 SOCKET = "/var/run/docker.sock"
 SOCKET_VOLUME = {SOCKET: {"bind": SOCKET, "mode": "ro"}}
