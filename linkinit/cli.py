@@ -60,7 +60,7 @@ def run(
         environment, _ = resolve_isolated(options, environ)
     except LinkinitError as error:
         print_error(error, stderr)
-        return error.status
+        return error.exit_status
     return supervise.supervise(options.command, environment, group=options.group,
                                grace=options.grace)
 
@@ -159,7 +159,7 @@ def _guarded(work: Callable[[], tuple[dict[str, str], list[str]]]) -> Callable[[
             return json.dumps({"environment": environment, "link_keys": link_keys}).encode()
         except LinkinitError as error:
             print_error(error, sys.stderr)
-            raise SystemExit(error.status) from None
+            raise SystemExit(error.exit_status) from None
         except KeyboardInterrupt:
             raise SystemExit(130) from None
 
@@ -185,15 +185,16 @@ def resolve_environment(
     from_flags = declare.parse_flags(options.link, options.timeout)
     first_timeout = _first(from_flags.timeout, from_file.timeout, declare.DEFAULT_TIMEOUT)
     engine = Engine.from_environ(environ)
+    engine.deadline = started + first_timeout + resolve.LAST_LOOK_GRACE
     resolve.connect(engine, started + first_timeout)
     parent = resolve.find_parent(engine, environ)
     labels = (parent.get("Config") or {}).get("Labels") or {}
     declared = declare.merge([declare.parse_labels(labels), from_file, from_flags])
     timeout = _first(declared.timeout, declare.DEFAULT_TIMEOUT)
     remaining = max(timeout - (time.monotonic() - started), 0.0)
-    endpoints = resolve.resolve_endpoints(engine, parent, declared.links, remaining, report)
-    hosts.write_hosts(endpoints)
-    links = link_environment(endpoints)
+    resolved = resolve.resolve_links(engine, parent, declared.links, remaining, report)
+    hosts.write_hosts(resolved)
+    links = link_environment(resolved)
     return build_environment(environ, links), list(links)
 
 

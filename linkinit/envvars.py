@@ -1,4 +1,4 @@
-"""Endpoints -> the environment variables Docker's legacy links wrote, name for name.
+"""Resolved links -> the environment variables Docker's legacy links wrote, name for name.
 
 Pure. The rules follow moby's ``daemon/links`` (v28+): ports sorted TCP first, then by
 protocol name, each by number; every port gets its four variables; a run of consecutive ports
@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+from .container import Port
+from .declare import env_prefix
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
     from typing import Iterable, Mapping, Sequence
@@ -17,32 +20,15 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
 _SKIPPED_CHILD_VARIABLES = ("HOME", "PATH")
 
 
-class Port(namedtuple("Port", "number proto", defaults=("tcp",))):
-    """One exposed port: number (int) and proto ("tcp", "udp", "sctp")."""
-
-    __slots__ = ()
-
-    @classmethod
-    def parse(cls, text: str) -> list[Port]:
-        """``6379/tcp``, ``53/udp``, ``8080`` (tcp) or a range ``7000-7002/tcp``."""
-        numbers, _, proto = text.partition("/")
-        first, _, last = numbers.partition("-")
-        start = int(first)
-        end = int(last) if last else start
-        return [cls(number, (proto or "tcp").lower()) for number in range(start, end + 1)]
-
-    def sort_key(self) -> tuple[bool, str, int]:
-        return (self.proto != "tcp", self.proto, self.number)
-
-
-class Endpoint(
+class ResolvedLink(
     namedtuple(
-        "Endpoint",
+        "ResolvedLink",
         "alias parent_name ip ports env child_name child_hostname",
         defaults=((), (), "", ""),
     )
 ):
-    """What the parent learns about one linked child.
+    """What the parent learns about one linked child (``linkinit.Endpoint`` is the client
+    library's, a different thing: one port of a link as an application reads it).
 
     alias; parent_name (the parent container's name, without the leading slash); ip; ports
     (Port sequence); env (the child's ``KEY=value`` entries); child_name; child_hostname.
@@ -52,13 +38,7 @@ class Endpoint(
 
     @property
     def prefix(self) -> str:
-        return self.alias.upper().replace("-", "_")
-
-
-def exposed_ports(exposed: Iterable[str]) -> list[Port]:
-    """Parse an inspect ``Config.ExposedPorts`` key set, sorted as Docker sorts it."""
-    ports = {port for text in exposed for port in Port.parse(text)}
-    return sorted(ports, key=Port.sort_key)
+        return env_prefix(self.alias)
 
 
 def port_runs(ports: Sequence[Port]) -> list[list[Port]]:
@@ -73,7 +53,7 @@ def port_runs(ports: Sequence[Port]) -> list[list[Port]]:
     return runs
 
 
-def link_variables(endpoint: Endpoint) -> list[tuple[str, str]]:
+def link_variables(endpoint: ResolvedLink) -> list[tuple[str, str]]:
     """The variables of one link, in the order Docker wrote them."""
     prefix, ip = endpoint.prefix, endpoint.ip
     ports = sorted(set(endpoint.ports), key=Port.sort_key)
@@ -106,7 +86,7 @@ def link_variables(endpoint: Endpoint) -> list[tuple[str, str]]:
     return variables
 
 
-def link_environment(endpoints: Iterable[Endpoint]) -> dict[str, str]:
+def link_environment(endpoints: Iterable[ResolvedLink]) -> dict[str, str]:
     """Every link's variables in one mapping, in the order Docker wrote them."""
     return {key: value for endpoint in endpoints for key, value in link_variables(endpoint)}
 

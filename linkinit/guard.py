@@ -23,7 +23,6 @@ out) and unit-tested; ``changes`` is the pure diff between the chain and the pla
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import queue
 import shlex
@@ -36,9 +35,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from .declare import link_label_groups, parse_labels
-from .errors import EX_UNAVAILABLE, EX_USAGE, DeclarationError, UsageError
-from .ls import resolve_child
+from . import container as model
+from .engine import Engine
+from .errors import EX_UNAVAILABLE, EX_USAGE, DeclarationError, EngineError, UsageError
 from .usage import UsageParser
 
 EX_NOPERM = 77  # not root: only root may change the firewall (BSD sysexits EX_NOPERM)
@@ -62,7 +61,7 @@ class GuardError(Exception):
 
     def __init__(self, message: str, status: int = EX_UNAVAILABLE) -> None:
         super().__init__(message)
-        self.status = status
+        self.exit_status = status
 
 
 # -- pure: inspect documents -> rules ---------------------------------------------------------
@@ -87,14 +86,6 @@ class Rule:
         return shlex.join(["iptables", "-A", chain, *self.args])
 
 
-def _name(container: Mapping[str, Any]) -> str:
-    return str(container.get("Name") or "").lstrip("/")
-
-
-def _running(container: Mapping[str, Any]) -> bool:
-    return bool((container.get("State") or {}).get("Running"))
-
-
 def bridge_interface(network: Mapping[str, Any]) -> Optional[str]:
     """The host interface of a bridge network (``docker0``, ``br-<id12>``); None if no bridge.
 
@@ -105,30 +96,6 @@ def bridge_interface(network: Mapping[str, Any]) -> Optional[str]:
         return None
     options = network.get("Options") or {}
     return str(options.get(BRIDGE_NAME_OPTION) or f"br-{str(network.get('Id', ''))[:12]}")
-
-
-def address(container: Mapping[str, Any], network: Mapping[str, Any]) -> Optional[str]:
-    """The container's IPv4 address on the network, if it is running there."""
-    if not _running(container):
-        return None
-    networks = (container.get("NetworkSettings") or {}).get("Networks") or {}
-    for key, settings in networks.items():
-        settings = settings or {}
-        if settings.get("NetworkID") == network.get("Id") or (
-            not settings.get("NetworkID") and key == network.get("Name")
-        ):
-            return str(settings.get("IPAddress") or "") or None
-    return None
-
-
-def exposed_ports(container: Mapping[str, Any]) -> List[Tuple[str, int]]:
-    """``(protocol, port)`` of each port the container exposes, TCP first, then by number."""
-    ports = []
-    for key in (container.get("Config") or {}).get("ExposedPorts") or {}:
-        number, _, protocol = str(key).partition("/")
-        if number.isdigit():
-            ports.append((protocol or "tcp", int(number)))
-    return sorted(set(ports), key=lambda p: (p[0] != "tcp", p[0], p[1]))
 
 
 def _comment(text: str) -> Tuple[str, ...]:
@@ -146,22 +113,20 @@ def links(
     Only ``link.*`` labels are read, one alias at a time, so a bad label costs only its own
     link (and other ``linkinit.*`` labels are no business of the guard's).
     """
-    labels = (parent.get("Config") or {}).get("Labels") or {}
+    parent_name = model.name_of(parent)
     found = []
-    for _, group in sorted(link_label_groups(labels).items()):
-        try:
-            specs = parse_labels(group).links
-        except DeclarationError as error:
-            warn(f"parent {_name(parent)}: {error}; that link is not allowed until it is fixed")
+    for _, spec in model.declared_links(parent):
+        if isinstance(spec, DeclarationError):
+            warn(f"parent {parent_name}: {spec}; that link is not allowed until it is fixed")
             continue
-        for spec in specs:
-            child, _, why = resolve_child(spec.child, parent, containers)
-            if child is None:
-                if not spec.optional:
-                    warn(f"parent {_name(parent)}: link {spec.alias}: {why}")
-                continue
-            if child.get("Id") != parent.get("Id"):
-                found.append((spec.alias, child))
+        lookup = model.find_in(spec.child, parent, containers)
+        child = lookup.container
+        if child is None:
+            if not spec.optional:
+                warn(f"parent {parent_name}: link {spec.alias}: {lookup.why}")
+            continue
+        if child.get("Id") != parent.get("Id"):
+            found.append((spec.alias, child))
     return found
 
 
@@ -190,29 +155,43 @@ def plan(
         on_bridge = ("-i", interface, "-o", interface)
         rules.append(Rule((*on_bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED",
                            *_comment(f"linkinit replies on {name}"), "-j", "RETURN")))
-        allowed = set()
-        parents = sorted(containers, key=_name)
-        for parent in parents:
-            source = address(parent, network)
-            if source is None:
-                continue
-            for alias, child in sorted(links(parent, containers, warn), key=lambda x: x[0]):
-                target = address(child, network)
-                if target is None:
-                    continue
-                for protocol, port in exposed_ports(child):
-                    key = (source, target, protocol, port)
-                    if key in allowed:  # two aliases for one child: one rule is enough
-                        continue
-                    allowed.add(key)
-                    rules.append(Rule((
-                        "-s", f"{source}/32", "-d", f"{target}/32", *on_bridge,
-                        "-p", protocol, "-m", protocol, "--dport", str(port),
-                        *_comment(f"linkinit {_name(parent)}/{alias} -> {_name(child)}"),
-                        "-j", "RETURN",
-                    )))
+        allowed: set = set()
+        for parent in sorted(containers, key=model.name_of):
+            rules += _allow_rules(parent, containers, network, allowed, warn)
         rules.append(Rule((*on_bridge, *_comment(f"linkinit drop other traffic on {name}"),
                            "-j", "DROP")))
+    return rules
+
+
+def _allow_rules(
+    parent: Mapping[str, Any],
+    containers: Sequence[Mapping[str, Any]],
+    network: Mapping[str, Any],
+    allowed: set,
+    warn: Callable[[str], None],
+) -> List[Rule]:
+    """One parent's RETURN rules on one network: each link, each port its child exposes
+    (ranges expanded), once per (source, target, port) however many aliases lead there."""
+    source = model.address_on(parent, network)
+    if source is None:
+        return []
+    on_bridge = ("-i", str(bridge_interface(network)), "-o", str(bridge_interface(network)))
+    rules = []
+    for alias, child in sorted(links(parent, containers, warn), key=lambda x: x[0]):
+        target = model.address_on(child, network)
+        if target is None:
+            continue
+        comment = f"linkinit {model.name_of(parent)}/{alias} -> {model.name_of(child)}"
+        for port in model.exposed_ports(child):
+            key = (source, target, port.proto, port.number)
+            if key in allowed:
+                continue
+            allowed.add(key)
+            rules.append(Rule((
+                "-s", f"{source}/32", "-d", f"{target}/32", *on_bridge,
+                "-p", port.proto, "-m", port.proto, "--dport", str(port.number),
+                *_comment(comment), "-j", "RETURN",
+            )))
     return rules
 
 
@@ -347,40 +326,34 @@ def _last_error(stderr: str) -> str:
 # -- the Engine -------------------------------------------------------------------------------
 
 
-def connect() -> Any:
-    import docker
-
+def connect() -> Engine:
+    engine = Engine.from_environ(os.environ)
     try:
-        client = docker.from_env(timeout=30)
-        client.ping()
-        return client
-    except Exception as error:  # docker, requests and socket errors all mean "unreachable"
-        host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        raise GuardError(f"guard: cannot reach the Docker Engine at {host} ({error}): "
-                         "is dockerd running, and is DOCKER_HOST right?") from None
+        engine.ping()
+    except EngineError as error:
+        raise GuardError(f"guard: {error}: is dockerd running, and is DOCKER_HOST right?"
+                         ) from None
+    return engine
 
 
-def fetch_networks(client: Any, names: Sequence[str]) -> Tuple[List[Dict[str, Any]], List[str]]:
+def fetch_networks(engine: Engine, names: Sequence[str]) -> Tuple[List[Dict[str, Any]], List[str]]:
     """Inspect documents of the protected networks that exist, and the names that do not."""
-    import docker.errors
-
     found, missing = [], []
     for name in names:
-        try:
-            found.append(client.api.inspect_network(name))
-        except docker.errors.NotFound:
+        network = engine.inspect_network(name)
+        if network is None:
             missing.append(name)
+        else:
+            found.append(network)
     return found, missing
 
 
 def fetch_state(
-    client: Any, names: Sequence[str]
+    engine: Engine, names: Sequence[str]
 ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]], List[str]]:
     """Everything ``plan`` needs, in one go: containers, protected networks, missing names."""
-    from .ls import fetch
-
-    networks, missing = fetch_networks(client, names)
-    return fetch(client), networks, missing
+    networks, missing = fetch_networks(engine, names)
+    return engine.inspect_all(), networks, missing
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -436,7 +409,7 @@ def main(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
         return EX_USAGE
     except GuardError as error:
         say(str(error))
-        return error.status
+        return error.exit_status
 
 
 def check_chain_name(chain: str) -> None:
@@ -470,11 +443,10 @@ def check_networks(networks: Iterable[Mapping[str, Any]]) -> None:
 
 def dry_run(names: Sequence[str], chain: str, stdout: IO[str], say: Callable[[str], None]) -> int:
     """Print the commands that would build the chain from scratch; change nothing."""
-    client = connect()
     try:
-        containers, networks, missing = fetch_state(client, names)
-    finally:
-        client.close()
+        containers, networks, missing = fetch_state(connect(), names)
+    except EngineError as error:
+        raise GuardError(f"guard: {error}") from None
     check_networks(networks)
     for name in missing:
         say(f"guard: network {name} does not exist (yet): nothing to guard there")
@@ -505,9 +477,9 @@ class _Events:
     wait stays bounded.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.queue: queue.Queue = queue.Queue()
-        self.stream = client.api.events(decode=True, filters={"type": ["container", "network"]})
+        self.stream = engine.event_stream({"type": ["container", "network"]})
         threading.Thread(target=self._read, name="linkinit-guard-events", daemon=True).start()
 
     def _read(self) -> None:
@@ -515,13 +487,12 @@ class _Events:
             for event in self.stream:
                 if relevant(event):
                     self.queue.put(event)
-        except Exception:  # the stream breaks when dockerd stops or the socket closes
+        except EngineError:  # the stream breaks when dockerd stops or the socket closes
             pass
         self.queue.put(_LOST)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.stream.close()
+        self.stream.close()
 
 
 def relevant(event: Mapping[str, Any]) -> bool:
@@ -543,13 +514,13 @@ def watch(names: Sequence[str], iptables: Iptables, say: Callable[[str], None]) 
             warned.add(line)
             say(f"guard: {line}")
 
-    client = events = None
+    events = None
     try:
-        client = connect()
-        networks, _ = fetch_networks(client, names)
+        engine = connect()
+        networks, _ = _guarded(lambda: fetch_networks(engine, names))
         check_networks(networks)
-        events = _Events(client)  # subscribe first: nothing between reconcile and stream is lost
-        reconcile(client, names, iptables, say, warn)
+        events = _guarded(lambda: _Events(engine))  # subscribe first: no event is lost
+        reconcile(engine, names, iptables, say, warn)
         say(f"guard: guarding {', '.join(names)} with chain {iptables.chain}; "
             "stop with SIGTERM (the rules stay until linkinit guard --uninstall)")
         wait = RESYNC_SECONDS
@@ -557,10 +528,9 @@ def watch(names: Sequence[str], iptables: Iptables, say: Callable[[str], None]) 
             item = _next(events.queue, wait)
             if item is _LOST:
                 events.close()
-                client.close()
-                client, events = _reconnect(say)
+                engine, events = _reconnect(say)
             try:
-                reconcile(client, names, iptables, say, warn)
+                reconcile(engine, names, iptables, say, warn)
                 wait = RESYNC_SECONDS
             except GuardError as error:
                 say(f"{error} (retrying in {RETRY_SECONDS:.0f} s)")
@@ -574,8 +544,6 @@ def watch(names: Sequence[str], iptables: Iptables, say: Callable[[str], None]) 
             signal.signal(sig, handler)
         if events is not None:
             events.close()
-        if client is not None:
-            client.close()
 
 
 def _next(events: queue.Queue, wait: float) -> Any:
@@ -593,35 +561,40 @@ def _next(events: queue.Queue, wait: float) -> Any:
     return item
 
 
-def _reconnect(say: Callable[[str], None]) -> Tuple[Any, _Events]:
+def _guarded(work: Callable[[], Any]) -> Any:
+    """An Engine request whose failure is the guard's one-line error."""
+    try:
+        return work()
+    except EngineError as error:
+        raise GuardError(f"guard: {error}") from None
+
+
+def _reconnect(say: Callable[[str], None]) -> Tuple[Engine, _Events]:
     """Wait for the Engine to come back (doubling pauses, at most 30 s each)."""
     say("guard: lost the Docker Engine's event stream; reconnecting")
     pause = 1.0
     while True:
         try:
-            client = connect()
-            events = _Events(client)
+            engine = connect()
+            events = _guarded(lambda: _Events(engine))  # noqa: B023 (called at once)
             say("guard: reconnected to the Docker Engine")
-            return client, events
-        except Exception:  # GuardError, or the events request failing: try again later
+            return engine, events
+        except GuardError:  # not back yet: try again later
             time.sleep(pause)
             pause = min(pause * 2, RECONNECT_MAX)
 
 
 def reconcile(
-    client: Any,
+    engine: Engine,
     names: Sequence[str],
     iptables: Iptables,
     say: Callable[[str], None],
     warn: Callable[[str], None],
 ) -> None:
     """Fetch, plan, and make the chain match the plan."""
-    import docker.errors
-    import requests
-
     try:
-        containers, networks, missing = fetch_state(client, names)
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        containers, networks, missing = fetch_state(engine, names)
+    except EngineError as error:
         raise GuardError(f"guard: the Docker Engine did not answer: {error}") from None
     for name in missing:
         warn(f"network {name} does not exist (yet): it is guarded once it does")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .envvars import Endpoint
+from .envvars import ResolvedLink
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
 HOSTS = "/etc/hosts"
 
 
-def host_line(endpoint: Endpoint) -> str:
+def host_line(endpoint: ResolvedLink) -> str:
     names = [endpoint.alias]
     for extra in (endpoint.child_hostname, endpoint.child_name):
         if extra and extra not in names:
@@ -26,7 +26,7 @@ def host_line(endpoint: Endpoint) -> str:
     return f"{endpoint.ip}\t{' '.join(names)}"
 
 
-def updated_hosts(text: str, endpoints: Iterable[Endpoint]) -> str:
+def updated_hosts(text: str, endpoints: Iterable[ResolvedLink]) -> str:
     """The file with one line per link, older lines for the same aliases dropped. Pure."""
     lines = [host_line(e) for e in endpoints if e.ip]
     aliases = {line.split("\t", 1)[1].split()[0] for line in lines}
@@ -38,7 +38,7 @@ def updated_hosts(text: str, endpoints: Iterable[Endpoint]) -> str:
     return "\n".join(kept + lines) + "\n"
 
 
-def write_hosts(endpoints: Iterable[Endpoint], path: str = HOSTS) -> bool:
+def write_hosts(endpoints: Iterable[ResolvedLink], path: str = HOSTS) -> bool:
     """Rewrite in place (Docker bind-mounts the file: a rename would not reach it)."""
     endpoints = list(endpoints)
     if not endpoints or not os.access(path, os.W_OK):

@@ -424,13 +424,14 @@ def test_property_two_links_do_not_bleed_into_each_other(first, second):
 def test_property_library_reads_what_linkinit_itself_exports(alias, ip, ports, child_env):
     """linkinit.envvars writes the same variables as the restated Docker format, and the
     library reads them back: the exporter and the reader agree."""
-    from linkinit import envvars
+    from linkinit import container, envvars
 
-    endpoint = envvars.Endpoint(
+    exposed = {f"{num}/{proto}": {} for num, proto in ports}
+    endpoint = envvars.ResolvedLink(
         alias=alias,
         parent_name="parent",
         ip=ip,
-        ports=envvars.exposed_ports(f"{num}/{proto}" for num, proto in ports),
+        ports=container.exposed_ports({"Config": {"ExposedPorts": exposed}}),
         env=tuple(f"{key}={value}" for key, value in child_env.items()),
     )
     exported = dict(envvars.link_variables(endpoint))

@@ -28,7 +28,7 @@ PROPERTY = settings(max_examples=100, deadline=None)
 def declaration_error(call, *args) -> str:
     with pytest.raises(DeclarationError) as caught:
         call(*args)
-    assert caught.value.status == EX_USAGE
+    assert caught.value.exit_status == EX_USAGE
     return caught.value.message
 
 
@@ -546,7 +546,7 @@ def test_a_specs_prefix_is_the_variable_prefix_of_its_alias():
 def test_a_declaration_error_exits_with_status_64():
     """Bad declarations are usage errors (EX_USAGE): retrying will not help."""
     assert issubclass(DeclarationError, LinkinitError)
-    assert DeclarationError("x").status == EX_USAGE == 64
+    assert DeclarationError("x").exit_status == EX_USAGE == 64
 
 
 def test_an_empty_links_key_in_the_file_declares_no_links():

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkinit.envvars import Endpoint
+from linkinit.envvars import ResolvedLink
 from linkinit.hosts import host_line, updated_hosts, write_hosts
 
 DOCKER_HOSTS = """\
@@ -26,8 +26,8 @@ ff02::2\tip6-allrouters
 """
 
 
-def link(alias="redis", ip="172.17.0.2", hostname="a1b2c3d4e5f6", name="db1") -> Endpoint:
-    return Endpoint(alias, "webapp", ip, child_name=name, child_hostname=hostname)
+def link(alias="redis", ip="172.17.0.2", hostname="a1b2c3d4e5f6", name="db1") -> ResolvedLink:
+    return ResolvedLink(alias, "webapp", ip, child_name=name, child_hostname=hostname)
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_a_file_without_a_final_newline_gets_one():
 hostnames = st.text(alphabet="abcdef0123456789-", min_size=0, max_size=12)
 aliases = st.text(alphabet="abcxyz019_-", min_size=1, max_size=8)
 endpoints = st.builds(
-    Endpoint,
+    ResolvedLink,
     alias=aliases,
     parent_name=st.just("webapp"),
     ip=st.sampled_from(["172.17.0.2", "10.0.0.5", "fd00::2", ""]),

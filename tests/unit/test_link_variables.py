@@ -14,11 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from linkinit.container import Port, exposed_ports
 from linkinit.envvars import (
-    Endpoint,
-    Port,
+    ResolvedLink,
     build_environment,
-    exposed_ports,
     link_environment,
     link_variables,
 )
@@ -34,8 +33,8 @@ def endpoint(
     parent: str = "db",
     env: Sequence[str] = (),
     ip: str = IP,
-) -> Endpoint:
-    return Endpoint(
+) -> ResolvedLink:
+    return ResolvedLink(
         alias=alias,
         parent_name=parent,
         ip=ip,
@@ -166,7 +165,7 @@ def test_a_single_port_gives_the_default_port_its_four_variables_and_the_name():
 
 def test_the_design_example_exports_exactly_the_documented_variables():
     """DESIGN.md's redis example, variable for variable."""
-    ep = Endpoint("redis", "webapp", "172.17.0.2", (Port(6379),), ("PASSWORD=dockerpass",))
+    ep = ResolvedLink("redis", "webapp", "172.17.0.2", (Port(6379),), ("PASSWORD=dockerpass",))
     assert as_dict(link_variables(ep)) == REDIS_LINK_ENV
 
 
@@ -361,7 +360,8 @@ def test_port_parse_reads_dockers_port_notation(text, expected):
 
 def test_exposed_ports_sorts_and_deduplicates_an_inspect_key_set():
     """ExposedPorts keys come back once each, in Docker's order (TCP first)."""
-    got = exposed_ports({"53/udp": {}, "8080/tcp": {}, "80/tcp": {}, "80": {}, "9/sctp": {}})
+    exposed = {"53/udp": {}, "8080/tcp": {}, "80/tcp": {}, "80": {}, "9/sctp": {}}
+    got = exposed_ports({"Config": {"ExposedPorts": exposed}})
     assert got == [Port(80), Port(8080), Port(9, "sctp"), Port(53, "udp")]
 
 

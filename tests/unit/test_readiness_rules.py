@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
+from linkinit.container import first_tcp_port
 from linkinit.declare import LinkSpec
 from linkinit.errors import (
     EX_TEMPFAIL,
@@ -19,13 +20,9 @@ from linkinit.errors import (
     NotReady,
     ResolveError,
 )
-from linkinit.resolve import (
-    Observation,
-    _not_ready_message,
-    first_tcp_port,
-    observe,
-    shared_address,
-)
+from linkinit.readiness import PORT_CLOSED, UNHEALTHY, Observation, observe
+from linkinit.readiness import link_address as shared_address
+from linkinit.waiter import not_ready_message
 
 CHILD_IP = "172.18.0.2"
 FINISHED = "2024-05-01T10:00:00.123456789Z"
@@ -293,7 +290,7 @@ def test_a_child_on_no_shared_network_is_an_error_naming_both_network_lists():
     child = inspect(networks={"other": "10.9.0.2", "backend": "10.8.0.2"})
     with pytest.raises(ResolveError) as caught:
         observe(spec("started"), parent(("demo", "bridge")), child, Probe())
-    assert caught.value.status == EX_USAGE
+    assert caught.value.exit_status == EX_USAGE
     assert caught.value.message == (
         "link redis: child db1 shares no network with webapp "
         "(db1 is on: backend, other; webapp is on: bridge, demo); "
@@ -357,10 +354,10 @@ def test_the_not_ready_message_has_one_line_per_child_with_its_last_state():
     """Each unready child: alias, child, time waited, wait mode, state and last detail."""
     redis, pg = spec("healthy"), spec("listening", alias="pg", child="postgres-1")
     seen = {
-        "redis": Observation("unhealthy", False, "health unhealthy, last check said: NOAUTH"),
-        "pg": Observation("port 5432 closed", False, "172.18.0.4:5432 refused connections"),
+        "redis": Observation(UNHEALTHY, "unhealthy", "health unhealthy, last check said: NOAUTH"),
+        "pg": Observation(PORT_CLOSED, "port 5432 closed", "172.18.0.4:5432 refused connections"),
     }
-    assert _not_ready_message([redis, pg], seen, 59.6) == (
+    assert not_ready_message([redis, pg], seen, 59.6) == (
         "redis (db1) not ready after 60s (wait=healthy): unhealthy; "
         "last seen: health unhealthy, last check said: NOAUTH\n"
         "pg (postgres-1) not ready after 60s (wait=listening): port 5432 closed; "
@@ -370,6 +367,6 @@ def test_the_not_ready_message_has_one_line_per_child_with_its_last_state():
 
 def test_not_ready_exits_75_and_an_unreachable_engine_69():
     """Timeouts are temporary failures (75); an Engine that never answered is unavailable (69)."""
-    assert NotReady("x").status == EX_TEMPFAIL == 75
-    assert EngineUnreachable("x").status == EX_UNAVAILABLE == 69
-    assert ResolveError("x").status == EX_USAGE == 64
+    assert NotReady("x").exit_status == EX_TEMPFAIL == 75
+    assert EngineUnreachable("x").exit_status == EX_UNAVAILABLE == 69
+    assert ResolveError("x").exit_status == EX_USAGE == 64

@@ -1,0 +1,119 @@
+"""Is a child ready for its wait mode? One look at its inspect document says.
+
+Pure but for the TCP probe, which the caller passes in (a fake in unit tests). A look is an
+``Observation``: a ``phase`` the waiter acts on (a constant below, never a string to be
+parsed), the ``state`` word shown in progress lines, and the detail a timeout reports.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import namedtuple
+
+from . import container as model
+from .errors import ResolveError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
+    from typing import Any, Callable, Mapping, Optional
+
+    from .declare import LinkSpec
+
+    Probe = Callable[[str, int], bool]
+
+# Phases, from "nothing there" to "ready". The waiter acts on these, never on ``state``.
+MISSING = "missing"  # no container answers to the reference
+DOWN = "down"  # the container exists but does not run (created, exited, paused...)
+NO_ADDRESS = "no-address"  # running, but without an IP on a shared network yet
+UNHEALTHY = "unhealthy"  # its healthcheck does not say healthy (yet)
+PORT_CLOSED = "port-closed"  # healthy enough, but the port refuses connections
+READY = "ready"
+
+
+class Observation(
+    namedtuple("Observation", "phase state detail container address", defaults=(None, ""))
+):
+    """What one look at a child showed.
+
+    phase: one of the constants above; state: the short word for progress lines
+    (``exited(1)``, ``port 6379 closed``); detail: what a timeout message says was last
+    seen; container: the inspect document or None; address: the child's IP on a shared
+    network ("" until it has one).
+    """
+
+    __slots__ = ()
+
+    @property
+    def ready(self) -> bool:
+        return self.phase == READY
+
+
+def port_open(address: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def link_address(spec: LinkSpec, parent: Mapping[str, Any], child: Mapping[str, Any]) -> str:
+    """The child's address on a shared network ("" not yet); no shared network is a 64."""
+    address = model.shared_address(parent, child)
+    if address is None:
+        raise ResolveError(model.no_shared_network_message(spec.alias, parent, child))
+    return address
+
+
+def observe(
+    spec: LinkSpec,
+    parent: Mapping[str, Any],
+    container: Optional[Mapping[str, Any]],
+    probe: Probe = port_open,
+) -> Observation:
+    """Judge one child against its wait mode, one condition after the other."""
+    if container is None:
+        return Observation(MISSING, "missing", "no container answers to this name")
+    status = model.state_of(container)
+    if status != "running":
+        return _not_running(container, status)
+    address = link_address(spec, parent, container)
+    if not address:
+        return Observation(NO_ADDRESS, "no address", "running but without an IP address",
+                           container)
+    if spec.wait in ("started", "none"):
+        return Observation(READY, "running", "running", container, address)
+    health = model.health_of(container)
+    if health and health != "healthy":
+        return _unhealthy(container, health, address)
+    ready = Observation(READY, "healthy" if health else "running", "running", container, address)
+    if spec.wait != "listening":
+        return ready
+    return check_port(ready, probe)
+
+
+def check_port(seen: Observation, probe: Probe = port_open) -> Observation:
+    """For ``wait=listening``: an observation that got as far as healthy, with its port
+    probed. The waiter calls it alone to probe again without inspecting again."""
+    port = model.first_tcp_port(seen.container or {})
+    if port is None:
+        return seen._replace(phase=READY)
+    if not probe(seen.address, port):
+        return Observation(PORT_CLOSED, f"port {port} closed",
+                           f"{seen.address}:{port} refused connections",
+                           seen.container, seen.address)
+    return Observation(READY, "listening", f"listening on {port}", seen.container, seen.address)
+
+
+def _not_running(container: Mapping[str, Any], status: str) -> Observation:
+    state = container.get("State") or {}
+    if status in ("exited", "dead"):
+        code = state.get("ExitCode")
+        detail = f"exited with {code} at {state.get('FinishedAt', '?')}"
+        return Observation(DOWN, f"exited({code})", detail, container)
+    return Observation(DOWN, status, f"state {status}", container)
+
+
+def _unhealthy(container: Mapping[str, Any], health: str, address: str) -> Observation:
+    last = model.last_health_output(container)
+    detail = f"health {health}" + (f", last check said: {last}" if last else "")
+    return Observation(UNHEALTHY, health, detail, container, address)
