@@ -71,7 +71,7 @@ class _Reader:
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
             if left <= 0:
-                raise socket.timeout("timed out")
+                raise TimeoutError("timed out")
             self.sock.settimeout(left)
         data = self.sock.recv(_RECV)
         if not data:
@@ -196,8 +196,8 @@ class Response:
             if len(pending) > limit or any(len(line) > limit for line in complete):
                 raise EngineProtocolError(f"an event is longer than {limit} bytes")
             yield from complete
-        if pending:
-            yield pending
+        if pending.strip():
+            raise _BrokenOff("the stream ended inside a line")
 
     @property
     def sock(self) -> socket.socket:
@@ -313,7 +313,9 @@ class Engine:
             sock.sendall(f"GET {url} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
             reader = _Reader(sock, deadline)
             response = Response(reader)
-            reader.deadline = None if stream else deadline
+            if stream:  # events come when they come
+                reader.deadline = None
+                sock.settimeout(None)
         except EngineError:
             if sock is not None:
                 sock.close()
@@ -425,11 +427,7 @@ class Engine:
 
     def events(self, filters: Mapping[str, list], since: Optional[float] = None) -> Iterator[dict]:
         """Follow the event stream until it ends (returns) or breaks (EngineUnreachable)."""
-        stream = self.event_stream(filters, since)
-        try:
-            yield from stream
-        finally:
-            stream.close()
+        yield from self.event_stream(filters, since)
 
 
 class EventStream:
@@ -447,14 +445,17 @@ class EventStream:
             raise EngineProtocolError(f"the Engine's event stream sent bad JSON: {error}") from None
         except OSError as error:
             raise EngineUnreachable(f"the Engine's event stream broke: {_why(error)}") from None
+        finally:
+            self._response.close()
 
     def close(self) -> None:
-        """End the stream; a thread blocked reading it sees the end at once."""
+        """End the stream from any thread: the one reading it sees the end at once and
+        closes the socket itself (closing it here could pull the descriptor from under a
+        ``recv`` in progress)."""
         try:  # noqa: SIM105 (contextlib is one more import on the start path)
             self._response.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # already closed: nothing to wake
-        self._response.close()
 
 
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")

@@ -206,7 +206,17 @@ def changes(
     rules are inserted at the top and new DROP rules appended. No step opens more than the
     old or the new chain, and a chain that already matches gets no command at all.
     """
-    want = Counter(rule.args for rule in desired)
+    doomed, kept = _doomed(current, Counter(rule.args for rule in desired))
+    commands = [["-D", chain, str(number)] for number in reversed(doomed)]
+    missing = [rule for rule in dict.fromkeys(desired) if kept[rule.args] == 0]
+    commands += [["-I", chain, "1", *r.args] for r in reversed(missing) if not r.drops]
+    commands += [["-A", chain, *r.args] for r in missing if r.drops]
+    return commands
+
+
+def _doomed(current: Sequence[Tuple[str, ...]], want: Counter) -> Tuple[List[int], Counter]:
+    """The rule numbers to delete (unwanted, duplicate, or a RETURN after a DROP), and how
+    many of each wanted rule stay."""
     first_drop = next((i for i, args in enumerate(current) if args[-1] == "DROP"), len(current))
     kept: Counter = Counter()
     doomed = []
@@ -215,11 +225,7 @@ def changes(
             doomed.append(index + 1)
         else:
             kept[args] += 1
-    commands = [["-D", chain, str(number)] for number in reversed(doomed)]
-    missing = [rule for rule in dict.fromkeys(desired) if kept[rule.args] == 0]
-    commands += [["-I", chain, "1", *r.args] for r in reversed(missing) if not r.drops]
-    commands += [["-A", chain, *r.args] for r in missing if r.drops]
-    return commands
+    return doomed, kept
 
 
 def parse_rules(listing: str, chain: str) -> List[Tuple[str, ...]]:

@@ -159,12 +159,12 @@ def render_table(table_rows: Sequence[Row]) -> str:
     lines = [[r.name, r.container or "-", r.image or "-", _table_state(r)] for r in table_rows]
     if any(r.note for r in table_rows):
         header.append("NOTE")
-        for line, row in zip(lines, table_rows):
+        for line, row in zip(lines, table_rows, strict=True):
             line.append(row.note or "")
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
     out = []
     for line in [header, *lines]:
-        cells = [cell.ljust(width) for cell, width in zip(line, widths)]
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=True)]
         out.append("   ".join(cells).rstrip())
     return "\n".join(out) + "\n"
 
