@@ -231,19 +231,23 @@ def _reporter(quiet: bool) -> Callable[[str], None]:
 def print_environment(options: Options, environ: Mapping[str, str], stdout: IO[str]) -> int:
     """``--print-env``: what COMMAND would get for each link variable, on stdout."""
     environment, link_keys = resolve_isolated(options, environ)
-    variables = {key: environment[key] for key in link_keys}
-    if options.format == "json":
-        import json
-
-        stdout.write(json.dumps(variables, indent=2) + "\n")
-    elif options.format == "shell":
-        import shlex
-
-        stdout.writelines(f"export {k}={shlex.quote(v)}\n" for k, v in variables.items())
-    else:
-        stdout.writelines(f"{k}={v}\n" for k, v in variables.items())
+    stdout.write(render_variables({key: environment[key] for key in link_keys}, options.format))
     stdout.flush()
     return 0
+
+
+def render_variables(variables: Mapping[str, str], form: str) -> str:
+    """``--print-env``'s text: ``KEY=VALUE`` lines, ``export`` lines quoted as the shell
+    needs (``shlex.quote``), or a JSON object; always in the order given (Docker's)."""
+    if form == "json":
+        import json
+
+        return json.dumps(dict(variables), indent=2) + "\n"
+    if form == "shell":
+        import shlex
+
+        return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in variables.items())
+    return "".join(f"{k}={v}\n" for k, v in variables.items())
 
 
 def print_error(error: BaseException, stderr: IO[str]) -> None:

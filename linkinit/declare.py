@@ -207,7 +207,7 @@ def parse_yaml(text: str, path: str) -> Declaration:
         raise DeclarationError(f"{where}: not valid YAML: {problem}") from None
     if root is None:
         return Declaration()
-    mapping = _mapping(root, path, "the file")
+    mapping = _unique(path, _mapping(root, path, "the file"), "key")
     links: list[LinkSpec] = []
     timeout = None
     for key_node, value_node in mapping:
@@ -216,13 +216,33 @@ def parse_yaml(text: str, path: str) -> Declaration:
         if key == "links" and _is_null(value_node):
             continue  # ``links:`` with nothing under it: no links
         if key == "links":
-            links.extend(_yaml_link(path, k, v) for k, v in _mapping(value_node, path, "links"))
+            links.extend(_yaml_links(path, value_node))
         elif key == "timeout":
             timeout = parse_timeout(value_node.value, f"{where}: timeout")
         else:
             raise DeclarationError(f"{where}: unknown key {key!r} (known: links, timeout)")
     check_prefixes_unique(links)
     return Declaration(tuple(links), timeout)
+
+
+def _yaml_links(path: str, node: object) -> list[LinkSpec]:
+    return [_yaml_link(path, key, value)
+            for key, value in _unique(path, _mapping(node, path, "links"), "link")]
+
+
+def _unique(path: str, pairs: list, what: str) -> list:
+    """A mapping's (key, value) nodes; a key written twice is an error at its second line
+    (YAML would silently keep the last)."""
+    first: dict[str, str] = {}
+    for key_node, _ in pairs:
+        key = str(key_node.value)
+        if key in first:
+            raise DeclarationError(
+                f"{_where(path, key_node)}: {what} {key} is written twice (first at "
+                f"{first[key]}); keep one"
+            )
+        first[key] = _where(path, key_node)
+    return pairs
 
 
 def _is_null(node: object) -> bool:

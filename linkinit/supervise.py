@@ -15,7 +15,7 @@ standard-library modules. The recipe, in the order ``cli.main`` uses it:
    PID 1 under 10 MB; that watcher forwards signals, reaps, and on COMMAND's exit TERMs what
    is left, waits ``grace`` seconds and KILLs the rest.
 
-The pitfalls this follows are listed in INIT-NOTES.md; each has a test in tests/unit and
+The pitfalls this follows are listed in docs/design.md; each has a test in tests/unit and
 tests/e2e named after it.
 """
 

@@ -7,8 +7,16 @@ import subprocess
 from .conftest import ROOT
 
 
+def image_id(docker_client, tag: str) -> str:
+    return docker_client.images.get(tag).id
+
+
 def test_demo_links_a_real_redis_to_the_web_app(docker_client):
-    """scripts/demo builds both images, waits for Redis, sets and reads a key, lists links."""
+    """scripts/demo builds both images, waits for Redis, sets and reads a key, lists links;
+    run twice, it leaves no untagged image behind."""
+    first = subprocess.run([str(ROOT / "scripts" / "demo")], capture_output=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    replaced = image_id(docker_client, "webapp")
     done = subprocess.run([str(ROOT / "scripts" / "demo")], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -18,3 +26,5 @@ def test_demo_links_a_real_redis_to_the_web_app(docker_client):
                line.endswith("GET greeting -> hello from webapp") for line in lines)
     assert any(line.split()[:1] == ["webapp/redis"] for line in lines)
     assert "== demo done" in lines
+    assert image_id(docker_client, "webapp") != replaced, "the second build changed nothing"
+    assert replaced not in {image.id for image in docker_client.images.list(all=True)}

@@ -552,3 +552,27 @@ def test_a_declaration_error_exits_with_status_64():
 def test_an_empty_links_key_in_the_file_declares_no_links():
     """``links:`` with nothing under it is an empty list of links, not an error."""
     assert parse_yaml("links:\ntimeout: 3\n", "f.yaml") == Declaration((), 3.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "links:\n  redis: db1\n  cache: mc\n  redis: db2\n",
+            "/etc/linkinit.yaml:4: link redis is written twice "
+            "(first at /etc/linkinit.yaml:2); keep one",
+            id="alias",
+        ),
+        pytest.param(
+            "timeout: 5\nlinks: {redis: db1}\ntimeout: 9\n",
+            "/etc/linkinit.yaml:3: key timeout is written twice "
+            "(first at /etc/linkinit.yaml:1); keep one",
+            id="top-level-key",
+        ),
+    ],
+)
+def test_a_key_written_twice_in_the_file_is_named_with_both_lines(text, message):
+    """YAML would keep the last silently; linkinit names the line of each (exit 64)."""
+    with pytest.raises(DeclarationError) as caught:
+        parse_yaml(text, "/etc/linkinit.yaml")
+    assert caught.value.message == message

@@ -8,6 +8,8 @@ properties vary ports, aliases and child environments, and compare ``link_variab
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import pytest
@@ -164,7 +166,7 @@ def test_a_single_port_gives_the_default_port_its_four_variables_and_the_name():
 
 
 def test_the_design_example_exports_exactly_the_documented_variables():
-    """DESIGN.md's redis example, variable for variable."""
+    """The README's redis example, variable for variable."""
     ep = ResolvedLink("redis", "webapp", "172.17.0.2", (Port(6379),), ("PASSWORD=dockerpass",))
     assert as_dict(link_variables(ep)) == REDIS_LINK_ENV
 
@@ -472,3 +474,21 @@ def test_link_variables_equal_the_moby_oracle(ports, alias, parent, ip, env):
     theirs = moby_to_env(f"/{parent}/{alias}", ip, ports, env)
     assert set(ours) == set(theirs)
     assert len(ours) == len(theirs)
+
+
+def readme_blocks() -> list:
+    """The fenced blocks of the README, as text."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    return re.findall(r"^```\n(.*?)^```$", text, flags=re.S | re.M)
+
+
+def test_the_readme_shows_the_example_exactly_as_print_env_prints_it():
+    """Same variables, same order, in each of --print-env's env and shell formats."""
+    from linkinit.cli import render_variables
+
+    ep = ResolvedLink("redis", "webapp", "172.17.0.2", (Port(6379),), ("PASSWORD=dockerpass",))
+    variables = dict(link_variables(ep))
+    assert list(variables.items()) == list(REDIS_LINK_ENV.items())
+    blocks = readme_blocks()
+    assert render_variables(variables, "env") in blocks
+    assert render_variables(variables, "shell") in blocks
