@@ -351,13 +351,10 @@ class Engine:
             f"the Docker Engine at {self.host} refused {what} ({status}): {message}", status
         )
 
-    def _read_json(self, response: Response) -> Any:
+    def _body(self, response: Response, limit: int = BODY_LIMIT) -> bytes:
+        """The whole body; an answer that breaks off is an unreachable Engine."""
         try:
-            return json.loads(response.body())
-        except ValueError as error:
-            raise EngineProtocolError(
-                f"the Docker Engine at {self.host} sent JSON that does not parse: {error}"
-            ) from None
+            return response.body(limit)
         except OSError as error:
             raise EngineUnreachable(
                 f"the Docker Engine at {self.host} broke off an answer: {_why(error)}"
@@ -368,19 +365,18 @@ class Engine:
     # -- the questions linkinit asks -----------------------------------------------------
 
     def get(self, path: str, params: Optional[Mapping[str, Any]] = None) -> Any:
-        return self._read_json(self.request(path, params))
+        body = self._body(self.request(path, params))
+        try:
+            return json.loads(body)
+        except ValueError as error:
+            raise EngineProtocolError(
+                f"the Docker Engine at {self.host} sent JSON that does not parse: {error}"
+            ) from None
 
     def ping(self) -> None:
         """``/_ping``: is the Engine up, and which API version does it speak."""
         response = self.request("/_ping", versioned=False)
-        try:
-            response.body(HEADER_LIMIT)
-        except OSError as error:
-            raise EngineUnreachable(
-                f"the Docker Engine at {self.host} broke off an answer: {_why(error)}"
-            ) from None
-        finally:
-            response.close()
+        self._body(response, HEADER_LIMIT)
         server = parse_version(response.headers.get("api-version", ""))
         self.api_version = negotiated(server)
 
