@@ -1,0 +1,228 @@
+"""Follow mode's watcher: keep the links current after a child restarts or is recreated.
+
+It runs as its own process beside COMMAND (PID 1 starts it, restarts it with backoff if it
+dies, and never lets it take COMMAND down), so the supervisor stays small and a stuck
+Engine never blocks a signal or a reap. It follows the Engine's events, and looks again
+every ``resync`` seconds so that a missed event is repaired.
+
+What it produces is data: for each declared child, the variables COMMAND would get now.
+When they differ from what COMMAND was given (a new address, ports or environment, or the
+reference now naming another container, as after a compose recreate), it rewrites
+``/etc/hosts`` and the links file (``LINKS_FILE``, replaced atomically, which the client
+library reads), then tells PID 1 with ``NOTIFY_SIGNAL`` so that the policy (signal, restart,
+exit) is applied there. A child that stops is reported, and becomes a change only when it
+comes back different.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import namedtuple
+
+from . import container as model
+from .envvars import link_variables
+from .errors import EngineError, LinkinitError
+from .hosts import write_hosts
+from .readiness import READY, Observation, link_address
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping, Optional, Sequence
+
+    from .declare import LinkSpec
+    from .engine import Engine
+    from .envvars import ResolvedLink
+
+STATE_DIR = "/run/linkinit-follow"
+LINKS_FILE = "links"  # NUL-separated KEY=VALUE: the link variables as they are now
+CONFIG_FILE = "follow.json"  # what the resolver hands the watcher
+RESYNC_SECONDS = 30.0
+RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class Seen(namedtuple("Seen", "container_id variables")):
+    """One child as COMMAND knows it: the container's ID and its link variables (pairs)."""
+
+    __slots__ = ()
+
+
+def current(engine: Engine, parent: Mapping[str, Any],
+            spec: LinkSpec) -> Optional[tuple[ResolvedLink, str]]:
+    """The child's link as it would be resolved now, and its container's ID; None while it
+    is absent or down."""
+    from .resolve import find_child, resolved_link
+
+    child = find_child(engine, spec, parent)
+    if child is None or model.state_of(child) != "running":
+        return None
+    address = link_address(spec, parent, child)
+    if not address:
+        return None
+    link = resolved_link(spec, parent, Observation(READY, "running", "", child, address))
+    return link, str(child.get("Id", ""))
+
+
+def seen_of(link: ResolvedLink, container_id: str) -> Seen:
+    return Seen(container_id, tuple(link_variables(link)))
+
+
+def compare(given: Mapping[str, Seen], now: Mapping[str, Optional[Seen]]) -> tuple[list, list]:
+    """``(changed, down)`` aliases: up and different from what COMMAND has, or down. Pure."""
+    changed = [alias for alias, seen in now.items()
+               if seen is not None and seen != given.get(alias)]
+    down = [alias for alias, seen in now.items() if seen is None]
+    return changed, down
+
+
+def encode_links(variables: Mapping[str, str]) -> bytes:
+    return b"".join(f"{key}={value}".encode() + b"\0" for key, value in variables.items())
+
+
+def decode_links(data: bytes) -> dict[str, str]:
+    """The links file's variables; a torn or foreign entry (no ``=``) is skipped."""
+    pairs = (entry.decode(errors="replace").partition("=") for entry in data.split(b"\0"))
+    return {key: value for key, sep, value in pairs if sep and key}
+
+
+def write_links(path: str, variables: Mapping[str, str]) -> None:
+    """Replace the links file atomically: a reader sees the old or the new, never half."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "wb") as file:
+        file.write(encode_links(variables))
+    os.replace(temporary, path)
+
+
+class Follower:
+    """Looks at the declared children and acts when one changed (see the module doc)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        parent: Mapping[str, Any],
+        specs: Sequence[LinkSpec],
+        given: Mapping[str, Seen],
+        report: Callable[[str], None],
+        changed: Callable[[list], None],
+        links_path: str,
+        hosts_path: str = "/etc/hosts",
+    ) -> None:
+        self.engine = engine
+        self.parent = parent
+        self.specs = list(specs)
+        self.given = dict(given)
+        self.report = report
+        self.changed = changed
+        self.links_path = links_path
+        self.hosts_path = hosts_path
+        self.down: set[str] = set()
+        self.links: dict[str, ResolvedLink] = {}
+
+    def look(self) -> dict[str, Optional[Seen]]:
+        now: dict[str, Optional[Seen]] = {}
+        for spec in self.specs:
+            found = current(self.engine, self.parent, spec)
+            if found is None:
+                now[spec.alias] = None
+                continue
+            self.links[spec.alias] = found[0]
+            now[spec.alias] = seen_of(*found)
+        return now
+
+    def sync(self) -> list:
+        """One look; report what went down or came back; apply a change. The aliases changed."""
+        now = self.look()
+        changed, down = compare(self.given, now)
+        self._report_down(down)
+        if not changed:
+            return []
+        for alias in changed:
+            self.report(f"follow: {alias} ({self._spec(alias).child}) changed: now at "
+                        f"{self.links[alias].ip}")
+            self.given[alias] = now[alias]  # type: ignore[assignment]
+        self._apply()
+        self.changed(changed)
+        return changed
+
+    def _spec(self, alias: str) -> LinkSpec:
+        return next(spec for spec in self.specs if spec.alias == alias)
+
+    def _report_down(self, down: list) -> None:
+        for alias in sorted(set(down) - self.down):
+            self.report(f"follow: {alias} ({self._spec(alias).child}) is down; COMMAND keeps "
+                        "its last address until it comes back")
+        for alias in sorted(self.down - set(down)):
+            self.report(f"follow: {alias} ({self._spec(alias).child}) is up again")
+        self.down = set(down)
+
+    def _apply(self) -> None:
+        """The hosts file and the links file, from every link as COMMAND should now see it."""
+        variables: dict[str, str] = {}
+        for seen in self.given.values():
+            variables.update(seen.variables)
+        write_links(self.links_path, variables)
+        current_links = [self.links[a] for a in self.given if a in self.links]
+        write_hosts(current_links, self.hosts_path)
+
+
+def follow(follower: Follower, wake: Any, resync: float = RESYNC_SECONDS,
+           clock: Callable[[], float] = time.monotonic, rounds: Optional[int] = None) -> None:
+    """Sync, then again at each Engine event or every ``resync`` seconds, for ever (or for
+    ``rounds``, in tests). An Engine that fails is retried with backoff, and logged once."""
+    failures = 0
+    while rounds is None or rounds > 0:
+        try:
+            follower.sync()
+            failures = 0
+            pause = resync
+        except EngineError as error:
+            if failures == 0:
+                follower.report(f"follow: the Engine did not answer ({error}); retrying")
+            pause = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+            failures += 1
+        if rounds is not None:
+            rounds -= 1
+        wake.wait(pause)
+
+
+def main() -> int:
+    """``python -m linkinit.follow``: read what the resolver handed over, then follow."""
+    from .declare import LinkSpec
+    from .engine import Engine
+    from .waiter import EventWatcher
+
+    state = os.environ.get("LINKINIT_FOLLOW_DIR", STATE_DIR)
+    try:
+        with open(os.path.join(state, CONFIG_FILE)) as file:
+            config = json.load(file)
+    except (OSError, ValueError) as error:
+        print(f"linkinit: follow: cannot read {state}/{CONFIG_FILE}: {error}", file=sys.stderr)
+        return 70
+    engine = Engine(config["host"])
+    parent_pid = os.getppid()
+
+    def report(line: str) -> None:
+        if not config.get("quiet"):
+            print(f"linkinit: {line}", file=sys.stderr, flush=True)
+
+    def changed(aliases: list) -> None:
+        if config.get("notify"):
+            os.kill(parent_pid, int(config["notify"]))
+
+    specs = [LinkSpec(*fields) for fields in config["specs"]]
+    given = {alias: Seen(cid, tuple(map(tuple, variables)))
+             for alias, (cid, variables) in config["given"].items()}
+    follower = Follower(engine, config["parent"], specs, given, report, changed,
+                        os.path.join(state, LINKS_FILE), config.get("hosts", "/etc/hosts"))
+    try:
+        follow(follower, EventWatcher(engine, time.time()), config.get("resync", RESYNC_SECONDS))
+    except LinkinitError as error:
+        report(f"follow: {error}")
+        return error.exit_status
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
