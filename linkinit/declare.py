@@ -21,6 +21,8 @@ DEFAULT_WAIT = "listening"
 DEFAULT_TIMEOUT = 60.0
 LABEL_PREFIX = "link."
 TIMEOUT_LABEL = "linkinit.timeout"
+ON_CHANGE_LABEL = "linkinit.on-change"
+POLICIES = ("none", "hosts", "signal:<SIG>", "restart", "exit")
 _ALIAS = re.compile(r"^[A-Za-z0-9_-]+$")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
@@ -47,10 +49,13 @@ class LinkSpec(
         return env_prefix(self.alias)
 
 
-class Declaration(namedtuple("Declaration", "links timeout", defaults=((), None))):
-    """The links of one source (or of all, merged) and the wait timeout, if one was set.
+class Declaration(
+    namedtuple("Declaration", "links timeout on_change", defaults=((), None, None))
+):
+    """The links of one source (or of all, merged), and the settings it made, if any.
 
-    links: tuple of LinkSpec; timeout: seconds (float) or None.
+    links: tuple of LinkSpec; timeout: seconds (float) or None; on_change: follow mode's
+    policy (``check_policy``'s form) or None.
     """
 
     __slots__ = ()
@@ -99,17 +104,45 @@ def parse_timeout(value: object, origin: str) -> float:
     return seconds
 
 
+def check_policy(value: object, origin: str) -> str:
+    """Follow mode's policy: ``none``, ``hosts``, ``restart``, ``exit`` or ``signal:<SIG>``
+    (a name with or without SIG, or a number), returned as ``signal:HUP`` for a signal."""
+    text = str(value).strip()
+    kind, colon, name = text.partition(":")
+    if not colon and kind in ("none", "hosts", "restart", "exit"):
+        return kind
+    if kind == "signal" and colon:
+        import signal
+
+        try:
+            number = int(name) if name.isdigit() else getattr(signal, "SIG" + name.upper()
+                                                               .removeprefix("SIG"))
+            return f"signal:{signal.Signals(number).name.removeprefix('SIG')}"
+        except (AttributeError, ValueError):
+            pass
+    raise DeclarationError(
+        f"{origin}: on-change must be one of {', '.join(POLICIES)} (e.g. signal:HUP), "
+        f"not {text!r}"
+    )
+
+
 def parse_labels(labels: Mapping[str, str]) -> Declaration:
-    """Read ``link.<alias>=<child>``, ``link.<alias>.wait|optional`` and ``linkinit.timeout``."""
+    """Read ``link.<alias>=<child>``, ``link.<alias>.wait|optional``, ``linkinit.timeout``
+    and ``linkinit.on-change``."""
+    timeout = on_change = None
+    if TIMEOUT_LABEL in labels:
+        timeout = parse_timeout(labels[TIMEOUT_LABEL], f"label {TIMEOUT_LABEL}")
+    if ON_CHANGE_LABEL in labels:
+        on_change = check_policy(labels[ON_CHANGE_LABEL], f"label {ON_CHANGE_LABEL}")
+    return Declaration(_label_links(labels), timeout, on_change)
+
+
+def _label_links(labels: Mapping[str, str]) -> tuple[LinkSpec, ...]:
     children: dict[str, str] = {}
     attributes: dict[str, dict[str, str]] = {}
-    timeout = None
     for key in sorted(labels):
         value = labels[key]
         origin = f"label {key}={value}"
-        if key == TIMEOUT_LABEL:
-            timeout = parse_timeout(value, f"label {key}")
-            continue
         if not key.startswith(LABEL_PREFIX):
             continue
         alias, dot, attribute = key[len(LABEL_PREFIX):].partition(".")
@@ -137,7 +170,7 @@ def parse_labels(labels: Mapping[str, str]) -> Declaration:
         wait = check_wait(attrs.get("wait", DEFAULT_WAIT).strip(), f"label {key}.wait")
         optional = parse_bool(attrs.get("optional", "false"), f"label {key}.optional")
         links.append(LinkSpec(alias, child, wait, optional, f"label {key}"))
-    return Declaration(tuple(links), timeout)
+    return tuple(links)
 
 
 def link_label_groups(labels: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -168,15 +201,15 @@ def parse_flags(links: Sequence[str], timeout: Optional[float] = None) -> Declar
 def merge(declarations: Iterable[Declaration]) -> Declaration:
     """Merge sources from weakest to strongest: a later source replaces an alias whole."""
     by_alias: dict[str, LinkSpec] = {}
-    timeout = None
+    timeout = on_change = None
     for declaration in declarations:
         for spec in declaration.links:
             by_alias.pop(spec.alias, None)
             by_alias[spec.alias] = spec
-        if declaration.timeout is not None:
-            timeout = declaration.timeout
+        timeout = declaration.timeout if declaration.timeout is not None else timeout
+        on_change = declaration.on_change or on_change
     check_prefixes_unique(by_alias.values())
-    return Declaration(tuple(by_alias.values()), timeout)
+    return Declaration(tuple(by_alias.values()), timeout, on_change)
 
 
 def check_prefixes_unique(specs: Iterable[LinkSpec]) -> None:
@@ -209,7 +242,7 @@ def parse_yaml(text: str, path: str) -> Declaration:
         return Declaration()
     mapping = _unique(path, _mapping(root, path, "the file"), "key")
     links: list[LinkSpec] = []
-    timeout = None
+    settings: dict[str, object] = {}
     for key_node, value_node in mapping:
         key = key_node.value
         where = _where(path, key_node)
@@ -217,12 +250,17 @@ def parse_yaml(text: str, path: str) -> Declaration:
             continue  # ``links:`` with nothing under it: no links
         if key == "links":
             links.extend(_yaml_links(path, value_node))
-        elif key == "timeout":
-            timeout = parse_timeout(value_node.value, f"{where}: timeout")
+        elif key in _YAML_SETTINGS:
+            settings[key] = _YAML_SETTINGS[key](value_node.value, f"{where}: {key}")
         else:
-            raise DeclarationError(f"{where}: unknown key {key!r} (known: links, timeout)")
+            raise DeclarationError(
+                f"{where}: unknown key {key!r} (known: links, {', '.join(_YAML_SETTINGS)})"
+            )
     check_prefixes_unique(links)
-    return Declaration(tuple(links), timeout)
+    return Declaration(tuple(links), settings.get("timeout"), settings.get("on_change"))
+
+
+_YAML_SETTINGS = {"timeout": parse_timeout, "on_change": check_policy}
 
 
 def _yaml_links(path: str, node: object) -> list[LinkSpec]:

@@ -314,7 +314,7 @@ def test_an_empty_yaml_file_declares_nothing(text):
     [
         pytest.param(
             "links:\n  redis: db1\ncolour: red\n",
-            "f.yaml:3: unknown key 'colour' (known: links, timeout)",
+            "f.yaml:3: unknown key 'colour' (known: links, timeout, on_change)",
             id="unknown-top-level-key",
         ),
         pytest.param(
@@ -576,3 +576,41 @@ def test_a_key_written_twice_in_the_file_is_named_with_both_lines(text, message)
     with pytest.raises(DeclarationError) as caught:
         parse_yaml(text, "/etc/linkinit.yaml")
     assert caught.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("value", "policy"),
+    [("none", "none"), ("hosts", "hosts"), ("restart", "restart"), ("exit", "exit"),
+     ("signal:HUP", "signal:HUP"), ("signal:SIGUSR1", "signal:USR1"), ("signal:hup", "signal:HUP"),
+     ("signal:1", "signal:HUP"), (" signal:TERM ", "signal:TERM")],
+)
+def test_follow_policies_are_read_from_a_label(value, policy):
+    """``linkinit.on-change``: the five policies; a signal by name (with or without SIG, any
+    case) or number, kept as its short name."""
+    assert parse_labels({"linkinit.on-change": value}).on_change == policy
+
+
+@pytest.mark.parametrize("value", ["", "always", "signal", "signal:", "signal:NOPE", "signal:999",
+                                   "restart:HUP", "hosts:1"])
+def test_a_bad_policy_is_a_declaration_error_naming_its_source(value):
+    with pytest.raises(DeclarationError) as caught:
+        parse_labels({"linkinit.on-change": value})
+    assert caught.value.message == (
+        "label linkinit.on-change: on-change must be one of none, hosts, signal:<SIG>, restart, "
+        f"exit (e.g. signal:HUP), not {value.strip()!r}"
+    )
+    assert caught.value.exit_status == EX_USAGE
+
+
+def test_the_policy_in_the_file_names_its_line():
+    with pytest.raises(DeclarationError, match=r"^f.yaml:2: on_change: on-change must be"):
+        parse_yaml("links: {redis: db1}\non_change: sometimes\n", "f.yaml")
+    assert parse_yaml("on_change: signal:HUP\n", "f.yaml").on_change == "signal:HUP"
+
+
+def test_the_strongest_source_that_sets_a_policy_wins():
+    labels = parse_labels({"linkinit.on-change": "hosts"})
+    file = parse_yaml("on_change: restart\n", "f.yaml")
+    assert merge([labels, file, Declaration()]).on_change == "restart"
+    assert merge([labels, Declaration()]).on_change == "hosts"
+    assert merge([Declaration()]).on_change is None
