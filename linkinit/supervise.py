@@ -6,17 +6,19 @@ standard-library modules. The recipe, in the order ``cli.main`` uses it:
 1. ``block_signals()`` as the very first statement: every signal linkinit passes on, and
    SIGCHLD, is blocked from then on and only ever *waited for* (``sigwaitinfo``), never
    handled asynchronously. A signal that arrives at any later point stays pending until the
-   loop takes it: nothing is lost, and no SIGCHLD can slip past before the loop runs.
+   loop takes it: nothing is lost, and no SIGCHLD can slip past before the loop runs. The
+   siginfo tells a user's ``kill -SEGV`` (passed on) from a fault of our own.
 2. ``run_isolated(work)`` runs the resolver in a forked child, so the Docker SDK and friends
    never become resident here; a stop signal meanwhile kills it and ends linkinit at once.
 3. ``supervise(argv, env)`` forks COMMAND with a clean start (own process group, the
    terminal, default SIGPIPE/SIGXFSZ, the original signal mask), then re-executes a bare
    interpreter (``python -I -S``, this module) to drop everything the CLI imported, keeping
-   PID 1 under 10 MB; that watcher forwards signals, reaps, and on COMMAND's exit TERMs what
-   is left, waits ``grace`` seconds and KILLs the rest.
+   PID 1 under 10 MB; that watcher moves to /, names itself for ``ps``, forwards signals,
+   reaps, and on COMMAND's exit (as PID 1 or with --group) TERMs what is left, waits
+   ``grace`` seconds and KILLs the rest.
 
-The pitfalls this follows are listed in docs/design.md; each has a test in tests/unit and
-tests/e2e named after it.
+What it promises is in the README's PID 1 section and the pitfalls it follows in
+docs/design.md; each behaviour has a test in tests/unit and tests/e2e named after it.
 """
 
 from __future__ import annotations
