@@ -149,21 +149,24 @@ def check_seconds(seconds: float, flag: str) -> float:
 def parse_signal(text: str, origin: str, zero: bool = False) -> int:
     """A signal by number (15), name (TERM, SIGTERM, term) or real-time offset (RTMIN+2)."""
     word = text.strip().upper()
-    word = word[3:] if word.startswith("SIG") else word
-    base, plus, offset = word.partition("+")
-    number: Optional[int] = None
-    if word.isdigit():
-        number = int(word)
-    elif base.isalnum() and (not plus or offset.isdigit()):
-        value = getattr(signal, "SIG" + base, None)
-        if isinstance(value, int) and (not plus or base in ("RTMIN", "RTMAX")):
-            number = int(value) + (int(offset) if plus else 0)
+    number = int(word) if word.isdigit() else _signal_by_name(word)
     if number == 0 and zero:
         return 0
     if number is None or number not in {int(s) for s in signal.valid_signals()}:
         raise UsageError(f"{origin}: {text.strip()!r} is not a signal (a name as TERM, or 1-"
                          f"{int(signal.SIGRTMAX)})")
     return number
+
+
+def _signal_by_name(word: str) -> Optional[int]:
+    """TERM or SIGTERM -> 15, RTMIN+2 -> SIGRTMIN + 2; None for anything else."""
+    base, plus, offset = word[3:].partition("+") if word.startswith("SIG") else word.partition("+")
+    if not base.isalnum() or (plus and not (offset.isdigit() and base in ("RTMIN", "RTMAX"))):
+        return None
+    value = getattr(signal, "SIG" + base, None)
+    if not isinstance(value, int):
+        return None
+    return int(value) + (int(offset) if plus else 0)
 
 
 def parse_rewrite(text: str, origin: str) -> tuple[int, int]:

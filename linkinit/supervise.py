@@ -568,11 +568,16 @@ def _find_executable(name: str, path_var: str | None) -> tuple[str | None, int, 
             )
     if refused:
         return None, EX_NOEXEC, refused
+    return None, EX_NOTFOUND, _not_found(name, search)
+
+
+def _not_found(name: str, search: str) -> str:
+    """What to say when COMMAND is nowhere: a path to check, a name, or an option misplaced."""
     if "/" in name:
-        return None, EX_NOTFOUND, f"{name}: not found; check the path"
+        return f"{name}: not found; check the path"
     if name.startswith("-"):
-        return None, EX_NOTFOUND, f"{name}: command not found in PATH={search}; {OPTIONS_HINT}"
-    return None, EX_NOTFOUND, f"{name}: command not found in PATH={search}; check the name"
+        return f"{name}: command not found in PATH={search}; {OPTIONS_HINT}"
+    return f"{name}: command not found in PATH={search}; check the name"
 
 
 def _terminal_fd() -> int | None:
