@@ -11,6 +11,7 @@ import os
 import sys
 
 from . import supervise
+from .options import ENVIRONMENT, Options, apply_environment, check_seconds, settle
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds before signals are blocked
@@ -54,30 +55,25 @@ def run(
     from .errors import LinkinitError
 
     try:
-        options = parse_arguments(argv)
+        options = apply_environment(parse_arguments(argv), environ)
         if options.print_env:
             return print_environment(options, environ, stdout)
+        pid1 = settle(options)
+        if pid1.pdeathsig:  # before the wait for children: the parent may die meanwhile
+            supervise.set_parent_death_signal(pid1.pdeathsig)
         environment, _ = resolve_isolated(options, environ)
     except LinkinitError as error:
         print_error(error, stderr)
         return error.exit_status
-    return supervise.supervise(options.command, environment, group=options.group,
-                               grace=options.grace)
-
-
-class Options:
-    """The command line, parsed. Its defaults serve argparse and the bare ``-- COMMAND``."""
-
-    def __init__(self, command: Sequence[str] = ()) -> None:
-        self.link: list[str] = []
-        self.config: Optional[str] = None
-        self.timeout: Optional[float] = None
-        self.print_env = False
-        self.format = "env"
-        self.quiet = False
-        self.group = False
-        self.grace = 5.0
-        self.command = list(command)
+    return supervise.supervise(
+        options.command,
+        environment,
+        group=options.group,
+        grace=pid1.grace,
+        keep_orphans=options.keep_orphans,
+        rewrite=pid1.rewrite,
+        remap_exit=pid1.remap_exit,
+    )
 
 
 def parse_arguments(argv: Sequence[str]) -> Options:
@@ -98,6 +94,9 @@ def parse_arguments(argv: Sequence[str]) -> Options:
               "       linkinit guard [options]",
         description="Resolve the containers this one links to, export Docker-link variables "
                     "(REDIS_PORT_6379_TCP_ADDR...), then run COMMAND as PID 1.",
+        epilog="Every option can also come from the environment (a flag wins): "
+               + ", ".join(variable for variable, _, _ in ENVIRONMENT)
+               + ". LINKINIT_LINKS is child[:alias],...; true/false ones take 1 or 0.",
     )
     parser.add_argument("--link", action="append", metavar="CHILD[:ALIAS]",
                         help="link a child container, as docker run --link (repeatable)")
@@ -110,12 +109,25 @@ def parse_arguments(argv: Sequence[str]) -> Options:
     parser.add_argument("--format", choices=("env", "shell", "json"),
                         help="how --print-env prints (default env: KEY=VALUE lines)")
     parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress lines on stderr while waiting")
+                        help="no progress lines or notices on stderr")
+    parser.add_argument("--require-engine", action="store_true",
+                        help="exit 69 when no Engine socket is mounted, even with no links "
+                             "declared (default: run COMMAND as a plain init)")
     parser.add_argument("-g", "--group", action="store_true",
-                        help="forward signals to COMMAND's whole process group")
+                        help="forward signals to COMMAND's whole process group; TSTP, TTIN "
+                             "and TTOU become STOP")
     parser.add_argument("--grace", type=float, metavar="SECONDS",
-                        help="after COMMAND exits, how long its leftovers get between "
-                             "SIGTERM and SIGKILL (default 5)")
+                        help="as PID 1 or with --group, after COMMAND exits, how long its "
+                             "leftovers get between SIGTERM and SIGKILL (default 5)")
+    parser.add_argument("--keep-orphans", action="store_true",
+                        help="after COMMAND exits, leave its leftover processes alone")
+    parser.add_argument("--rewrite", action="append", metavar="SIG:SIG",
+                        help="pass a signal on as another, e.g. TERM:QUIT; to 0 drops it "
+                             "(repeatable)")
+    parser.add_argument("--remap-exit", action="append", metavar="N",
+                        help="report COMMAND's exit status N as 0 (repeatable)")
+    parser.add_argument("--pdeathsig", metavar="SIG",
+                        help="the signal linkinit gets when its parent dies")
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     options = parser.parse_args(list(argv), namespace=Options())
@@ -123,8 +135,10 @@ def parse_arguments(argv: Sequence[str]) -> Options:
         options.command = options.command[1:]
     if not options.command and not options.print_env:
         raise UsageError("no COMMAND given: linkinit [options] -- COMMAND [ARG...]")
-    if options.timeout is not None and not options.timeout >= 0:
-        raise UsageError(f"--timeout must be >= 0, not {options.timeout}")
+    if options.timeout is not None:
+        check_seconds(options.timeout, "--timeout")
+    if options.grace is not None:
+        check_seconds(options.grace, "--grace")
     return options
 
 
@@ -182,20 +196,46 @@ def resolve_environment(
     started = time.monotonic()
     report = _reporter(options.quiet)
     from_file = load_config(options.config)
+    from_env = declare.Declaration(tuple(_env_link(entry) for entry in options.env_links))
     from_flags = declare.parse_flags(options.link, options.timeout)
     first_timeout = _first(from_flags.timeout, from_file.timeout, declare.DEFAULT_TIMEOUT)
     engine = Engine.from_environ(environ)
+    if _plain_init(engine, options, [from_file, from_env, from_flags]):
+        report(f"no Docker Engine socket at {engine.socket_path} and no links "
+               "declared by file, flag or LINKINIT_LINKS: running COMMAND without links "
+               "(--require-engine or LINKINIT_REQUIRE_ENGINE=1 makes this exit 69)")
+        return build_environment(environ, {}), []
     engine.deadline = started + first_timeout + resolve.LAST_LOOK_GRACE
     resolve.connect(engine, started + first_timeout)
     parent = resolve.find_parent(engine, environ)
     labels = (parent.get("Config") or {}).get("Labels") or {}
-    declared = declare.merge([declare.parse_labels(labels), from_file, from_flags])
+    declared = declare.merge([declare.parse_labels(labels), from_file, from_env, from_flags])
     timeout = _first(declared.timeout, declare.DEFAULT_TIMEOUT)
     remaining = max(timeout - (time.monotonic() - started), 0.0)
     resolved = resolve.resolve_links(engine, parent, declared.links, remaining, report)
     hosts.write_hosts(resolved)
     links = link_environment(resolved)
     return build_environment(environ, links), list(links)
+
+
+def _plain_init(engine: Any, options: Options, sources: Sequence[Any]) -> bool:
+    """No socket mounted and no link declared where it can be read without one: then an
+    image that uses linkinit still runs where there is no Engine (Kubernetes, CI)."""
+    declared = any(source.links for source in sources)
+    return engine.socket_missing() and not declared and not options.require_engine
+
+
+def _env_link(entry: str) -> Any:
+    """One ``child[:alias]`` of LINKINIT_LINKS, read as ``--link`` reads its value."""
+    from . import declare
+    from .errors import DeclarationError
+
+    origin = f"LINKINIT_LINKS entry {entry}"
+    child, _, alias = entry.partition(":")
+    child, alias = child.strip(), (alias or child).strip()
+    if not child:
+        raise DeclarationError(f"{origin}: expected <child>[:<alias>], e.g. db1:redis")
+    return declare.LinkSpec(declare.check_alias(alias, origin), child, origin=origin)
 
 
 def _first(*values: Optional[float]) -> float:

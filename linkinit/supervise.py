@@ -6,17 +6,19 @@ standard-library modules. The recipe, in the order ``cli.main`` uses it:
 1. ``block_signals()`` as the very first statement: every signal linkinit passes on, and
    SIGCHLD, is blocked from then on and only ever *waited for* (``sigwaitinfo``), never
    handled asynchronously. A signal that arrives at any later point stays pending until the
-   loop takes it: nothing is lost, and no SIGCHLD can slip past before the loop runs.
+   loop takes it: nothing is lost, and no SIGCHLD can slip past before the loop runs. The
+   siginfo tells a user's ``kill -SEGV`` (passed on) from a fault of our own.
 2. ``run_isolated(work)`` runs the resolver in a forked child, so the Docker SDK and friends
    never become resident here; a stop signal meanwhile kills it and ends linkinit at once.
 3. ``supervise(argv, env)`` forks COMMAND with a clean start (own process group, the
    terminal, default SIGPIPE/SIGXFSZ, the original signal mask), then re-executes a bare
    interpreter (``python -I -S``, this module) to drop everything the CLI imported, keeping
-   PID 1 under 10 MB; that watcher forwards signals, reaps, and on COMMAND's exit TERMs what
-   is left, waits ``grace`` seconds and KILLs the rest.
+   PID 1 under 10 MB; that watcher moves to /, names itself for ``ps``, forwards signals,
+   reaps, and on COMMAND's exit (as PID 1 or with --group) TERMs what is left, waits
+   ``grace`` seconds and KILLs the rest.
 
-The pitfalls this follows are listed in docs/design.md; each has a test in tests/unit and
-tests/e2e named after it.
+What it promises is in the README's PID 1 section and the pitfalls it follows in
+docs/design.md; each behaviour has a test in tests/unit and tests/e2e named after it.
 """
 
 from __future__ import annotations
@@ -39,26 +41,27 @@ EX_SOFTWARE = 70  # the resolver crashed: a bug in linkinit, not in the user's s
 EX_NOEXEC = 126  # COMMAND exists but cannot be executed (tini's and the shells' convention)
 EX_NOTFOUND = 127  # COMMAND was not found
 
-PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PR_SET_CHILD_SUBREAPER = 36
 
-# Raised by the kernel for a fault in the process itself: passing them on makes no sense.
-_SYNCHRONOUS = {
-    signal.SIGSEGV,
-    signal.SIGBUS,
-    signal.SIGFPE,
-    signal.SIGILL,
-    signal.SIGTRAP,
-    signal.SIGSYS,
-}
-# SIGPIPE and SIGXFSZ are what *our own* writes raise; Python ignores them (EPIPE instead)
-# and they are left that way here rather than handed to COMMAND.
-_NOT_FORWARDED = _SYNCHRONOUS | {
-    signal.SIGKILL,
-    signal.SIGSTOP,
-    signal.SIGCHLD,
-    signal.SIGPIPE,
-    signal.SIGXFSZ,
-}
+# The kernel raises these for a fault in the process itself (PIPE and XFSZ for its own write
+# to a closed pipe or past the file-size limit). Blocked, a real fault still kills us (the
+# kernel unblocks it); what the loop takes is passed on only if another process sent it
+# (kill, sigqueue), never one linkinit raised in itself.
+_CHECKED = frozenset(
+    int(s)
+    for s in (
+        signal.SIGSEGV,
+        signal.SIGBUS,
+        signal.SIGFPE,
+        signal.SIGILL,
+        signal.SIGTRAP,
+        signal.SIGSYS,
+        signal.SIGPIPE,
+        signal.SIGXFSZ,
+    )
+)
+_NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
 FORWARDED = frozenset(int(s) for s in signal.valid_signals() if s not in _NOT_FORWARDED)
 _WAITED = FORWARDED | {int(signal.SIGCHLD)}
 
@@ -76,7 +79,15 @@ STOPS_WAIT = frozenset(FORWARDED - _HARMLESS)
 
 # A shell user's job-control signals: pass them on, then stop ourselves (SIGCONT resumes).
 _JOB_CONTROL = {int(signal.SIGTSTP), int(signal.SIGTTIN), int(signal.SIGTTOU)}
+# In --group mode they become STOP for the whole group (as dumb-init's setsid mode does), so a
+# COMMAND that catches TSTP stops with the rest and `fg` resumes all of it.
+GROUP_REWRITES = {sig: int(signal.SIGSTOP) for sig in _JOB_CONTROL}
 
+# For a COMMAND that starts with "-": most likely an option given after ENTRYPOINT's "--".
+OPTIONS_HINT = (
+    "if it is a linkinit option, give it before \"--\" (linkinit --timeout 3 -- COMMAND) or "
+    "in the environment (docker run -e LINKINIT_TIMEOUT=3 ...)"
+)
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _KILL_WAIT = 2.0  # seconds to wait for SIGKILLed processes to be reaped before giving up
 
@@ -155,6 +166,20 @@ def _send_group(pgid: int, sig: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _sent_to_us(info: object) -> bool:
+    """Whether a waited-for signal is one to act on: any but a fault signal we raised ourselves.
+
+    A process's kill/sigqueue/tgkill has ``si_code <= 0`` (SI_USER, SI_QUEUE, SI_TKILL); the
+    kernel's own faults have ``si_code > 0``. Our own write to a closed pipe is SI_USER with
+    our own pid, so that is checked too (forwarding it would also loop: warning about it
+    writes to the same pipe).
+    """
+    sig = getattr(info, "si_signo", 0)
+    if sig not in _CHECKED:
+        return True
+    return getattr(info, "si_code", 1) <= 0 and getattr(info, "si_pid", 0) != os.getpid()
 
 
 def _exit_status(wait_status: int) -> int:
@@ -274,7 +299,10 @@ def _await_worker(pid: int) -> int:
     """Wait for the resolver or a stop signal, whichever comes first; reap zombies meanwhile."""
     waited = STOPS_WAIT | {int(signal.SIGCHLD)}
     while True:
-        sig = signal.sigwaitinfo(waited).si_signo
+        info = signal.sigwaitinfo(waited)
+        sig = info.si_signo
+        if not _sent_to_us(info):
+            continue
         if sig == signal.SIGCHLD:
             status, _ = _reap(pid)
             if status is None:
@@ -307,6 +335,65 @@ def _signal_name(sig: int) -> str:
 # -- COMMAND ---------------------------------------------------------------------------------
 
 
+class Watch:
+    """What the watcher does for COMMAND (pid) besides reaping; crosses the re-exec as argv.
+
+    group: signals go to COMMAND's process group; grace: seconds between the leftovers' TERM
+    and KILL; keep_orphans: leave the leftovers alone; rewrite: {signal: signal, or 0 to
+    drop it}; remap_exit: statuses of COMMAND reported as 0; title: what ``ps`` shows.
+    A plain class: namedtuple would import collections into the resident process.
+    """
+
+    __slots__ = ("grace", "group", "keep_orphans", "pid", "remap_exit", "rewrite", "title")
+
+    def __init__(
+        self,
+        pid: int,
+        *,
+        group: bool = False,
+        grace: float = 5.0,
+        keep_orphans: bool = False,
+        rewrite: dict[int, int] | None = None,
+        remap_exit: Iterable[int] = (),
+        title: str = "linkinit",
+    ) -> None:
+        self.pid = pid
+        self.group = group
+        self.grace = grace
+        self.keep_orphans = keep_orphans
+        self.rewrite = dict(rewrite or {})
+        self.remap_exit = frozenset(remap_exit)
+        self.title = title
+
+    def to_args(self) -> list[str]:
+        args = ["--pid", str(self.pid), "--grace", repr(float(self.grace))]
+        args += ["--group"] * self.group + ["--keep-orphans"] * self.keep_orphans
+        for sig, target in sorted(self.rewrite.items()):
+            args += ["--rewrite", f"{sig}:{target}"]
+        for status in sorted(self.remap_exit):
+            args += ["--remap-exit", str(status)]
+        return [*args, "--title", self.title]
+
+    @classmethod
+    def from_args(cls, args: list[str]) -> Watch:
+        """The inverse of to_args (written by us, so not validated again)."""
+        watch = cls(0)
+        pairs = iter(args)
+        for flag in pairs:
+            if flag in ("--group", "--keep-orphans"):
+                setattr(watch, flag[2:].replace("-", "_"), True)
+            elif flag == "--rewrite":
+                sig, _, target = next(pairs).partition(":")
+                watch.rewrite[int(sig)] = int(target)
+            elif flag == "--remap-exit":
+                watch.remap_exit |= {int(next(pairs))}
+            elif flag in ("--pid", "--grace", "--title"):
+                value = next(pairs)
+                kind = {"--pid": int, "--grace": float, "--title": str}[flag]
+                setattr(watch, flag[2:], kind(value))
+        return watch
+
+
 def supervise(
     argv: list[str],
     env: dict[str, str],
@@ -314,6 +401,9 @@ def supervise(
     group: bool = False,
     grace: float = 5.0,
     slim: bool = True,
+    keep_orphans: bool = False,
+    rewrite: dict[int, int] | None = None,
+    remap_exit: Iterable[int] = (),
 ) -> int:
     """Run COMMAND (argv, env as its whole environment) as our child; return our exit status.
 
@@ -321,6 +411,7 @@ def supervise(
     default) the process then re-executes a bare interpreter that only watches COMMAND, so
     what the CLI imported is no longer resident: the pid, the children, the signal mask and
     pending signals all survive the exec. If that cannot be done, it watches in place.
+    ``rewrite`` adds to (and overrides) the job-control rewrites of ``group`` mode.
     """
     if not argv:
         raise ValueError("supervise() needs a command")
@@ -336,13 +427,32 @@ def supervise(
         code = EX_NOTFOUND if exec_errno in (errno.ENOENT, errno.ENOTDIR) else EX_NOEXEC
         _warn(f"{argv[0]}: cannot execute {path}: {os.strerror(exec_errno)}")
         return code
+    rewrites = dict(GROUP_REWRITES) if group else {}
+    rewrites.update(rewrite or {})
+    watch = Watch(
+        pid,
+        group=group,
+        grace=grace,
+        keep_orphans=keep_orphans,
+        rewrite=rewrites,
+        remap_exit=remap_exit,
+        title="linkinit: supervising " + " ".join(argv),
+    )
     if slim:
-        _reexec_slim(pid, group, grace)  # returns only if the exec failed
-    return _watch(pid, group, grace)
+        _reexec_slim(watch)  # returns only if the exec failed
+    _leave_cwd()
+    return _watch(watch)
 
 
-def _reexec_slim(pid: int, group: bool, grace: float) -> None:
-    """Replace this process by a bare ``python -I -S`` that watches COMMAND (``pid``).
+def _leave_cwd() -> None:
+    """chdir("/") once COMMAND runs: COMMAND keeps its directory; ours would only hold a
+    mount busy (dumb-init does the same)."""
+    with _Ignoring(OSError):
+        os.chdir("/")
+
+
+def _reexec_slim(watch: Watch) -> None:
+    """Replace this process by a bare ``python -I -S`` that watches COMMAND.
 
     Import this file as a top-level module from its directory, so the compiled copy in
     __pycache__ is reused: running it as a script would compile it anew, and the compiler's
@@ -356,29 +466,58 @@ def _reexec_slim(pid: int, group: bool, grace: float) -> None:
         "import sys; sys.path.insert(0, sys.argv.pop(1)); import supervise; del sys.path[0]; "
         "sys.exit(supervise._slim_main(sys.argv[1:]))"
     )
-    options = ["--pid", str(pid), "--grace", repr(float(grace))]
-    if group:
-        options.append("--group")
     _flush_std()
+    _leave_cwd()
     try:
         os.execv(executable, [executable, "-I", "-S", "-c", bootstrap, os.path.dirname(script),
-                              *options])
+                              *watch.to_args()])
     except OSError as exc:
         _warn(f"warning: could not re-execute a slim supervisor ({exc}); supervising in place")
 
 
 def _slim_main(args: list[str]) -> int:
     """Entry point of the re-executed supervisor: the options _reexec_slim wrote."""
-    pid = int(args[args.index("--pid") + 1])
-    grace = float(args[args.index("--grace") + 1])
-    return _watch(pid, "--group" in args, grace)
+    watch = Watch.from_args(args)
+    _retitle(watch.title)
+    return _watch(watch)
 
 
-def _watch(pid: int, group: bool, grace: float) -> int:
-    """Forward signals and reap until COMMAND exits; then clean up what it left."""
-    status = _forward_and_reap(pid, group)
-    _finish(pid, group, grace)
-    return status
+def _retitle(title: str) -> None:
+    """Show ``linkinit: supervising COMMAND`` to ``ps`` and ``docker top``, not the bootstrap.
+
+    /proc/<pid>/cmdline is read from our argument area, so that is overwritten in place
+    (through /proc/self/mem: no ctypes in the resident process) and padded with NULs; the
+    title is always shorter, as the argument area holds it. The name (``comm``) becomes
+    ``linkinit``. Cosmetic: any failure leaves the old command line.
+    """
+    with _Ignoring(OSError), open("/proc/self/comm", "w") as comm:
+        comm.write("linkinit")
+    try:
+        with open("/proc/self/stat", "rb") as stat:
+            fields = stat.read().rpartition(b")")[2].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (proc(5))
+        text = title.encode(errors="replace")[: max(end - start - 1, 0)]
+        with open("/proc/self/mem", "r+b", buffering=0) as mem:
+            mem.seek(start)
+            mem.write(text + b"\0" * (end - start - len(text)))
+    except (OSError, ValueError, IndexError):
+        pass
+
+
+def _watch(watch: Watch) -> int:
+    """Forward signals and reap until COMMAND exits; then deal with what it left."""
+    status = _forward_and_reap(watch)
+    _finish(watch)
+    return 0 if status in watch.remap_exit else status
+
+
+def _prctl(option: int, value: int) -> None:
+    """prctl(2) through ctypes, imported only here: off PID 1, or for --pdeathsig."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
 
 
 def _become_subreaper() -> None:
@@ -386,16 +525,26 @@ def _become_subreaper() -> None:
     if os.getpid() == 1:
         return
     try:
-        import ctypes  # only off PID 1, where the footprint matters less
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
     except (ImportError, AttributeError, OSError) as exc:
         _warn(
             f"warning: cannot register as a child subreaper ({exc}): orphaned processes will "
             "not be reaped. To fix it, run linkinit as PID 1 (the image's ENTRYPOINT)."
         )
+
+
+def set_parent_death_signal(sig: int) -> None:
+    """tini -p: the kernel sends us ``sig`` when our parent dies; we then treat it as any
+    signal sent to us (forwarded to COMMAND, or ending the wait for children). It survives
+    the slim re-exec. A parent already gone when it is set: the signal is sent at once."""
+    parent = os.getppid()
+    try:
+        _prctl(PR_SET_PDEATHSIG, sig)
+    except (ImportError, AttributeError, OSError) as exc:
+        _warn(f"warning: --pdeathsig: cannot set the parent-death signal ({exc})")
+        return
+    if os.getppid() != parent:
+        os.kill(os.getpid(), sig)
 
 
 def _find_executable(name: str, path_var: str | None) -> tuple[str | None, int, str]:
@@ -419,9 +568,16 @@ def _find_executable(name: str, path_var: str | None) -> tuple[str | None, int, 
             )
     if refused:
         return None, EX_NOEXEC, refused
+    return None, EX_NOTFOUND, _not_found(name, search)
+
+
+def _not_found(name: str, search: str) -> str:
+    """What to say when COMMAND is nowhere: a path to check, a name, or an option misplaced."""
     if "/" in name:
-        return None, EX_NOTFOUND, f"{name}: not found; check the path"
-    return None, EX_NOTFOUND, f"{name}: command not found in PATH={search}; check the name"
+        return f"{name}: not found; check the path"
+    if name.startswith("-"):
+        return f"{name}: command not found in PATH={search}; {OPTIONS_HINT}"
+    return f"{name}: command not found in PATH={search}; check the name"
 
 
 def _terminal_fd() -> int | None:
@@ -499,29 +655,44 @@ def _exec_child(
         os._exit(code)
 
 
-def _forward_and_reap(pid: int, group: bool) -> int:
+def _forward_and_reap(watch: Watch) -> int:
     """The loop: wait for a signal, forward it, or reap; until COMMAND itself has exited."""
     while True:
-        sig = signal.sigwaitinfo(_WAITED).si_signo
+        info = signal.sigwaitinfo(_WAITED)
+        sig = info.si_signo
         if sig == signal.SIGCHLD:
-            status, _ = _reap(pid)
+            status, _ = _reap(watch.pid)
             if status is not None:
                 return status
-            continue
-        if not (group and _send_group(pid, sig)):
-            _send(pid, sig)
-        if sig in _JOB_CONTROL and os.getpid() != 1:
-            os.kill(os.getpid(), signal.SIGSTOP)  # as a shell's user expects; SIGCONT resumes
+        elif _sent_to_us(info):
+            _forward(watch, sig)
 
 
-def _finish(pid: int, group: bool, grace: float) -> None:
-    """COMMAND is gone: TERM what is left, give it ``grace`` seconds, KILL the rest."""
-    _, left = _reap(pid)
-    if not left and not (group and _group_alive(pid)):
+def _forward(watch: Watch, sig: int) -> None:
+    """Pass sig on (rewritten if asked; 0 drops it), then stop ourselves after job control,
+    as a shell's user expects (SIGCONT resumes us; PID 1 cannot be stopped)."""
+    target = watch.rewrite.get(sig, sig)
+    if not target:
         return
-    _signal_rest(signal.SIGTERM, pid if group else 0)
-    if not _wait_children_gone(pid, grace):
-        _signal_rest(signal.SIGKILL, pid if group else 0)
+    if not (watch.group and _send_group(watch.pid, target)):
+        _send(watch.pid, target)
+    if sig in _JOB_CONTROL and os.getpid() != 1:
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def _finish(watch: Watch) -> None:
+    """COMMAND is gone: as PID 1 or with --group, TERM what is left, give it ``grace``
+    seconds, KILL the rest. Otherwise (and with keep_orphans) leave it alone, as tini and
+    dumb-init do outside PID 1: those processes may be meant to outlive COMMAND."""
+    pid = watch.pid
+    _, left = _reap(pid)
+    if watch.keep_orphans or not (watch.group or os.getpid() == 1):
+        return
+    if not left and not (watch.group and _group_alive(pid)):
+        return
+    _signal_rest(signal.SIGTERM, pid if watch.group else 0)
+    if not _wait_children_gone(pid, watch.grace):
+        _signal_rest(signal.SIGKILL, pid if watch.group else 0)
         _wait_children_gone(pid, _KILL_WAIT)
 
 

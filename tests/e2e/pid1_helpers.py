@@ -106,3 +106,42 @@ def containers_fixture() -> Any:
         return run_container
 
     return containers
+
+
+CHILD_SCRIPT = 'linkinit "$@"; echo "linkinit exited $?"; exec sleep 120'
+
+
+def run_as_child(
+    factory: Callable[..., Any],
+    command: Sequence[str],
+    *options: str,
+    **kwargs: Any,
+) -> Any:
+    """A container whose PID 1 is a shell running ``linkinit OPTIONS -- COMMAND`` as its child
+    (linkinit is then a subreaper, not PID 1); the shell prints ``linkinit exited N`` and
+    stays, so what linkinit left behind can be looked at."""
+    volumes = dict(kwargs.pop("volumes", {}) or {})
+    volumes.update(SOCKET_VOLUME)
+    argv = ["sh", "-c", CHILD_SCRIPT, "sh", *options, "--", *command]
+    return factory(argv, volumes=volumes, **kwargs)
+
+
+def linkinit_pid(container: Any, timeout: float = 30.0) -> int:
+    """The host pid of linkinit in a run_as_child container (PID 1's only child)."""
+    pid1 = host_pid(container)
+    deadline = time.monotonic() + timeout
+    while not children(pid1):
+        assert time.monotonic() < deadline, "linkinit never started"
+        time.sleep(0.02)
+    return children(pid1)[0]
+
+
+def wait_state(pid: int, states: str, timeout: float = 5.0) -> None:
+    """Wait until the host process is in one of ``states`` (letters of /proc State)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = status_field(pid, "State")
+        if state and state[0] in states:
+            return
+        assert time.monotonic() < deadline, f"{pid} is {state!r}, not one of {states}"
+        time.sleep(0.02)

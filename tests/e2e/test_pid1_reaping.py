@@ -11,6 +11,7 @@ from .pid1_helpers import (
     logs,
     process_table,
     program,
+    run_as_child,
     run_pid1,
     wait_log,
     wait_status,
@@ -98,3 +99,50 @@ def test_leftover_ignoring_term_is_killed_after_grace(containers):
     started = time.monotonic()
     assert wait_status(container) == 6
     assert 1.0 < time.monotonic() - started < 6
+
+
+LEFTOVER = (
+    "(trap 'echo leftover-got-term; exit 0' TERM; echo leftover-ready; sleep 30 & wait) & "
+    "sleep 0.5; exit 5"
+)
+
+
+def test_keep_orphans_as_pid1_exits_at_once_without_terming_leftovers(containers):
+    """--keep-orphans as PID 1: COMMAND's status at once; its leftover gets no TERM from
+    linkinit (the kernel ends it with PID 1, as under tini)."""
+    container = run_pid1(containers, ["sh", "-c", LEFTOVER], "--keep-orphans", "--grace", "10")
+    started = time.monotonic()
+    assert wait_status(container) == 5
+    assert time.monotonic() - started < 5
+    assert "leftover-ready" in logs(container)
+    assert "leftover-got-term" not in logs(container)
+
+
+def leftover_running(container) -> bool:
+    return any(r["args"] == "sleep 30" and not r["stat"].startswith("Z")
+               for r in process_table(container))
+
+
+def test_leftovers_live_on_when_linkinit_is_not_pid1(containers):
+    """linkinit under a shell, no --group: COMMAND's leftover is not TERMed when COMMAND exits
+    (as tini and dumb-init): it may be meant to outlive it."""
+    container = run_as_child(containers, ["sh", "-c", LEFTOVER])
+    wait_log(container, "linkinit exited 5")
+    assert "leftover-got-term" not in logs(container)
+    assert leftover_running(container)
+
+
+def test_group_mode_leftovers_get_term_when_linkinit_is_not_pid1(containers):
+    """linkinit under a shell with --group: the leftover gets TERM when COMMAND exits."""
+    container = run_as_child(containers, ["sh", "-c", LEFTOVER], "--group")
+    text = wait_log(container, "linkinit exited 5")
+    assert "leftover-got-term" in text
+
+
+def test_keep_orphans_in_group_mode_by_variable_when_not_pid1(containers):
+    """LINKINIT_KEEP_ORPHANS=1 with --group under a shell: the leftover lives on."""
+    container = run_as_child(containers, ["sh", "-c", LEFTOVER], "--group",
+                             environment={"LINKINIT_KEEP_ORPHANS": "1"})
+    wait_log(container, "linkinit exited 5")
+    assert "leftover-got-term" not in logs(container)
+    assert leftover_running(container)

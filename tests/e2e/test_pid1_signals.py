@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -13,11 +14,14 @@ from .pid1_helpers import (
     children,
     containers_fixture,
     host_pid,
+    linkinit_pid,
     logs,
     program,
+    run_as_child,
     run_pid1,
     status_field,
     wait_log,
+    wait_state,
     wait_status,
 )
 
@@ -133,3 +137,108 @@ def test_job_control_signals_stop_a_default_command_and_cont_resumes_it(
         time.sleep(0.02)
     container.stop(timeout=10)
     assert wait_status(container) == 143
+
+
+FAULTS = [signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGTRAP,
+          signal.SIGSYS, signal.SIGPIPE, signal.SIGXFSZ]
+
+
+def seen(container, sig: int, timeout: float = 10.0) -> None:
+    """Wait until COMMAND (print_signals) has printed signal ``sig``."""
+    deadline = time.monotonic() + timeout
+    while not any(line.split()[:1] == [str(int(sig))] for line in lines(container)):
+        assert time.monotonic() < deadline, f"signal {sig} not seen: {lines(container)}"
+        time.sleep(0.02)
+
+
+def test_fault_signals_sent_by_a_user_reach_command_from_pid1(containers):
+    """`docker kill -s SEGV` (BUS, FPE, ILL, TRAP, SYS, PIPE, XFSZ): a user's signal, passed
+    on like any other; PID 1 neither drops it nor dies of it."""
+    container = run_pid1(containers, program("print_signals.py"))
+    wait_log(container, "ready")
+    for sig in FAULTS:
+        container.kill(signal=sig)
+        seen(container, sig)
+    container.reload()
+    assert container.status == "running"
+
+
+def test_fault_signals_sent_by_a_user_reach_command_when_not_pid1(containers):
+    """linkinit as a shell's child: `kill -SEGV` (and BUS, FPE, ILL, TRAP, SYS, PIPE, XFSZ)
+    reaches COMMAND, and linkinit lives on (it used to die with 139, leaving COMMAND
+    unsupervised)."""
+    container = run_as_child(containers, program("print_signals.py"))
+    wait_log(container, "ready")
+    pid = linkinit_pid(container)
+    for sig in FAULTS:
+        os.kill(pid, sig)
+        seen(container, sig)
+    wait_state(pid, "SR")
+    assert "linkinit exited" not in logs(container)
+
+
+def test_group_mode_tstp_stops_the_whole_group_and_cont_resumes_it_pid1(containers):
+    """--group as PID 1: TSTP becomes STOP for COMMAND's group, so a COMMAND that catches TSTP
+    stops too; CONT resumes it (and reaches it: it prints SIGCONT, never SIGTSTP)."""
+    container = run_pid1(containers, program("print_signals.py"), "--group")
+    wait_log(container, "ready")
+    command = children(host_pid(container))[0]
+    for sig in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+        container.kill(signal=sig)
+        wait_state(command, "T")
+        container.kill(signal=signal.SIGCONT)
+        wait_state(command, "SR")
+    seen(container, signal.SIGCONT)
+    assert not any(line.split()[:1] == [str(int(signal.SIGTSTP))] for line in lines(container))
+
+
+def test_group_mode_tstp_stops_linkinit_and_its_group_when_not_pid1(containers):
+    """--group under a shell: TSTP stops COMMAND's group and linkinit itself (a shell's job
+    stops whole, so `fg` resumes it whole); CONT resumes both."""
+    container = run_as_child(containers, program("print_signals.py"), "--group")
+    wait_log(container, "ready")
+    pid = linkinit_pid(container)
+    command = children(pid)[0]
+    os.kill(pid, signal.SIGTSTP)
+    wait_state(command, "T")
+    wait_state(pid, "T")
+    os.kill(pid, signal.SIGCONT)
+    wait_state(pid, "SR")
+    wait_state(command, "SR")
+    seen(container, signal.SIGCONT)
+
+
+def test_rewrite_overrides_group_mode_stop_pid1(containers):
+    """--group --rewrite TSTP:TSTP: TSTP reaches COMMAND as TSTP, which catches it and runs."""
+    container = run_pid1(containers, program("print_signals.py"), "--group",
+                         "--rewrite", "TSTP:TSTP")
+    wait_log(container, "ready")
+    command = children(host_pid(container))[0]
+    container.kill(signal=signal.SIGTSTP)
+    seen(container, signal.SIGTSTP)
+    wait_state(command, "SR")
+
+
+def test_rewrite_term_to_quit_makes_docker_stop_a_graceful_quit(containers):
+    """--rewrite TERM:QUIT (nginx's graceful stop): `docker stop` reaches COMMAND as QUIT;
+    given by variable here (LINKINIT_REWRITE), as an image with a baked entrypoint would."""
+    container = run_pid1(containers, program("print_signals.py", "--exit-on", 3),
+                         environment={"LINKINIT_REWRITE": "TERM:QUIT"})
+    wait_log(container, "ready")
+    started = time.monotonic()
+    container.stop(timeout=10)
+    assert time.monotonic() - started < 2
+    assert wait_status(container) == 0
+    assert "3 SIGQUIT" in lines(container)
+
+
+def test_rewrite_to_zero_drops_the_signal_when_not_pid1(containers):
+    """--rewrite USR1:0 under a shell: USR1 is dropped; the USR2 sent after it is the next
+    signal COMMAND sees."""
+    container = run_as_child(containers, program("print_signals.py"), "--rewrite", "USR1:0")
+    wait_log(container, "ready")
+    pid = linkinit_pid(container)
+    os.kill(pid, signal.SIGUSR1)
+    os.kill(pid, signal.SIGUSR2)
+    seen(container, signal.SIGUSR2)
+    assert not any(line.split()[:1] == [str(int(signal.SIGUSR1))] for line in lines(container))

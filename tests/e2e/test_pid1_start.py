@@ -12,7 +12,9 @@ from .conftest import SESSION, SOCKET, TEST_LABEL
 from .pid1_helpers import (
     containers_fixture,
     logs,
+    process_table,
     program,
+    run_as_child,
     run_pid1,
     wait_status,
 )
@@ -128,3 +130,47 @@ def test_interactive_shell_job_control_and_ctrl_c(linkinit_image):
         assert term.proc.wait(30) == 3
     finally:
         term.close()
+
+
+def wait_title(container, timeout: float = 30) -> list[dict]:
+    """`ps` in the container once a process shows linkinit's title."""
+    deadline = time.monotonic() + timeout
+    while True:
+        table = process_table(container)
+        if any(r["args"].startswith("linkinit: supervising") for r in table):
+            return table
+        assert time.monotonic() < deadline, f"no linkinit title in {table}"
+        time.sleep(0.1)
+
+
+def test_ps_and_docker_top_show_pid1_as_linkinit_supervising_command(containers):
+    """`ps` and `docker top` show PID 1 as `linkinit: supervising sleep 60`, not as
+    `python3 -I -S -c import sys; ...`."""
+    container = run_pid1(containers, ["sleep", "60"])
+    table = wait_title(container)
+    assert next(r["args"] for r in table if r["pid"] == 1) == "linkinit: supervising sleep 60"
+    top = container.top()
+    column = top["Titles"].index("CMD")
+    assert "linkinit: supervising sleep 60" in [row[column] for row in top["Processes"]]
+
+
+def test_pid1_moves_to_root_and_command_keeps_the_working_directory(containers):
+    """As PID 1, linkinit chdirs to / once COMMAND runs (it holds no mount busy); COMMAND
+    stays in the container's working directory."""
+    container = run_pid1(containers, ["sleep", "60"], working_dir="/tmp")
+    table = wait_title(container)
+    sleep = next(r["pid"] for r in table if r["args"] == "sleep 60")
+    for pid, expected in ((1, "/"), (sleep, "/tmp")):
+        done = container.exec_run(["readlink", f"/proc/{pid}/cwd"])
+        assert done.output.decode().strip() == expected
+
+
+def test_linkinit_not_pid1_moves_to_root_and_shows_its_title(containers):
+    """Under a shell too: linkinit's process reads `linkinit: supervising ...` and sits in /,
+    COMMAND in the working directory."""
+    container = run_as_child(containers, ["sleep", "60"], working_dir="/tmp")
+    table = wait_title(container)
+    linkinit = next(r for r in table if r["args"].startswith("linkinit: supervising"))
+    assert linkinit["args"] == "linkinit: supervising sleep 60"
+    done = container.exec_run(["readlink", f"/proc/{linkinit['pid']}/cwd"])
+    assert done.output.decode().strip() == "/"

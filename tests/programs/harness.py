@@ -112,8 +112,16 @@ def launch(
     stderr: Any = None,
 ) -> Running:
     """Start argv in its own session (no terminal of ours leaks in) with stdout piped and
-    stderr kept in a file (or sent to ``stderr`` if given)."""
+    stderr kept in a file (or sent to ``stderr`` if given). It starts with no signal ignored,
+    as in a container, whatever the test run inherited (``nohup pytest`` ignores SIGHUP);
+    ``preexec_fn`` runs after that, to set up what a test wants."""
     kept = tempfile.TemporaryFile()  # noqa: SIM115 - closed by Running.kill_tree
+
+    def prepare() -> None:
+        unignore_all()
+        if preexec_fn is not None:
+            preexec_fn()
+
     popen = subprocess.Popen(
         list(argv),
         stdin=stdin,
@@ -122,9 +130,16 @@ def launch(
         cwd=cwd,
         env=env,
         start_new_session=True,
-        preexec_fn=preexec_fn,
+        preexec_fn=prepare,
     )
     return Running(popen, kept)
+
+
+def unignore_all() -> None:
+    """Every ignored signal back to its default action (in a child, before exec)."""
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP) and signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
 
 
 def driver_argv(command: Sequence[str], *options: str, mode: str = "slim") -> list[str]:

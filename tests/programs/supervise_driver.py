@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Drive linkinit.supervise as cli.main will, with a resolver that tests can script.
 
-    supervise_driver.py [--group] [--grace S] [--in-place] [--work KIND[:ARG]] -- COMMAND...
+    supervise_driver.py [--group] [--grace S] [--keep-orphans] [--rewrite N:M]...
+                        [--remap-exit N]... [--pdeathsig N] [--in-place] [--work KIND[:ARG]]
+                        -- COMMAND...
 
 ``--work`` scripts the isolated resolver: ``env`` (default: the environment we were given),
 ``sleep:S``
 (prints ``resolving`` then sleeps S seconds), ``exit:N`` (SystemExit(N)), ``raise``.
-``--in-place`` supervises without the slim re-exec, so both paths are tested.
+``--in-place`` supervises without the slim re-exec, so both paths are tested. Signals and
+statuses are numbers: the driver checks nothing (cli does that for linkinit).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def main(args: list[str]) -> int:
 
     split = args.index("--")
     options, command = args[:split], args[split + 1 :]
-    work_spec = options[options.index("--work") + 1] if "--work" in options else "env"
+    work_spec = (values(options, "--work") or ["env"])[-1]
     kind, _, arg = work_spec.partition(":")
 
     def work() -> bytes:
@@ -51,11 +54,27 @@ def main(args: list[str]) -> int:
             raise RuntimeError("scripted failure")
         return json.dumps(pristine_environ()).encode()
 
+    pdeathsig = values(options, "--pdeathsig")
+    if pdeathsig:
+        supervise.set_parent_death_signal(int(pdeathsig[-1]))
     env = json.loads(supervise.run_isolated(work))
-    grace = float(options[options.index("--grace") + 1]) if "--grace" in options else 5.0
+    grace = values(options, "--grace") or ["5"]
+    rewrite = dict(pair.split(":") for pair in values(options, "--rewrite"))
     return supervise.supervise(
-        command, env, group="--group" in options, grace=grace, slim="--in-place" not in options
+        command,
+        env,
+        group="--group" in options,
+        grace=float(grace[-1]),
+        slim="--in-place" not in options,
+        keep_orphans="--keep-orphans" in options,
+        rewrite={int(k): int(v) for k, v in rewrite.items()},
+        remap_exit=[int(n) for n in values(options, "--remap-exit")],
     )
+
+
+def values(options: list[str], flag: str) -> list[str]:
+    """Every value given to a repeatable ``flag VALUE`` option."""
+    return [options[i + 1] for i, option in enumerate(options) if option == flag]
 
 
 if __name__ == "__main__":

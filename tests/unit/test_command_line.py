@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from linkinit.cli import Options, parse_arguments, run
-from linkinit.errors import EX_USAGE, UsageError
+from linkinit import cli
+from linkinit.cli import Options, parse_arguments, resolve_environment, run
+from linkinit.errors import EX_USAGE, DeclarationError, EngineUnreachable, UsageError
+from linkinit.options import ENVIRONMENT, apply_environment, parse_signal, settle
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bare_entrypoint_form_takes_the_defaults():
@@ -70,4 +79,243 @@ def test_run_prints_one_line_and_returns_64_on_bad_usage():
     assert run(["--timeout", "soon"], {}, io.StringIO(), stderr) == EX_USAGE
     assert stderr.getvalue() == (
         "linkinit: argument --timeout: invalid float value: 'soon' (see linkinit --help)\n"
+    )
+
+
+# -- options from the environment -------------------------------------------------------------
+
+
+def settled(argv, environ):
+    """parse, then the environment, then the PID-1 values checked: as run() does."""
+    options = apply_environment(parse_arguments(argv), environ)
+    return options, settle(options)
+
+
+@pytest.mark.parametrize(
+    ("environ", "changed"),
+    [
+        ({"LINKINIT_TIMEOUT": "2.5"}, {"timeout": 2.5}),
+        ({"LINKINIT_LINKS": "db1:redis, db2,"}, {"env_links": ["db1:redis", "db2"]}),
+        ({"LINKINIT_CONFIG": "/x.yaml"}, {"config": "/x.yaml"}),
+        ({"LINKINIT_QUIET": "1"}, {"quiet": True}),
+        ({"LINKINIT_QUIET": "0"}, {}),
+        ({"LINKINIT_REQUIRE_ENGINE": "true"}, {"require_engine": True}),
+        ({"LINKINIT_GROUP": "yes"}, {"group": True}),
+        ({"LINKINIT_GRACE": "1"}, {"grace": 1.0}),
+        ({"LINKINIT_KEEP_ORPHANS": "on"}, {"keep_orphans": True}),
+        ({"LINKINIT_REWRITE": "TERM:QUIT,10:0"}, {"rewrite": ["TERM:QUIT", "10:0"]}),
+        ({"LINKINIT_REMAP_EXIT": "143, 3"}, {"remap_exit": ["143", "3"]}),
+        ({"LINKINIT_PDEATHSIG": "KILL"}, {"pdeathsig": "KILL"}),
+        ({"LINKINIT_TIMEOUT": "", "LINKINIT_QUIET": " "}, {}),  # empty: unset
+        ({"LINKINIT_UNKNOWN": "x", "LINKINIT_CONTAINER": "me"}, {}),  # not options
+    ],
+)
+def test_every_option_can_come_from_the_environment(environ, changed):
+    """With ENTRYPOINT ["linkinit", "--"] options come from LINKINIT_* variables, each into
+    its own field only; the bare form reads them too."""
+    options, _ = settled(["--", "app"], environ)
+    assert vars(options) == {**vars(Options(["app"])), **changed}
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "field", "value"),
+    [
+        (["--timeout", "3"], {"LINKINIT_TIMEOUT": "9"}, "timeout", 3.0),
+        (["--grace", "0"], {"LINKINIT_GRACE": "9"}, "grace", 0.0),
+        (["--config", "/a"], {"LINKINIT_CONFIG": "/b"}, "config", "/a"),
+        (["--pdeathsig", "TERM"], {"LINKINIT_PDEATHSIG": "KILL"}, "pdeathsig", "TERM"),
+        (["-q"], {"LINKINIT_QUIET": "0"}, "quiet", True),
+        (["--link", "a:x"], {"LINKINIT_LINKS": "b:x"}, "link", ["a:x"]),
+    ],
+)
+def test_a_flag_wins_over_its_variable(argv, environ, field, value):
+    """Flags > environment (> file > labels, in the resolver)."""
+    options, _ = settled([*argv, "--", "app"], environ)
+    assert getattr(options, field) == value
+
+
+def test_rewrites_from_flags_win_per_signal_and_remaps_add_up():
+    """A signal rewritten by variable and by flag takes the flag's; other rewrites and every
+    remapped status of both are kept."""
+    _, pid1 = settled(
+        ["--rewrite", "TERM:INT", "--remap-exit", "3", "--", "app"],
+        {"LINKINIT_REWRITE": "TERM:QUIT,USR1:0", "LINKINIT_REMAP_EXIT": "4"},
+    )
+    assert pid1.rewrite == {signal.SIGTERM: signal.SIGINT, signal.SIGUSR1: 0}
+    assert pid1.remap_exit == {3, 4}
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("15", 15), ("TERM", 15), ("SIGTERM", 15), ("term", 15), (" hup ", 1),
+     ("RTMIN+2", signal.SIGRTMIN + 2), ("SIGRTMAX", signal.SIGRTMAX)],
+)
+def test_signals_are_named_or_numbered(text, number):
+    """--pdeathsig, --rewrite and their variables take 15, TERM, SIGTERM or RTMIN+N."""
+    assert parse_signal(text, "x") == number
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "message"),
+    [
+        (["--grace", "-1"], {}, "--grace must be >= 0, not -1.0"),
+        (["--rewrite", "TERM"], {},
+         "--rewrite TERM: expected SIGNAL:SIGNAL, e.g. TERM:QUIT (or TERM:0 to drop TERM)"),
+        (["--rewrite", "KILL:TERM"], {},
+         "--rewrite KILL:TERM: signal 9 never reaches linkinit to be rewritten (KILL and STOP "
+         "cannot be caught; CHLD is linkinit's own)"),
+        (["--rewrite", "TERM:NOPE"], {},
+         f"--rewrite TERM:NOPE: 'NOPE' is not a signal (a name as TERM, or 1-{signal.SIGRTMAX})"),
+        (["--rewrite", "0:TERM"], {},
+         f"--rewrite 0:TERM: '0' is not a signal (a name as TERM, or 1-{signal.SIGRTMAX})"),
+        (["--remap-exit", "256"], {}, "--remap-exit 256: expected an exit status from 0 to 255"),
+        (["--remap-exit", "-1"], {}, "--remap-exit -1: expected an exit status from 0 to 255"),
+        (["--pdeathsig", "0"], {},
+         f"--pdeathsig 0: '0' is not a signal (a name as TERM, or 1-{signal.SIGRTMAX})"),
+        ([], {"LINKINIT_TIMEOUT": "soon"},
+         "LINKINIT_TIMEOUT=soon: expected a number of seconds >= 0, e.g. 30 or 2.5"),
+        ([], {"LINKINIT_GRACE": "-2"},
+         "LINKINIT_GRACE=-2: expected a number of seconds >= 0, e.g. 30 or 2.5"),
+        ([], {"LINKINIT_QUIET": "maybe"},
+         "LINKINIT_QUIET=maybe: expected 1 or 0 (or true/false, yes/no, on/off)"),
+        ([], {"LINKINIT_REQUIRE_ENGINE": "2"},
+         "LINKINIT_REQUIRE_ENGINE=2: expected 1 or 0 (or true/false, yes/no, on/off)"),
+        ([], {"LINKINIT_GROUP": "x"},
+         "LINKINIT_GROUP=x: expected 1 or 0 (or true/false, yes/no, on/off)"),
+        ([], {"LINKINIT_KEEP_ORPHANS": "x"},
+         "LINKINIT_KEEP_ORPHANS=x: expected 1 or 0 (or true/false, yes/no, on/off)"),
+        ([], {"LINKINIT_REWRITE": "TERM:QUIT,STOP:0"},
+         "LINKINIT_REWRITE=TERM:QUIT,STOP:0: signal 19 never reaches linkinit to be rewritten "
+         "(KILL and STOP cannot be caught; CHLD is linkinit's own)"),
+        ([], {"LINKINIT_REMAP_EXIT": "1,x"},
+         "LINKINIT_REMAP_EXIT=1,x: expected an exit status from 0 to 255"),
+        ([], {"LINKINIT_PDEATHSIG": "SIGFOO"},
+         f"LINKINIT_PDEATHSIG=SIGFOO: 'SIGFOO' is not a signal (a name as TERM, or 1-"
+         f"{signal.SIGRTMAX})"),
+    ],
+)
+def test_bad_values_are_usage_errors_naming_the_flag_or_variable(argv, environ, message):
+    """Every bad flag or variable value is a UsageError (64) whose message names it."""
+    with pytest.raises(UsageError) as raised:
+        settled([*argv, "--", "app"], environ)
+    assert str(raised.value) == message
+
+
+def test_run_returns_64_with_one_line_for_a_bad_variable():
+    """A bad LINKINIT_* value stops linkinit before anything runs: one line, status 64."""
+    stderr = io.StringIO()
+    assert run(["--", "true"], {"LINKINIT_GRACE": "soon"}, io.StringIO(), stderr) == EX_USAGE
+    assert stderr.getvalue() == (
+        "linkinit: LINKINIT_GRACE=soon: expected a number of seconds >= 0, e.g. 30 or 2.5\n"
+    )
+
+
+def test_bare_form_with_variables_imports_no_argparse():
+    """ENTRYPOINT ["linkinit", "--"] with LINKINIT_* variables set still skips argparse (and
+    typing): they cost milliseconds of every start."""
+    code = (
+        "import sys\n"
+        "from linkinit.cli import parse_arguments, apply_environment, settle\n"
+        "env = {'LINKINIT_TIMEOUT': '3', 'LINKINIT_REWRITE': 'TERM:QUIT', 'LINKINIT_GROUP': '1',"
+        " 'LINKINIT_REMAP_EXIT': '3', 'LINKINIT_PDEATHSIG': 'TERM', 'LINKINIT_LINKS': 'a:b'}\n"
+        "settle(apply_environment(parse_arguments(['--', 'true']), env))\n"
+        "print(sorted({'argparse', 'typing'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                          timeout=30, cwd=str(ROOT))
+    assert done.stdout == "[]\n", done.stderr
+
+
+def test_help_names_every_variable():
+    """--help ends by naming every LINKINIT_* variable an option can come from."""
+    out = io.StringIO()
+    with pytest.raises(SystemExit), contextlib.redirect_stdout(out):
+        parse_arguments(["--help"])
+    text = " ".join(out.getvalue().split())
+    for variable, _, _ in ENVIRONMENT:
+        assert variable in text
+
+
+# -- no Engine socket ---------------------------------------------------------------------------
+
+NO_SOCKET = {"DOCKER_HOST": "unix:///nonexistent/docker.sock", "PATH": "/usr/bin:/bin"}
+NOTICE = (
+    "linkinit: no Docker Engine socket at /nonexistent/docker.sock and no links declared by "
+    "file, flag or LINKINIT_LINKS: running COMMAND without links (--require-engine or "
+    "LINKINIT_REQUIRE_ENGINE=1 makes this exit 69)\n"
+)
+UNREACHABLE = (
+    "no Docker Engine socket at /nonexistent/docker.sock: mount it with "
+    "-v /var/run/docker.sock:/var/run/docker.sock"
+)
+
+
+@pytest.fixture
+def no_default_config(monkeypatch):
+    monkeypatch.setattr(cli, "DEFAULT_CONFIG", "/nonexistent/linkinit.yaml")
+
+
+@pytest.mark.usefixtures("no_default_config")
+def test_no_socket_and_nothing_declared_runs_command_as_a_plain_init(capsys):
+    """No socket and no link from a file, a flag or LINKINIT_LINKS: COMMAND gets the
+    environment unchanged, and one notice says so."""
+    options = apply_environment(parse_arguments(["--", "app"]), NO_SOCKET)
+    assert resolve_environment(options, NO_SOCKET) == (NO_SOCKET, [])
+    assert capsys.readouterr().err == NOTICE
+
+
+@pytest.mark.usefixtures("no_default_config")
+@pytest.mark.parametrize(
+    ("argv", "environ"), [(["-q"], {}), ([], {"LINKINIT_QUIET": "1"})]
+)
+def test_plain_init_notice_is_quiet_with_q(capsys, argv, environ):
+    """-q (or LINKINIT_QUIET=1) silences the notice too."""
+    env = {**NO_SOCKET, **environ}
+    options = apply_environment(parse_arguments([*argv, "--", "app"]), env)
+    assert resolve_environment(options, env) == (env, [])
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.usefixtures("no_default_config")
+@pytest.mark.parametrize(
+    ("argv", "environ"),
+    [
+        (["--require-engine"], {}),
+        ([], {"LINKINIT_REQUIRE_ENGINE": "1"}),
+        (["--link", "db1:redis"], {}),
+        ([], {"LINKINIT_LINKS": "db1:redis"}),
+    ],
+)
+def test_no_socket_is_69_when_required_or_links_are_declared(argv, environ):
+    """--require-engine, LINKINIT_REQUIRE_ENGINE=1, or a link by flag or variable: no socket
+    is exit 69 with the message it always had."""
+    env = {**NO_SOCKET, **environ}
+    options = apply_environment(parse_arguments([*argv, "--", "app"]), env)
+    with pytest.raises(EngineUnreachable) as raised:
+        resolve_environment(options, env)
+    assert str(raised.value) == UNREACHABLE
+    assert raised.value.exit_status == 69
+
+
+def test_no_socket_with_a_file_declaring_links_is_69(tmp_path):
+    """Links in the YAML file (here --config) with no socket: 69, not a plain init."""
+    config = tmp_path / "links.yaml"
+    config.write_text("links:\n  redis: db1\n")
+    options = apply_environment(parse_arguments(["--config", str(config), "--", "app"]),
+                                NO_SOCKET)
+    with pytest.raises(EngineUnreachable) as raised:
+        resolve_environment(options, NO_SOCKET)
+    assert str(raised.value) == UNREACHABLE
+
+
+@pytest.mark.usefixtures("no_default_config")
+def test_a_bad_linkinit_links_entry_is_a_declaration_error_naming_it():
+    """LINKINIT_LINKS entries are read as --link values; a bad one names the variable."""
+    env = {**NO_SOCKET, "LINKINIT_LINKS": "db1:re.dis"}
+    options = apply_environment(parse_arguments(["--", "app"]), env)
+    with pytest.raises(DeclarationError) as raised:
+        resolve_environment(options, env)
+    assert str(raised.value) == (
+        "LINKINIT_LINKS entry db1:re.dis: alias 're.dis' is not valid: use letters, digits, "
+        "'_' and '-' only"
     )

@@ -50,6 +50,38 @@ def test_command_not_found_exits_127_naming_it(processes, mode):
     assert proc.stderr().startswith("linkinit: no-such-command-xyz: command not found in PATH=")
 
 
+def test_option_given_as_command_exits_127_saying_where_options_go(processes):
+    """`docker run IMAGE --timeout 3 app` with ENTRYPOINT ["linkinit", "--"] makes --timeout
+    COMMAND: 127, and the message says how to give linkinit an option."""
+    env = {"PATH": "/usr/bin:/bin"}
+    proc = processes(driver_argv(["--timeout", "3", "app"]), env=env)
+    assert proc.wait(10) == 127
+    assert proc.stderr() == (
+        "linkinit: --timeout: command not found in PATH=/usr/bin:/bin; if it is a linkinit "
+        'option, give it before "--" (linkinit --timeout 3 -- COMMAND) or in the environment '
+        "(docker run -e LINKINIT_TIMEOUT=3 ...)\n"
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("command", "remap", "status"),
+    [
+        (["exit_with.py", 3], ["3"], 0),
+        (["exit_with.py", 3], ["4", "3"], 0),
+        (["exit_with.py", 4], ["3"], 4),
+        (["exit_with.py", "--signal", 15], ["143"], 0),
+        (["exit_with.py", "--signal", 15], ["15"], 143),
+    ],
+)
+def test_remap_exit_reports_the_given_statuses_as_0(processes, mode, command, remap, status):
+    """--remap-exit N (tini -e, repeatable): COMMAND's status N, 128+N for a signal death
+    included, becomes 0; any other status passes unchanged."""
+    options = [word for n in remap for word in ("--remap-exit", n)]
+    proc = processes(driver_argv(program(*command), *options, mode=mode))
+    assert proc.wait(10) == status
+
+
 def test_missing_path_exits_127(processes):
     """A COMMAND given as a path that does not exist: 127."""
     proc = processes(driver_argv(["/nonexistent/prog"]))

@@ -13,6 +13,7 @@ from tests.programs.harness import (
     PROGRAMS,
     PYTHON,
     driver_argv,
+    proc_state,
     processes_fixture,
     program,
     zombies_after_exit,
@@ -50,10 +51,12 @@ def test_zombie_check_detects_zombies_when_nobody_reaps(processes):
 @pytest.mark.parametrize("mode", MODES)
 def test_command_exiting_with_its_orphans_coalesced_sigchld_keeps_its_status(processes, mode):
     """COMMAND and 30 orphans exit at the same instant: one SIGCHLD may stand for all of them;
-    linkinit still finds COMMAND's status among them, and reaps every orphan."""
+    linkinit still finds COMMAND's status among them, and reaps every orphan. (--group: the
+    mode that waits for leftovers outside PID 1; without it, an orphan a moment late would
+    be left to the host's init.)"""
     argv = program("make_orphans.py", 30, 0.5, 30, "--exit-with", 42)
     for _ in range(3):
-        proc = processes(driver_argv(argv, mode=mode))
+        proc = processes(driver_argv(argv, "--group", mode=mode))
         pids = orphan_pids(proc)
         assert proc.wait(10) == 42
         assert all(_gone(p) for p in pids)
@@ -71,10 +74,39 @@ def test_instant_exit_many_times_never_hangs(processes, mode):
         assert proc.wait(5) == (1 if i % 2 == 0 else 0)
 
 
-def test_leftover_processes_get_term_when_command_exits(processes):
-    """When COMMAND exits, a background child it left is TERMed: linkinit ends at once."""
+@pytest.mark.parametrize("mode", MODES)
+def test_leftovers_are_left_alone_outside_pid1_without_group(processes, mode):
+    """Not PID 1 and no --group (tini's and dumb-init's default): when COMMAND exits, what it
+    left in the background keeps running, and linkinit exits at once with its status."""
     command = ["sh", "-c", "sleep 30 & echo $!; exit 5"]
-    proc = processes(driver_argv(command, "--grace", "10"))
+    proc = processes(driver_argv(command, "--grace", "10", mode=mode))
+    leftover = int(proc.line(5))
+    try:
+        assert proc.wait(5) == 5
+        assert proc_state(leftover) in ("S", "R")
+    finally:
+        os.kill(leftover, signal.SIGKILL)
+
+
+def test_keep_orphans_leaves_leftovers_alone_in_group_mode(processes):
+    """--keep-orphans turns the clean-up off where it is on (--group here, PID 1 in a
+    container): the leftover lives on."""
+    command = ["sh", "-c", "sleep 30 & echo $!; exit 5"]
+    proc = processes(driver_argv(command, "--group", "--keep-orphans"))
+    leftover = int(proc.line(5))
+    try:
+        assert proc.wait(5) == 5
+        assert proc_state(leftover) in ("S", "R")
+    finally:
+        os.kill(leftover, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_group_mode_leftovers_get_term_when_command_exits(processes, mode):
+    """With --group, when COMMAND exits a background child it left is TERMed: linkinit ends at
+    once."""
+    command = ["sh", "-c", "sleep 30 & echo $!; exit 5"]
+    proc = processes(driver_argv(command, "--group", "--grace", "10", mode=mode))
     leftover = int(proc.line(5))
     started = time.monotonic()
     assert proc.wait(5) == 5
@@ -82,10 +114,10 @@ def test_leftover_processes_get_term_when_command_exits(processes):
     assert _gone(leftover)
 
 
-def test_leftover_ignoring_term_is_killed_after_grace(processes):
+def test_group_mode_leftover_ignoring_term_is_killed_after_grace(processes):
     """A leftover that ignores TERM is KILLed once the grace time is over, not before."""
     command = ["sh", "-c", "trap '' TERM; sleep 30 & echo $!; exit 6"]
-    proc = processes(driver_argv(command, "--grace", "1"))
+    proc = processes(driver_argv(command, "--group", "--grace", "1"))
     leftover = int(proc.line(5))
     started = time.monotonic()
     assert proc.wait(10) == 6
@@ -94,10 +126,11 @@ def test_leftover_ignoring_term_is_killed_after_grace(processes):
     assert _gone(leftover)
 
 
-def test_setsid_descendant_is_cleaned_up_too(processes):
-    """A descendant that left COMMAND's group and session is still found and TERMed."""
+def test_group_mode_setsid_descendant_is_cleaned_up_too(processes):
+    """With --group, a descendant that left COMMAND's group and session is still found and
+    TERMed."""
     command = ["sh", "-c", "setsid sleep 30 & echo $!; exit 0"]
-    proc = processes(driver_argv(command, "--grace", "5"))
+    proc = processes(driver_argv(command, "--group", "--grace", "5"))
     leftover = int(proc.line(5))
     assert proc.wait(5) == 0
     assert _gone(leftover)

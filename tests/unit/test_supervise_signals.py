@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -25,6 +27,8 @@ processes = processes_fixture()
 
 # Job-control signals are tested on their own: linkinit stops itself after passing them on.
 PLAIN = sorted(set(supervise.FORWARDED) - {signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
+FAULTS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGTRAP,
+          signal.SIGSYS, signal.SIGPIPE, signal.SIGXFSZ}
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -37,13 +41,12 @@ def test_every_forwardable_signal_reaches_command(processes, mode):
         assert proc.line(5).split()[0] == str(sig), f"signal {sig}: seen {proc.seen}"
 
 
-def test_forwarded_set_covers_the_usual_signals():
-    """TERM, INT, HUP, QUIT, USR1, USR2, WINCH, ALRM, CONT and job control are passed on."""
-    usual = {"SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH",
-             "SIGALRM", "SIGCONT", "SIGTSTP", "SIGTTIN", "SIGTTOU"}
-    assert usual <= {signal.Signals(s).name for s in supervise.FORWARDED if s < signal.SIGRTMIN}
-    assert signal.SIGCHLD not in supervise.FORWARDED
-    assert signal.SIGKILL not in supervise.FORWARDED
+def test_forwarded_set_is_every_signal_but_kill_stop_and_chld():
+    """Every signal a process can be sent is passed on (the fault signals too, when a user
+    sends them); KILL and STOP cannot be caught, CHLD is linkinit's own."""
+    uncatchable = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
+    assert set(supervise.FORWARDED) == set(signal.valid_signals()) - uncatchable
+    assert set(supervise.FORWARDED) >= FAULTS
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -129,7 +132,8 @@ def test_group_mode_signals_the_whole_pipeline(processes, mode):
 
 
 def test_without_group_mode_only_command_gets_the_signal(processes):
-    """Without --group, `sh -c 'yes | tail'` alone gets TERM; linkinit then TERMs the rest."""
+    """Without --group, `sh -c 'yes | tail'` alone gets TERM; outside PID 1 linkinit then
+    leaves the rest of the pipeline alone (as tini and dumb-init do)."""
     proc = processes(
         driver_argv(["sh", "-c", "echo ready; yes | tail -f /dev/null"], "--grace", "5")
     )
@@ -137,9 +141,126 @@ def test_without_group_mode_only_command_gets_the_signal(processes):
 
     wait_for(lambda: len(psutil.Process(proc.pid).children(recursive=True)) >= 3, 5)
     family = psutil.Process(proc.pid).children(recursive=True)
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(5) == 143  # the shell died of TERM
+        left = [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert sorted(p.name() for p in left) == ["tail", "yes"]
+    finally:
+        kill_all(family)
+
+
+def kill_all(family: list[psutil.Process]) -> None:
+    """Teardown for processes that outlived linkinit (no longer its descendants)."""
+    for process in family:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("sig", sorted(FAULTS))
+def test_fault_signals_sent_with_kill_reach_command_and_linkinit_lives(processes, mode, sig):
+    """SEGV, BUS, FPE, ILL, TRAP, SYS, PIPE, XFSZ sent by `kill` are a user's signals: passed
+    on like any other, and linkinit (not PID 1 here) does not die of them."""
+    proc = processes(driver_argv(program("print_signals.py"), mode=mode))
+    proc.expect("ready")
+    os.kill(proc.pid, sig)
+    assert proc.line(5).split()[0] == str(int(sig))
+    os.kill(proc.pid, signal.SIGUSR1)
+    assert proc.line(5).split()[0] == str(int(signal.SIGUSR1))
+    assert proc_state(proc.pid) in ("S", "R")
+
+
+class Info:
+    """What sigwaitinfo returns, for the origin rule alone."""
+
+    def __init__(self, signo: int, code: int, pid: int) -> None:
+        self.si_signo, self.si_code, self.si_pid = signo, code, pid
+
+
+@pytest.mark.parametrize(
+    ("info", "acted_on"),
+    [
+        (Info(signal.SIGSEGV, 0, 4242), True),  # SI_USER: kill -SEGV from another process
+        (Info(signal.SIGSEGV, -1, 4242), True),  # SI_QUEUE: sigqueue
+        (Info(signal.SIGSEGV, -6, 4242), True),  # SI_TKILL: tgkill
+        (Info(signal.SIGSEGV, 1, 0), False),  # SEGV_MAPERR: the kernel, a fault of ours
+        (Info(signal.SIGBUS, 4, 0), False),  # BUS_MCEERR_AO: the kernel
+        (Info(signal.SIGPIPE, 0, os.getpid()), False),  # our own write to a closed pipe
+        (Info(signal.SIGXFSZ, 0, os.getpid()), False),  # our own write past RLIMIT_FSIZE
+        (Info(signal.SIGPIPE, 0, 4242), True),  # kill -PIPE from another process
+        (Info(signal.SIGTERM, 0x80, 0), True),  # SI_KERNEL: e.g. a tty's signal, still ours
+        (Info(signal.SIGWINCH, 0x80, 0), True),
+    ],
+)
+def test_fault_signals_are_acted_on_only_when_another_process_sent_them(info, acted_on):
+    """The rule behind the test above: a fault signal the kernel raised in linkinit (si_code
+    > 0), or one linkinit raised by its own write (its own pid), is not passed on."""
+    assert supervise._sent_to_us(info) is acted_on
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_group_mode_stops_the_whole_group_on_tstp_and_cont_resumes_it(processes, mode):
+    """With --group, TSTP/TTIN/TTOU become STOP for COMMAND's group (a COMMAND that catches
+    TSTP stops too), linkinit stops itself; CONT resumes linkinit, then the group."""
+    proc = processes(driver_argv(program("print_signals.py"), "--group", mode=mode))
+    proc.expect("ready")
+    command = psutil.Process(proc.pid).children()[0].pid
+    for sig in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+        os.kill(proc.pid, sig)
+        wait_for(lambda: proc_state(proc.pid) == proc_state(command) == "T", 5,
+                 what="linkinit and COMMAND stopped")
+        os.kill(proc.pid, signal.SIGCONT)
+        assert proc.line(5) == f"{int(signal.SIGCONT)} SIGCONT"  # not TSTP: it got STOP
+        assert proc_state(proc.pid) in ("S", "R")
+        assert proc_state(command) in ("S", "R")
+
+
+def test_rewrite_overrides_the_group_mode_stop(processes):
+    """--rewrite TSTP:TSTP in --group mode passes TSTP on as it is: a COMMAND that catches it
+    keeps running; linkinit still stops itself until CONT."""
+    tstp = int(signal.SIGTSTP)
+    proc = processes(
+        driver_argv(program("print_signals.py"), "--group", "--rewrite", f"{tstp}:{tstp}")
+    )
+    proc.expect("ready")
+    os.kill(proc.pid, signal.SIGTSTP)
+    assert proc.line(5) == f"{tstp} SIGTSTP"
+    wait_for(lambda: proc_state(proc.pid) == "T", 5, what="linkinit stopped")
+    os.kill(proc.pid, signal.SIGCONT)
+    assert proc.line(5) == f"{int(signal.SIGCONT)} SIGCONT"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_rewrite_turns_one_signal_into_another_and_zero_drops_it(processes, mode):
+    """--rewrite 15:3 makes TERM arrive as QUIT (nginx's graceful stop); --rewrite 10:0 drops
+    USR1: the next signal COMMAND sees is the USR2 sent after it."""
+    proc = processes(
+        driver_argv(program("print_signals.py"), "--rewrite", "15:3", "--rewrite", "10:0",
+                    mode=mode)
+    )
+    proc.expect("ready")
     os.kill(proc.pid, signal.SIGTERM)
-    assert proc.wait(5) == 143  # the shell died of TERM; its pipeline got the cleanup TERM
-    assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert proc.line(5) == "3 SIGQUIT"
+    os.kill(proc.pid, signal.SIGUSR1)
+    os.kill(proc.pid, signal.SIGUSR2)
+    assert proc.line(5) == f"{int(signal.SIGUSR2)} SIGUSR2"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pdeathsig_turns_the_parents_death_into_a_signal_for_command(processes, mode):
+    """--pdeathsig USR1: when linkinit's parent dies, the kernel sends linkinit USR1, which
+    reaches COMMAND like any signal (tini -p)."""
+    usr1 = int(signal.SIGUSR1)
+    argv = driver_argv(program("print_signals.py"), "--pdeathsig", str(usr1), mode=mode)
+    proc = processes(program("parent_until_eof.py", *argv), stdin=subprocess.PIPE)
+    proc.expect("ready")
+    family = psutil.Process(proc.pid).children(recursive=True)  # orphans once the parent exits
+    try:
+        proc.popen.stdin.close()  # the parent exits
+        assert proc.line(5) == f"{usr1} SIGUSR1"
+    finally:
+        kill_all(family)
 
 
 def test_job_control_signals_are_passed_on_then_linkinit_stops_until_cont(processes):

@@ -12,9 +12,10 @@ import subprocess
 import termios
 import time
 
+import psutil
 import pytest
 
-from tests.programs.harness import MODES, driver_argv, processes_fixture, program
+from tests.programs.harness import MODES, driver_argv, processes_fixture, program, wait_for
 
 processes = processes_fixture()
 
@@ -39,6 +40,18 @@ def test_command_starts_with_default_sigpipe_and_sigxfsz(processes, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_signal_ignored_by_whoever_started_linkinit_stays_ignored(processes, mode):
+    """`nohup linkinit -- COMMAND`: an ignored SIGHUP is inherited by COMMAND as exec would
+    pass it on (tini and dumb-init do the same); only SIGPIPE and SIGXFSZ, which Python itself
+    ignores, are reset."""
+    proc = processes(
+        driver_argv(["grep", "^SigIgn:", "/proc/self/status"], mode=mode),
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )
+    assert proc.stdout_rest().split() == ["SigIgn:", f"{1 << (signal.SIGHUP - 1):016x}"]
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_yes_piped_to_head_returns(processes, mode):
     """`yes | head -1` ends: yes dies of SIGPIPE as it should (an ignored SIGPIPE hangs it)."""
     proc = processes(driver_argv(["sh", "-c", "yes | head -1"], mode=mode))
@@ -51,6 +64,33 @@ def test_command_runs_in_the_callers_working_directory(processes, tmp_path, mode
     """COMMAND's cwd is the one linkinit was started in."""
     proc = processes(driver_argv(program("report_start.py"), mode=mode), cwd=str(tmp_path))
     assert report(proc)["cwd"] == str(tmp_path)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_linkinit_leaves_its_working_directory_once_command_runs(processes, tmp_path, mode):
+    """linkinit moves to / after starting COMMAND (as dumb-init), so it never holds a mount
+    busy; COMMAND keeps the directory it was started in."""
+    proc = processes(driver_argv(program("print_signals.py"), mode=mode), cwd=str(tmp_path))
+    proc.expect("ready")
+    command = psutil.Process(proc.pid).children()[0]
+    assert command.cwd() == str(tmp_path)
+    wait_for(lambda: os.readlink(f"/proc/{proc.pid}/cwd") == "/", 5, what="linkinit in /")
+
+
+def test_ps_shows_linkinit_supervising_command(processes):
+    """The re-executed supervisor reads `linkinit: supervising COMMAND` in ps (cmdline) and
+    is named linkinit (comm), not `python3 -I -S -c import sys; ...`."""
+    proc = processes(driver_argv(["sleep", "30"]))
+    wait_for(lambda: psutil.Process(proc.pid).children(), 5, what="COMMAND started")
+
+    def retitled() -> bool:
+        with open(f"/proc/{proc.pid}/comm") as comm:
+            return comm.read() == "linkinit\n"
+
+    wait_for(retitled, 5, what="comm set")
+    shown = subprocess.run(["ps", "-o", "args=", "-p", str(proc.pid)], capture_output=True,
+                           text=True, timeout=10, check=True).stdout
+    assert shown.strip() == "linkinit: supervising sleep 30"
 
 
 @pytest.mark.parametrize("mode", MODES)
