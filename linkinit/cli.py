@@ -11,14 +11,23 @@ import os
 import sys
 
 from . import supervise
-from .options import ENVIRONMENT, Options, apply_environment, check_seconds, settle
+from .options import (
+    ENVIRONMENT,
+    Options,
+    apply_environment,
+    check_policy,
+    check_seconds,
+    settle,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds before signals are blocked
     from typing import IO, Any, Callable, Mapping, Optional, Sequence
 
+    Resolved = tuple[dict[str, str], list[str], Optional[dict]]
+
 DEFAULT_CONFIG = "/etc/linkinit.yaml"
-SUBCOMMANDS = ("ls", "guard")
+SUBCOMMANDS = ("ls", "guard", "_follow")
 
 
 def main() -> None:
@@ -33,12 +42,9 @@ def initial_environment() -> dict[str, str]:
     ``/proc/self/environ`` still holds what the container gave us.
     """
     try:
-        with open("/proc/self/environ", "rb") as file:
-            raw = file.read()
+        return supervise.read_environ("/proc/self/environ")
     except OSError:
         return dict(os.environ)
-    entries = (entry.partition(b"=") for entry in raw.split(b"\0"))
-    return {os.fsdecode(key): os.fsdecode(value) for key, sep, value in entries if sep and key}
 
 
 def run(
@@ -61,7 +67,7 @@ def run(
         pid1 = settle(options)
         if pid1.pdeathsig:  # before the wait for children: the parent may die meanwhile
             supervise.set_parent_death_signal(pid1.pdeathsig)
-        environment, _ = resolve_isolated(options, environ)
+        environment, _, follow = resolve_isolated(options, environ)
     except LinkinitError as error:
         print_error(error, stderr)
         return error.exit_status
@@ -73,7 +79,24 @@ def run(
         keep_orphans=options.keep_orphans,
         rewrite=pid1.rewrite,
         remap_exit=pid1.remap_exit,
+        follow=_follow_plan(follow, options),
     )
+
+
+def _follow_plan(follow: Optional[dict], options: Options) -> Optional[supervise.Follow]:
+    """Follow mode for PID 1: the policy as a signal number, the watcher's command line."""
+    if not follow:
+        return None
+    policy = follow["policy"]
+    if policy.startswith("signal:"):
+        from .options import parse_signal
+
+        policy = f"signal:{parse_signal(policy[7:], 'on-change')}"
+    if getattr(sys, "frozen", False):  # a bundled linkinit is its own interpreter
+        watcher = [sys.executable, "_follow"]
+    else:
+        watcher = [sys.executable, "-m", "linkinit", "_follow"]
+    return supervise.Follow(policy, options.splay or 0.0, follow["dir"], watcher)
 
 
 def parse_arguments(argv: Sequence[str]) -> Options:
@@ -128,6 +151,11 @@ def parse_arguments(argv: Sequence[str]) -> Options:
                         help="report COMMAND's exit status N as 0 (repeatable)")
     parser.add_argument("--pdeathsig", metavar="SIG",
                         help="the signal linkinit gets when its parent dies")
+    parser.add_argument("--on-change", metavar="POLICY",
+                        help="follow mode: what to do when a child comes back different: none "
+                             "(default), hosts, signal:<SIG>, restart or exit")
+    parser.add_argument("--splay", type=float, metavar="SECONDS",
+                        help="follow mode, restart: wait a random time up to this long first")
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     options = parser.parse_args(list(argv), namespace=Options())
@@ -139,6 +167,10 @@ def parse_arguments(argv: Sequence[str]) -> Options:
         check_seconds(options.timeout, "--timeout")
     if options.grace is not None:
         check_seconds(options.grace, "--grace")
+    if options.splay is not None:
+        check_seconds(options.splay, "--splay")
+    if options.on_change is not None:
+        check_policy(options.on_change, f"--on-change {options.on_change}")
     return options
 
 
@@ -150,17 +182,18 @@ def _version() -> str:
 
 def resolve_isolated(
     options: Options, environ: Mapping[str, str]
-) -> tuple[dict[str, str], list[str]]:
-    """Resolve in a forked child; PID 1 keeps only the environment and the link keys."""
+) -> tuple[dict[str, str], list[str], Optional[dict]]:
+    """Resolve in a forked child; PID 1 keeps only the environment, the link keys and, in
+    follow mode, where the watcher's state is."""
     import json
 
     result = json.loads(
         supervise.run_isolated(_guarded(lambda: resolve_environment(options, environ)))
     )
-    return result["environment"], result["link_keys"]
+    return result["environment"], result["link_keys"], result["follow"]
 
 
-def _guarded(work: Callable[[], tuple[dict[str, str], list[str]]]) -> Callable[[], bytes]:
+def _guarded(work: Callable[[], Resolved]) -> Callable[[], bytes]:
     """In the child: known failures become a message on stderr and their exit status."""
 
     def guarded() -> bytes:
@@ -169,8 +202,9 @@ def _guarded(work: Callable[[], tuple[dict[str, str], list[str]]]) -> Callable[[
         from .errors import LinkinitError
 
         try:
-            environment, link_keys = work()
-            return json.dumps({"environment": environment, "link_keys": link_keys}).encode()
+            environment, link_keys, follow = work()
+            return json.dumps({"environment": environment, "link_keys": link_keys,
+                               "follow": follow}).encode()
         except LinkinitError as error:
             print_error(error, sys.stderr)
             raise SystemExit(error.exit_status) from None
@@ -180,12 +214,11 @@ def _guarded(work: Callable[[], tuple[dict[str, str], list[str]]]) -> Callable[[
     return guarded
 
 
-def resolve_environment(
-    options: Options, environ: Mapping[str, str]
-) -> tuple[dict[str, str], list[str]]:
+def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolved:
     """Declarations -> Engine -> endpoints -> environment: the whole one-way flow.
 
-    Returns COMMAND's whole environment and the names of the link variables in it.
+    Returns COMMAND's whole environment, the names of the link variables in it, and follow
+    mode's policy and state directory (None when it is off).
     """
     import time
 
@@ -197,14 +230,15 @@ def resolve_environment(
     report = _reporter(options.quiet)
     from_file = load_config(options.config)
     from_env = declare.Declaration(tuple(_env_link(entry) for entry in options.env_links))
-    from_flags = declare.parse_flags(options.link, options.timeout)
+    policy = options.on_change and declare.check_policy(options.on_change, "on-change")
+    from_flags = declare.parse_flags(options.link, options.timeout)._replace(on_change=policy)
     first_timeout = _first(from_flags.timeout, from_file.timeout, declare.DEFAULT_TIMEOUT)
     engine = Engine.from_environ(environ)
     if _plain_init(engine, options, [from_file, from_env, from_flags]):
         report(f"no Docker Engine socket at {engine.socket_path} and no links "
                "declared by file, flag or LINKINIT_LINKS: running COMMAND without links "
                "(--require-engine or LINKINIT_REQUIRE_ENGINE=1 makes this exit 69)")
-        return build_environment(environ, {}), []
+        return build_environment(environ, {}), [], None
     engine.deadline = started + first_timeout + resolve.LAST_LOOK_GRACE
     resolve.connect(engine, started + first_timeout)
     parent = resolve.find_parent(engine, environ)
@@ -215,7 +249,12 @@ def resolve_environment(
     resolved = resolve.resolve_links(engine, parent, declared.links, remaining, report)
     hosts.write_hosts(resolved)
     links = link_environment(resolved)
-    return build_environment(environ, links), list(links)
+    follow = None
+    if not options.print_env:
+        from .follow import prepare
+
+        follow = prepare(declared, engine, parent, environ, resolved, options.quiet)
+    return build_environment(environ, links), list(links), follow
 
 
 def _plain_init(engine: Any, options: Options, sources: Sequence[Any]) -> bool:
@@ -270,7 +309,7 @@ def _reporter(quiet: bool) -> Callable[[str], None]:
 
 def print_environment(options: Options, environ: Mapping[str, str], stdout: IO[str]) -> int:
     """``--print-env``: what COMMAND would get for each link variable, on stdout."""
-    environment, link_keys = resolve_isolated(options, environ)
+    environment, link_keys, _ = resolve_isolated(options, environ)
     stdout.write(render_variables({key: environment[key] for key in link_keys}, options.format))
     stdout.flush()
     return 0
@@ -301,6 +340,10 @@ def _host_tool(name: str, argv: list[str], stdout: IO[str], stderr: IO[str]) -> 
     import signal
 
     signal.pthread_sigmask(signal.SIG_SETMASK, set())  # a host tool is no init
+    if name == "_follow":  # follow mode's watcher, started by PID 1 (not for users)
+        from .follow import main
+
+        return main()
     if name == "ls":
         from . import ls as tool
     else:

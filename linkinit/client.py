@@ -124,8 +124,32 @@ def prefix(alias: str) -> str:
     return alias.upper().replace("-", "_")
 
 
+FOLLOWED_LINKS = "/run/linkinit-follow/links"  # follow mode's current links (follow.py)
+
+
 def _environ(environ: Optional[Mapping[str, str]]) -> Mapping[str, str]:
-    return os.environ if environ is None else environ
+    """The mapping to read: the one given, else this process's environment with, in follow
+    mode, the links as they are now laid over the ones it was started with."""
+    if environ is not None:
+        return environ
+    current = followed_links(os.environ.get("LINKINIT_FOLLOW_DIR"))
+    if not current:
+        return os.environ
+    prefixes = tuple(key[: -len("NAME")] for key in current if key.endswith("_NAME"))
+    kept = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
+    return {**kept, **current}
+
+
+def followed_links(state_dir: Optional[str] = None) -> Dict[str, str]:
+    """Follow mode's links file (NUL-separated ``KEY=VALUE``), replaced atomically by the
+    watcher on every change; empty when follow mode is off."""
+    path = os.path.join(state_dir, "links") if state_dir else FOLLOWED_LINKS
+    from .supervise import read_environ  # standard library only, like this module
+
+    try:
+        return read_environ(path)
+    except OSError:
+        return {}
 
 
 def _parse_url(variable: str, value: str) -> Endpoint:

@@ -23,15 +23,16 @@ _SKIPPED_CHILD_VARIABLES = ("HOME", "PATH")
 class ResolvedLink(
     namedtuple(
         "ResolvedLink",
-        "alias parent_name ip ports env child_name child_hostname",
-        defaults=((), (), "", ""),
+        "alias parent_name ip ports env child_name child_hostname child_id",
+        defaults=((), (), "", "", ""),
     )
 ):
     """What the parent learns about one linked child (``linkinit.Endpoint`` is the client
     library's, a different thing: one port of a link as an application reads it).
 
     alias; parent_name (the parent container's name, without the leading slash); ip; ports
-    (Port sequence); env (the child's ``KEY=value`` entries); child_name; child_hostname.
+    (Port sequence); env (the child's ``KEY=value`` entries); child_name; child_hostname;
+    child_id (the container's full ID, which follow mode compares).
     """
 
     __slots__ = ()

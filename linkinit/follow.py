@@ -16,6 +16,7 @@ comes back different.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -24,9 +25,10 @@ from collections import namedtuple
 
 from . import container as model
 from .envvars import link_variables
-from .errors import EngineError, LinkinitError
+from .errors import DeclarationError, EngineError, LinkinitError
 from .hosts import write_hosts
 from .readiness import READY, Observation, link_address
+from .supervise import NOTIFY_SIGNAL, parse_environ
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -83,14 +85,13 @@ def encode_links(variables: Mapping[str, str]) -> bytes:
 
 def decode_links(data: bytes) -> dict[str, str]:
     """The links file's variables; a torn or foreign entry (no ``=``) is skipped."""
-    pairs = (entry.decode(errors="replace").partition("=") for entry in data.split(b"\0"))
-    return {key: value for key, sep, value in pairs if sep and key}
+    return parse_environ(data)
 
 
 def write_links(path: str, variables: Mapping[str, str]) -> None:
     """Replace the links file atomically: a reader sees the old or the new, never half."""
     temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "wb") as file:
+    with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
         file.write(encode_links(variables))
     os.replace(temporary, path)
 
@@ -165,6 +166,42 @@ class Follower:
         write_links(self.links_path, variables)
         current_links = [self.links[a] for a in self.given if a in self.links]
         write_hosts(current_links, self.hosts_path)
+
+
+def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],
+            environ: Mapping[str, str], resolved: Sequence[ResolvedLink],
+            quiet: bool) -> Optional[dict]:
+    """In the resolver: leave the watcher what it needs, or clear what an earlier run of
+    this container left (a restarted container must not read old links). Returns the
+    policy and the state directory for PID 1, None when follow mode is off."""
+    state = environ.get("LINKINIT_FOLLOW_DIR") or STATE_DIR
+    policy = declared.on_change
+    if policy in (None, "none"):
+        _remove(os.path.join(state, LINKS_FILE))
+        return None
+    given = {link.alias: [link.child_id, list(link_variables(link))] for link in resolved}
+    config = {"host": engine.host, "parent": dict(parent), "quiet": quiet,
+              "specs": [list(spec) for spec in declared.links], "given": given,
+              "notify": 0 if policy == "hosts" else NOTIFY_SIGNAL}
+    try:
+        os.makedirs(state, mode=0o700, exist_ok=True)
+        write_links(os.path.join(state, LINKS_FILE),
+                    {k: v for link in resolved for k, v in link_variables(link)})
+        write_links(os.path.join(state, "environ"), environ)
+        with open(os.path.join(state, CONFIG_FILE), "w") as file:
+            json.dump(config, file)
+    except OSError as error:
+        raise DeclarationError(
+            f"on-change={policy}: follow mode needs a writable {state} ({error.strerror}); "
+            f"mount a tmpfs there (docker run --tmpfs {state}) or set LINKINIT_FOLLOW_DIR"
+        ) from None
+    return {"policy": policy, "dir": state}
+
+
+def _remove(path: str) -> None:
+    """Nothing there, or a read-only /run: nothing stale either."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def follow(follower: Follower, wake: Any, resync: float = RESYNC_SECONDS,

@@ -49,6 +49,8 @@ class Options:
         self.rewrite: list[str] = []
         self.remap_exit: list[str] = []
         self.pdeathsig: Optional[str] = None
+        self.on_change: Optional[str] = None  # follow mode's policy, checked by declare
+        self.splay: Optional[float] = None
         self.command = list(command)
 
 
@@ -76,6 +78,8 @@ ENVIRONMENT = (
     ("LINKINIT_REWRITE", "rewrite", "list"),
     ("LINKINIT_REMAP_EXIT", "remap_exit", "list"),
     ("LINKINIT_PDEATHSIG", "pdeathsig", "text"),
+    ("LINKINIT_ON_CHANGE", "on_change", "text"),
+    ("LINKINIT_SPLAY", "splay", "seconds"),
 )
 
 
@@ -194,4 +198,12 @@ def _unchecked(text: str, origin: str) -> object:
     return text
 
 
-_CHECKS = {"rewrite": parse_rewrite, "remap_exit": parse_status, "pdeathsig": parse_signal}
+def check_policy(text: str, origin: str) -> str:
+    """Follow mode's policy, checked where it was given (declare knows the forms)."""
+    from .declare import check_policy as check
+
+    return check(text, origin)
+
+
+_CHECKS = {"rewrite": parse_rewrite, "remap_exit": parse_status, "pdeathsig": parse_signal,
+           "on_change": check_policy}

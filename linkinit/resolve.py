@@ -172,6 +172,7 @@ def resolved_link(spec: LinkSpec, parent: Mapping[str, Any], seen: Observation) 
         env=model.environment_of(child),
         child_name=model.name_of(child),
         child_hostname=model.hostname_of(child),
+        child_id=str(child.get("Id", "")),
     )
 
 

@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover - not CPython
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not free to import, and this module stays resident
     from collections.abc import Callable, Iterable
+    from typing import Any
 
 EX_SOFTWARE = 70  # the resolver crashed: a bug in linkinit, not in the user's setup
 EX_NOEXEC = 126  # COMMAND exists but cannot be executed (tini's and the shells' convention)
@@ -89,6 +90,13 @@ OPTIONS_HINT = (
     "in the environment (docker run -e LINKINIT_TIMEOUT=3 ...)"
 )
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Follow mode: the watcher process tells PID 1 "a link changed" with this signal (a user's
+# kill of the same number is told apart by the sender's pid, and forwarded as any other).
+NOTIFY_SIGNAL = int(signal.SIGRTMIN) + 5
+EX_LINK_CHANGED = 75  # on-change=exit: a child changed; restart the container to follow it
+_FOLLOWER_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # before starting a watcher that died again
+_FOLLOWER_STEADY = 30.0  # a watcher that lived this long starts the backoff afresh
 _KILL_WAIT = 2.0  # seconds to wait for SIGKILLed processes to be reaped before giving up
 
 _original_mask: set[int] | None = None
@@ -344,7 +352,8 @@ class Watch:
     A plain class: namedtuple would import collections into the resident process.
     """
 
-    __slots__ = ("grace", "group", "keep_orphans", "pid", "remap_exit", "rewrite", "title")
+    __slots__ = ("follow", "grace", "group", "keep_orphans", "pid", "remap_exit", "rewrite",
+                 "title")
 
     def __init__(
         self,
@@ -364,6 +373,7 @@ class Watch:
         self.rewrite = dict(rewrite or {})
         self.remap_exit = frozenset(remap_exit)
         self.title = title
+        self.follow: Follow | None = None
 
     def to_args(self) -> list[str]:
         args = ["--pid", str(self.pid), "--grace", repr(float(self.grace))]
@@ -372,12 +382,17 @@ class Watch:
             args += ["--rewrite", f"{sig}:{target}"]
         for status in sorted(self.remap_exit):
             args += ["--remap-exit", str(status)]
-        return [*args, "--title", self.title]
+        args += ["--title", self.title]
+        return args + (self.follow.to_args() if self.follow else [])
 
     @classmethod
     def from_args(cls, args: list[str]) -> Watch:
         """The inverse of to_args (written by us, so not validated again)."""
         watch = cls(0)
+        if "--follow" in args:
+            at = args.index("--follow")
+            watch.follow = Follow.from_args(args[at + 1:])
+            args = args[:at]
         pairs = iter(args)
         for flag in pairs:
             if flag in ("--group", "--keep-orphans"):
@@ -394,6 +409,166 @@ class Watch:
         return watch
 
 
+def parse_environ(data: bytes) -> dict[str, str]:
+    """``KEY=VALUE`` entries separated by NULs (``/proc/<pid>/environ``, follow mode's files);
+    an entry without ``=`` is skipped."""
+    pairs = (entry.partition(b"=") for entry in data.split(b"\0"))
+    return {os.fsdecode(key): os.fsdecode(value) for key, sep, value in pairs if sep and key}
+
+
+def read_environ(path: str) -> dict[str, str]:
+    with open(path, "rb") as file:
+        return parse_environ(file.read())
+
+
+class Follow:
+    """Follow mode, PID 1's side: start (and restart) the watcher process, and apply the
+    policy when it says a link changed. What crosses the slim re-exec is in to_args.
+
+    policy: ``hosts``, ``signal:<N>``, ``restart`` or ``exit``; splay: the longest random
+    delay before a restart; state_dir: where the resolver left the parent's own environment
+    (``environ``) and the watcher keeps the current links (``links``); follower: the
+    watcher's argv; command, mask: COMMAND's argv and signal mask, to start it again.
+    """
+
+    __slots__ = ("command", "deaths", "follower", "mask", "pid", "policy", "restart_at",
+                 "spawn_at", "splay", "started_at", "state_dir")
+
+    def __init__(self, policy: str, splay: float, state_dir: str, follower: list[str]) -> None:
+        self.policy = policy
+        self.splay = splay
+        self.state_dir = state_dir
+        self.follower = list(follower)
+        self.command: list[str] = []
+        self.mask: set[int] = set()
+        self.pid = 0
+        self.deaths = 0
+        self.started_at = 0.0
+        self.spawn_at: float | None = None
+        self.restart_at: float | None = None
+
+    def to_args(self) -> list[str]:
+        fields = [self.policy, repr(float(self.splay)), self.state_dir,
+                  ",".join(str(s) for s in sorted(self.mask)), str(len(self.follower))]
+        return ["--follow", *fields, *self.follower, *self.command]
+
+    @classmethod
+    def from_args(cls, args: list[str]) -> Follow:
+        policy, splay, state_dir, mask, count = args[:5]
+        follower = args[5:5 + int(count)]
+        follow = cls(policy, float(splay), state_dir, follower)
+        follow.mask = {int(s) for s in mask.split(",") if s}
+        follow.command = args[5 + int(count):]
+        return follow
+
+    # -- the watcher process --
+
+    def start(self) -> None:
+        """Start the watcher: its own process group (COMMAND's group signals miss it), no
+        terminal, the signal state COMMAND gets."""
+        self.spawn_at = None
+        _flush_std()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setpgid(0, 0)
+                signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+                env = dict(os.environ, LINKINIT_FOLLOW_DIR=self.state_dir)
+                os.execve(self.follower[0], self.follower, env)
+            finally:
+                os._exit(EX_NOTFOUND)
+        self.pid, self.started_at = pid, time.monotonic()
+
+    def check(self) -> None:
+        """After a reap: a watcher that is gone is started again, after a backoff if it
+        keeps dying. It never takes COMMAND down."""
+        if self.pid <= 0 or _alive(self.pid):
+            return
+        lived = time.monotonic() - self.started_at
+        self.deaths = 0 if lived > _FOLLOWER_STEADY else self.deaths + 1
+        delay = _FOLLOWER_BACKOFF[min(self.deaths, len(_FOLLOWER_BACKOFF) - 1)]
+        _warn(f"follow: the watcher (pid {self.pid}) exited; starting it again in {delay:.0f} s")
+        self.pid = 0
+        self.spawn_at = time.monotonic() + delay
+
+    def stop(self) -> None:
+        if self.pid > 0:
+            _send(self.pid, signal.SIGTERM)
+            with _Ignoring(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self.pid = 0
+
+    # -- the policy --
+
+    def notified(self, info: object) -> bool:
+        return (getattr(info, "si_signo", 0) == NOTIFY_SIGNAL
+                and getattr(info, "si_pid", 0) == self.pid > 0)
+
+    def changed(self, watch: Watch) -> int | None:
+        """The watcher says a link changed (it already rewrote /etc/hosts and the links
+        file): signal COMMAND, schedule its restart, or stop it and exit."""
+        kind, _, number = self.policy.partition(":")
+        if kind == "signal":
+            _deliver(watch, int(number))
+        elif kind == "restart" and self.restart_at is None:
+            self.restart_at = time.monotonic() + self.splay * _random_fraction()
+        elif kind == "exit":
+            _warn("follow: a link changed; stopping COMMAND and exiting (on-change=exit)")
+            _stop_command(watch)
+            return EX_LINK_CHANGED
+        return None
+
+    def next_due(self) -> float | None:
+        """Seconds until the next scheduled work, None when there is none."""
+        times = [t for t in (self.spawn_at, self.restart_at) if t is not None]
+        return min(times) - time.monotonic() if times else None
+
+    def due(self, watch: Watch) -> int | None:
+        now = time.monotonic()
+        if self.spawn_at is not None and self.spawn_at <= now:
+            self.start()
+        if self.restart_at is not None and self.restart_at <= now:
+            self.restart_at = None
+            return self._restart(watch)
+        return None
+
+    def _restart(self, watch: Watch) -> int | None:
+        """Stop COMMAND and start it again with the links as they are now."""
+        _warn("follow: a link changed; restarting COMMAND (on-change=restart)")
+        _stop_command(watch)
+        env = self.environment()
+        path, code, failure = _find_executable(self.command[0], env.get("PATH"))
+        if path is None:
+            _warn(failure)
+            return code
+        pid, exec_errno = _spawn(path, self.command, env, self.mask)
+        if exec_errno is not None:
+            _warn(f"{self.command[0]}: cannot execute {path}: {os.strerror(exec_errno)}")
+            return EX_NOTFOUND if exec_errno in (errno.ENOENT, errno.ENOTDIR) else EX_NOEXEC
+        watch.pid = pid
+        return None
+
+    def environment(self) -> dict[str, str]:
+        """COMMAND's environment now: the current links under the parent's own variables."""
+        base = read_environ(os.path.join(self.state_dir, "environ"))
+        return {**read_environ(os.path.join(self.state_dir, "links")), **base}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _random_fraction() -> float:
+    """A number in [0, 1) without importing random (hashlib, bisect... stay out of PID 1)."""
+    return int.from_bytes(os.urandom(4), "big") / 2**32
+
+
 def supervise(
     argv: list[str],
     env: dict[str, str],
@@ -404,6 +579,7 @@ def supervise(
     keep_orphans: bool = False,
     rewrite: dict[int, int] | None = None,
     remap_exit: Iterable[int] = (),
+    follow: Follow | None = None,
 ) -> int:
     """Run COMMAND (argv, env as its whole environment) as our child; return our exit status.
 
@@ -438,6 +614,10 @@ def supervise(
         remap_exit=remap_exit,
         title="linkinit: supervising " + " ".join(argv),
     )
+    if follow is not None:
+        follow.command = list(argv)
+        follow.mask = set(_original_mask)
+        watch.follow = follow
     if slim:
         _reexec_slim(watch)  # returns only if the exec failed
     _leave_cwd()
@@ -506,7 +686,11 @@ def _retitle(title: str) -> None:
 
 def _watch(watch: Watch) -> int:
     """Forward signals and reap until COMMAND exits; then deal with what it left."""
+    if watch.follow is not None:
+        watch.follow.start()
     status = _forward_and_reap(watch)
+    if watch.follow is not None:
+        watch.follow.stop()
     _finish(watch)
     return 0 if status in watch.remap_exit else status
 
@@ -656,16 +840,36 @@ def _exec_child(
 
 
 def _forward_and_reap(watch: Watch) -> int:
-    """The loop: wait for a signal, forward it, or reap; until COMMAND itself has exited."""
+    """The loop: wait for a signal, forward it, or reap; until COMMAND itself has exited.
+
+    In follow mode it also wakes for the watcher's notice and for what follow mode has
+    scheduled (a restart after its splay, a new watcher after its backoff).
+    """
+    follow = watch.follow
     while True:
-        info = signal.sigwaitinfo(_WAITED)
-        sig = info.si_signo
-        if sig == signal.SIGCHLD:
+        info = _next_signal(follow)
+        if info is None:  # follow mode's scheduled work is due
+            status = follow.due(watch) if follow else None
+        elif info.si_signo == signal.SIGCHLD:
             status, _ = _reap(watch.pid)
-            if status is not None:
-                return status
-        elif _sent_to_us(info):
-            _forward(watch, sig)
+            if follow is not None:
+                follow.check()
+        elif follow is not None and follow.notified(info):
+            status = follow.changed(watch)
+        else:
+            status = None
+            if _sent_to_us(info):
+                _forward(watch, info.si_signo)
+        if status is not None:
+            return status
+
+
+def _next_signal(follow: Follow | None) -> Any:
+    """The next signal; None when follow mode's next scheduled work comes first."""
+    wait = follow.next_due() if follow is not None else None
+    if wait is None:
+        return signal.sigwaitinfo(_WAITED)
+    return signal.sigtimedwait(_WAITED, max(wait, 0.0))
 
 
 def _forward(watch: Watch, sig: int) -> None:
@@ -674,10 +878,37 @@ def _forward(watch: Watch, sig: int) -> None:
     target = watch.rewrite.get(sig, sig)
     if not target:
         return
-    if not (watch.group and _send_group(watch.pid, target)):
-        _send(watch.pid, target)
+    _deliver(watch, target)
     if sig in _JOB_CONTROL and os.getpid() != 1:
         os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def _deliver(watch: Watch, sig: int) -> None:
+    """Send sig to COMMAND, or to its whole group with --group."""
+    if not (watch.group and _send_group(watch.pid, sig)):
+        _send(watch.pid, sig)
+
+
+def _stop_command(watch: Watch) -> int:
+    """TERM COMMAND (its group with --group), KILL it after ``grace``; its exit status.
+
+    Other signals stay pending meanwhile and are handled once it is gone.
+    """
+    _deliver(watch, signal.SIGTERM)
+    deadline = time.monotonic() + watch.grace
+    killed = False
+    while True:
+        status, _ = _reap(watch.pid)
+        if status is not None:
+            return status
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 and not killed:
+            _deliver(watch, signal.SIGKILL)
+            killed, deadline = True, time.monotonic() + _KILL_WAIT
+            continue
+        if remaining <= 0:
+            return 128 + int(signal.SIGKILL)  # unkillable (D state): report it as killed
+        signal.sigtimedwait({signal.SIGCHLD}, remaining)
 
 
 def _finish(watch: Watch) -> None:

@@ -260,7 +260,7 @@ def test_no_socket_and_nothing_declared_runs_command_as_a_plain_init(capsys):
     """No socket and no link from a file, a flag or LINKINIT_LINKS: COMMAND gets the
     environment unchanged, and one notice says so."""
     options = apply_environment(parse_arguments(["--", "app"]), NO_SOCKET)
-    assert resolve_environment(options, NO_SOCKET) == (NO_SOCKET, [])
+    assert resolve_environment(options, NO_SOCKET) == (NO_SOCKET, [], None)
     assert capsys.readouterr().err == NOTICE
 
 
@@ -272,7 +272,7 @@ def test_plain_init_notice_is_quiet_with_q(capsys, argv, environ):
     """-q (or LINKINIT_QUIET=1) silences the notice too."""
     env = {**NO_SOCKET, **environ}
     options = apply_environment(parse_arguments([*argv, "--", "app"]), env)
-    assert resolve_environment(options, env) == (env, [])
+    assert resolve_environment(options, env) == (env, [], None)
     assert capsys.readouterr().err == ""
 
 
