@@ -492,11 +492,22 @@ class Follow:
         self.spawn_at = time.monotonic() + delay
 
     def stop(self) -> None:
-        if self.pid > 0:
-            _send(self.pid, signal.SIGTERM)
-            with _Ignoring(ChildProcessError):
-                os.waitpid(self.pid, 0)
-            self.pid = 0
+        """TERM the watcher, KILL it if it is not gone within a second (docker stop's
+        budget is COMMAND's, not the watcher's)."""
+        if self.pid <= 0:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            _send(self.pid, sig)
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                try:
+                    if os.waitpid(self.pid, os.WNOHANG)[0]:
+                        self.pid = 0
+                        return
+                except ChildProcessError:
+                    self.pid = 0
+                    return
+                signal.sigtimedwait({signal.SIGCHLD}, max(deadline - time.monotonic(), 0.0))
 
     # -- the policy --
 
