@@ -182,7 +182,10 @@ def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],
     given = {link.alias: [link.child_id, list(link_variables(link))] for link in resolved}
     config = {"host": engine.host, "parent": dict(parent), "quiet": quiet,
               "specs": [list(spec) for spec in declared.links], "given": given,
-              "notify": 0 if policy == "hosts" else NOTIFY_SIGNAL}
+              "notify": 0 if policy == "hosts" else NOTIFY_SIGNAL,
+              "watch": sorted({ref for link in resolved for ref in (link.child_id,
+                                                                     link.child_name)}
+                              | {spec.child for spec in declared.links})}
     try:
         os.makedirs(state, mode=0o700, exist_ok=True)
         write_links(os.path.join(state, LINKS_FILE),
@@ -254,7 +257,8 @@ def main() -> int:
     follower = Follower(engine, config["parent"], specs, given, report, changed,
                         os.path.join(state, LINKS_FILE), config.get("hosts", "/etc/hosts"))
     try:
-        follow(follower, EventWatcher(engine, time.time()), config.get("resync", RESYNC_SECONDS))
+        wake = EventWatcher(engine, time.time(), config.get("watch", ()))
+        follow(follower, wake, config.get("resync", RESYNC_SECONDS))
     except LinkinitError as error:
         report(f"follow: {error}")
         return error.exit_status

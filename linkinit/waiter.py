@@ -191,9 +191,12 @@ class EventWatcher:
     which looks again at everything (the Engine's buffer may have dropped events).
     """
 
-    def __init__(self, engine: Engine, since: float) -> None:
+    def __init__(self, engine: Engine, since: float, containers: Sequence[str] = ()) -> None:
         self._engine = engine
         self._since = since
+        self._filters = {"type": ["container"], "event": list(WAKING_EVENTS)}
+        if containers:  # only these (names or IDs): another container's events wake no one
+            self._filters["container"] = list(containers)
         import threading  # only a wait needs it: most starts find every child ready
 
         self._wake = threading.Event()
@@ -203,8 +206,7 @@ class EventWatcher:
         delay = 0.05
         while True:
             try:
-                filters = {"type": ["container"], "event": list(WAKING_EVENTS)}
-                for _ in self._engine.events(filters, since=self._since):
+                for _ in self._engine.events(self._filters, since=self._since):
                     delay = 0.05
                     self._wake.set()
             except EngineError:
