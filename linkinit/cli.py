@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # typing costs milliseconds before signals are blocked
     from typing import IO, Any, Callable, Mapping, Optional, Sequence
 
 DEFAULT_CONFIG = "/etc/linkinit.yaml"
-SUBCOMMANDS = ("ls", "guard")
+SUBCOMMANDS = ("ls", "guard", "proxy")
 
 
 def main() -> None:
@@ -91,7 +91,8 @@ def parse_arguments(argv: Sequence[str]) -> Options:
         usage="linkinit [options] -- COMMAND [ARG...]\n"
               "       linkinit --print-env [options]\n"
               "       linkinit ls [--all] [--format table|json]\n"
-              "       linkinit guard [options]",
+              "       linkinit guard [options]\n"
+              "       linkinit proxy [--listen PATH] [--allow-host] [--trust-files]",
         description="Resolve the containers this one links to, export Docker-link variables "
                     "(REDIS_PORT_6379_TCP_ADDR...), then run COMMAND as PID 1.",
         epilog="Every option can also come from the environment (a flag wins): "
@@ -297,12 +298,19 @@ def print_error(error: BaseException, stderr: IO[str]) -> None:
 
 
 def _host_tool(name: str, argv: list[str], stdout: IO[str], stderr: IO[str]) -> int:
-    """``ls`` and ``guard`` run on the host and use the docker SDK; no PID-1 duties."""
+    """``ls``, ``guard`` and ``proxy`` run on the host (the SDK, aiohttp); no PID-1 duties."""
     import signal
 
     signal.pthread_sigmask(signal.SIG_SETMASK, set())  # a host tool is no init
     if name == "ls":
         from . import ls as tool
-    else:
+    elif name == "guard":
         from . import guard as tool  # type: ignore[no-redef]
+    else:
+        try:
+            from . import proxy as tool  # type: ignore[no-redef]
+        except ImportError as error:
+            print(f"linkinit: proxy needs aiohttp ({error}): pip install 'linkinit[host]'",
+                  file=stderr)
+            return 69
     return tool.main(argv, stdout, stderr)
