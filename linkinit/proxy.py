@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -49,6 +50,23 @@ class Unavailable(Exception):
 
 def log(message: str) -> None:
     print(f"linkinit proxy: {message}", file=sys.stderr, flush=True)
+
+
+class _OneLine(logging.Formatter):
+    """aiohttp's own reports (a malformed request, say) as one line each, no traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        error = record.exc_info[1] if record.exc_info else None
+        detail = " ".join(str(error).split()) if error else ""
+        return f"linkinit proxy: {record.getMessage().strip()}" + (f": {detail}" if detail else "")
+
+
+def quiet_aiohttp() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    logger = logging.getLogger("aiohttp")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
 
 
 # -- the Engine ----------------------------------------------------------------------------
@@ -423,6 +441,8 @@ class Proxy:
 
     async def _events(self, request: web.BaseRequest, caller: policy.Caller,
                       _: policy.Decision) -> web.StreamResponse:
+        with contextlib.suppress(asyncio.TimeoutError):  # just started, or reconnecting
+            await asyncio.wait_for(self.hub.connected.wait(), 2)
         if not self.hub.connected.is_set():
             raise Unavailable(f"the Docker Engine's event stream ({self.upstream.host}) is down")
         query = tuple(request.query.items())
@@ -494,6 +514,7 @@ def prepare_socket(path: str) -> None:
 
 async def serve(options: Any) -> None:
     """Listen until SIGTERM or SIGINT, then remove the socket."""
+    quiet_aiohttp()
     upstream = Upstream(options.upstream)
     await upstream.open()
     directory = Directory(upstream, options.allow_host, options.trust_files)

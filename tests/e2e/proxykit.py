@@ -77,6 +77,11 @@ class ProxyProcess:
             self.popen.wait(timeout=10)
             raise AssertionError("the proxy did not stop within 10 s of SIGTERM") from None
 
+    def restart(self) -> ProxyProcess:
+        """Stop and start again on the same socket, as systemd would after a crash."""
+        self.stop()
+        return self.start()
+
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
