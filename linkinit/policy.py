@@ -22,7 +22,7 @@ import urllib.parse
 from collections import namedtuple
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from .declare import LABEL_PREFIX, link_label_groups
+from .container import declared_links
 
 READ = ("GET", "HEAD")
 EVERYONE = "everyone"  # any caller the proxy identified
@@ -101,7 +101,7 @@ def decide(caller: Caller, request: Request) -> Decision:
     if request.method not in READ:
         return refuse(403, f"{request.method} {path} is refused: the proxy is read-only (it "
                            "allows GET and HEAD of what linkinit reads); run this from the host")
-    for (methods, _, route, who), pattern in zip(ROUTES, _PATTERNS):
+    for (methods, _, route, who), pattern in zip(ROUTES, _PATTERNS, strict=True):
         match = pattern.match(path)
         if match and request.method in methods:
             ref = urllib.parse.unquote(match.groupdict().get("ref") or "")
@@ -238,12 +238,10 @@ def declared_references(container: Mapping[str, Any]) -> list[str]:
     """The child references the operator fixed at create time: ``link.<alias>`` labels, then
     ``--link`` options of linkinit in the configured Entrypoint + Cmd (before ``--``)."""
     config = container.get("Config") or {}
-    labels = config.get("Labels") or {}
-    references = [
-        group[LABEL_PREFIX + alias].strip()
-        for alias, group in sorted(link_label_groups(labels).items())
-        if (group.get(LABEL_PREFIX + alias) or "").strip()
-    ]
+    references: list[str] = []
+    for _, spec in declared_links(container):
+        if not isinstance(spec, Exception) and spec.child not in references:
+            references.append(spec.child)  # a label that does not parse grants nothing
     argv = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
     for child in link_flags(argv):
         if child not in references:

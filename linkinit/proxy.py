@@ -30,9 +30,9 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from . import container as model
 from . import peer, policy
 from .errors import LinkinitError, UsageError
-from .resolve import alias_networks, holders_of_alias
 
 DEFAULT_LISTEN = "/run/linkinit/engine.sock"
 DEFAULT_UPSTREAM = "unix:///var/run/docker.sock"
@@ -222,41 +222,50 @@ class Directory:
             return self._namespaces
         generation = self.generation
         found: dict[str, str] = {}
-        status, summaries = await self.upstream.get_json("/containers/json")
-        for summary in summaries if status == 200 and isinstance(summaries, list) else []:
+        for summary in await self._list("/containers/json"):
             document = await self.document(str(summary.get("Id")))
-            pid = ((document or {}).get("State") or {}).get("Pid") or 0
-            namespace = peer.pid_namespace(pid) if pid else None
+            namespace = _namespace_of(document)
             if namespace and namespace != self._own_namespace:
                 found[namespace] = str(summary.get("Id"))
         if self.caching and generation == self.generation:
             self._namespaces = found
         return found
 
+    async def _list(self, path: str, params: Optional[dict] = None) -> list[dict]:
+        status, summaries = await self.upstream.get_json(path, params)
+        return summaries if status == 200 and isinstance(summaries, list) else []
+
     async def _resolve(self, reference: str, parent: dict) -> tuple[dict, ...]:
-        """The child a reference names, as linkinit finds it: name, ID or unique prefix, else
-        the one container holding it as a network alias on a network the parent is on. An
-        alias two containers hold grants neither."""
+        """The child a reference names, as linkinit finds it (``container.find``): name, ID
+        or unique prefix, else the one container holding it as a network alias on a network
+        the parent is on. A reference two containers answer to grants neither."""
         key = (reference, str(parent.get("Id")))
         if key in self._resolved:
             return self._resolved[key]
         generation = self.generation
-        found = await self.upstream.inspect(reference)
-        children: tuple[dict, ...] = (found,) if found is not None else ()
-        if not children:
-            holders = holders_of_alias(reference, parent, await self._neighbours(parent))
-            children = tuple(holders) if len(holders) == 1 else ()
+        named = await self._by_reference(reference)
+        unnamed = named.container is None and named.state != model.AMBIGUOUS
+        neighbours = await self._neighbours(parent) if unnamed else []
+        found = model.find(reference, parent, _Answers(named, neighbours))
+        children: tuple[dict, ...] = (found.container,) if found.container is not None else ()
         if children and self.caching and generation == self.generation:
             self._resolved[key] = children
         return children
 
+    async def _by_reference(self, reference: str) -> model.Lookup:
+        status, body = await self.upstream.get_json(f"/containers/{_quote(reference)}/json")
+        if status == 200 and isinstance(body, dict):
+            return model.Lookup(body)
+        message = str((body or {}).get("message", "")) if isinstance(body, dict) else ""
+        if status == 400 and "multiple" in message.lower():
+            return model.Lookup(None, model.AMBIGUOUS, message)
+        return model.Lookup(None, model.MISSING)
+
     async def _neighbours(self, parent: dict) -> list[dict]:
         documents: dict[str, dict] = {}
-        for network in alias_networks(parent):
+        for network in model.alias_networks(parent):
             filters = json.dumps({"network": [network]})
-            status, summaries = await self.upstream.get_json(
-                "/containers/json", {"all": "1", "filters": filters})
-            for summary in summaries if status == 200 and isinstance(summaries, list) else []:
+            for summary in await self._list("/containers/json", {"all": "1", "filters": filters}):
                 container_id = str(summary.get("Id"))
                 if container_id not in documents and container_id != parent.get("Id"):
                     document = await self.document(container_id)
@@ -265,8 +274,27 @@ class Directory:
         return list(documents.values())
 
 
+class _Answers:
+    """``container.find``'s two questions, answered from what the proxy fetched already."""
+
+    def __init__(self, named: model.Lookup, neighbours: list[dict]) -> None:
+        self.named = named
+        self.neighbours = neighbours
+
+    def by_reference(self, reference: str) -> model.Lookup:
+        return self.named
+
+    def on_networks(self, networks: Sequence[str]) -> list[dict]:
+        return self.neighbours
+
+
+def _namespace_of(document: Optional[dict]) -> Optional[str]:
+    pid = ((document or {}).get("State") or {}).get("Pid") or 0
+    return peer.pid_namespace(pid) if pid else None
+
+
 def _name(document: dict) -> str:
-    return str(document.get("Name", "")).lstrip("/")
+    return model.name_of(document)
 
 
 # -- the one event stream ------------------------------------------------------------------
@@ -582,7 +610,7 @@ def main(argv: Sequence[str], stdout: Any, stderr: Any) -> int:
         asyncio.run(serve(options))
     except LinkinitError as error:
         print(f"linkinit: {error}", file=stderr)
-        return error.status
+        return error.exit_status
     except OSError as error:
         print(f"linkinit: proxy: {error.strerror or error}: {error.filename or ''}", file=stderr)
         return 69

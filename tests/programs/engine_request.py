@@ -33,7 +33,7 @@ def stream(response: http.client.HTTPResponse, seconds: float) -> list:
     while time.monotonic() < deadline:
         try:
             line = response.readline()
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             break  # quiet for the whole window: done (a timed-out socket reads no more)
         if not line:
             break
