@@ -113,6 +113,13 @@ def decide(caller: Caller, request: Request) -> Decision:
                        "/version, inspecting and listing linked containers, and /events")
 
 
+def needs_scope(request: Request) -> bool:
+    """Whether judging the request needs the caller's children (not for /_ping, /version)."""
+    path = _VERSION.sub("", request.path, count=1)
+    return not any(pattern.match(path) and who == EVERYONE
+                   for (_, _, _, who), pattern in zip(ROUTES, _PATTERNS, strict=True))
+
+
 def _judge(caller: Caller, request: Request, route: str, who: str, ref: str) -> Decision:
     if who == IN_SCOPE and not sees(caller, ref):
         return not_visible(caller, ref)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import json
 import logging
 import os
@@ -42,6 +43,11 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"
                "server", "upgrade"}
 _REPLAY = 256  # events kept for a caller's ``since``, as many as the Engine keeps
 _QUEUE = 1024  # events queued for one slow caller before it is dropped
+
+
+# Seconds one request spent waiting for the Engine (a one-element list per request).
+engine_wait: contextvars.ContextVar[Optional[list[float]]] = contextvars.ContextVar(
+    "engine_wait", default=None)
 
 
 class Unavailable(Exception):
@@ -111,19 +117,33 @@ class Upstream:
             timeout=aiohttp.ClientTimeout(total=timeout, connect=5, sock_connect=5),
         )
 
-    async def get_json(self, path: str, params: Optional[dict] = None) -> tuple[int, Any]:
-        query = "?" + "&".join(f"{_quote(k)}={_quote(v)}" for k, v in params.items()) \
-            if params else ""
+    async def fetch(self, method: str, raw_path_qs: str) -> tuple[int, dict, bytes]:
+        """One whole answer: status, end-to-end headers, body. The time it took is added to
+        the request's Engine time (``engine_wait``), so the log can tell the proxy's own
+        share from the Engine's."""
+        started = time.monotonic()
         try:
-            async with self.request("GET", path + query) as response:
+            async with self.request(method, raw_path_qs) as response:
                 body = await response.read()
+                headers = {k: v for k, v in response.headers.items()
+                           if k.lower() not in _HOP_BY_HOP}
+                return response.status, headers, body
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
             raise Unavailable(f"the Docker Engine at {self.host} did not answer: "
                               f"{error or type(error).__name__}") from None
+        finally:
+            waited = engine_wait.get()
+            if waited is not None:
+                waited[0] += time.monotonic() - started
+
+    async def get_json(self, path: str, params: Optional[dict] = None) -> tuple[int, Any]:
+        query = "?" + "&".join(f"{_quote(k)}={_quote(v)}" for k, v in params.items()) \
+            if params else ""
+        status, _, body = await self.fetch("GET", path + query)
         try:
-            return response.status, json.loads(body) if body else None
+            return status, json.loads(body) if body else None
         except ValueError:
-            return response.status, None
+            return status, None
 
     async def inspect(self, ref: str) -> Optional[dict]:
         status, body = await self.get_json(f"/containers/{_quote(ref)}/json")
@@ -185,12 +205,16 @@ class Directory:
             self._documents[str(found.get("Id"))] = found
         return found
 
-    async def caller(self, pid: Optional[int]) -> policy.Caller:
-        """The caller as the kernel names it, with the containers it may see."""
+    async def caller(self, pid: Optional[int], scoped: bool = True) -> policy.Caller:
+        """The caller as the kernel names it, with the containers it may see (``scoped``;
+        else itself only, enough for a request that names no container)."""
         document = await self._container_of(pid) if pid else None
         if document is None:
             view = policy.ALL if self.allow_host else policy.NOBODY
             return policy.Caller("", "", view, (), pid or 0)
+        if not scoped:
+            own = policy.Visible(str(document.get("Id")), _name(document))
+            return policy.Caller(own.id, own.name, policy.LINKS, (own,), pid or 0)
         return await self.scoped(document, pid or 0)
 
     async def scoped(self, document: dict, pid: int) -> policy.Caller:
@@ -403,12 +427,15 @@ class Proxy:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.monotonic()
+        waited = [0.0]
+        engine_wait.set(waited)
         caller = policy.Caller("")
         response: web.StreamResponse
         try:
-            caller = await self.directory.caller(_peer_pid(request))
-            decision = policy.decide(caller, policy.Request(
-                request.method, request.rel_url.raw_path, tuple(request.query.items())))
+            asked = policy.Request(request.method, request.rel_url.raw_path,
+                                   tuple(request.query.items()))
+            caller = await self.directory.caller(_peer_pid(request), policy.needs_scope(asked))
+            decision = policy.decide(caller, asked)
             if not decision.allowed:
                 response = _refusal(decision)
                 log(f"refused {request.method} {request.rel_url.raw_path} for "
@@ -424,7 +451,8 @@ class Proxy:
             response = _message(500, f"linkinit proxy: internal error: {error}")
         if self.verbose:
             log(f"{request.method} {request.rel_url.raw_path} {response.status} "
-                f"{(time.monotonic() - started) * 1000:.1f} ms {_who(caller)}")
+                f"{(time.monotonic() - started) * 1000:.1f} ms (Engine "
+                f"{waited[0] * 1000:.1f} ms) {_who(caller)}")
         return response
 
     async def _forward(self, request: web.BaseRequest, *_: Any) -> web.StreamResponse:
@@ -432,14 +460,7 @@ class Proxy:
         return web.Response(status=status, headers=headers, body=body)
 
     async def _fetch(self, request: web.BaseRequest) -> tuple[int, dict, bytes]:
-        try:
-            async with self.upstream.request(request.method, request.rel_url.raw_path_qs) as up:
-                body = await up.read()
-                headers = {k: v for k, v in up.headers.items() if k.lower() not in _HOP_BY_HOP}
-                return up.status, headers, body
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
-            raise Unavailable(f"the Docker Engine at {self.upstream.host} did not answer: "
-                              f"{error or type(error).__name__}") from None
+        return await self.upstream.fetch(request.method, request.rel_url.raw_path_qs)
 
     async def _inspect(self, request: web.BaseRequest, caller: policy.Caller,
                        decision: policy.Decision) -> web.StreamResponse:
@@ -480,6 +501,10 @@ class Proxy:
         try:
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
             await response.prepare(request)
+            if self.verbose:
+                log(f"{request.method} {request.rel_url.raw_path} 200 streaming to "
+                    f"{_who(caller)}: {len(self.hub.subscribers)} caller(s) on "
+                    f"{self.hub.streams_opened} upstream stream(s) so far")
             await self._stream(response, subscriber, caller, filters)
             return response
         finally:

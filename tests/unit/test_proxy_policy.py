@@ -23,6 +23,7 @@ from linkinit.policy import (
     event_visible,
     filter_containers,
     link_flags,
+    needs_scope,
 )
 
 WEB = Visible("a" * 64, "webapp")
@@ -108,6 +109,16 @@ def test_the_rule_book(case: Case) -> None:
         assert decision.status == case.status
         assert decision.message.startswith("linkinit proxy: ")
         assert case.says in decision.message
+
+
+@pytest.mark.parametrize(
+    ("path", "needed"),
+    [("/_ping", False), ("/v1.41/version", False), ("/containers/db1/json", True),
+     ("/containers/json", True), ("/events", True), ("/images/json", True)],
+)
+def test_only_requests_naming_no_container_skip_the_scope(path: str, needed: bool) -> None:
+    """/_ping and /version are answered without looking up the caller's children."""
+    assert needs_scope(Request("GET", path)) is needed
 
 
 def test_a_refused_container_reads_the_same_whether_it_exists_or_not() -> None:
