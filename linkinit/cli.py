@@ -200,7 +200,7 @@ def resolve_environment(
     from_env = declare.Declaration(tuple(_env_link(entry) for entry in options.env_links))
     from_flags = declare.parse_flags(options.link, options.timeout)
     first_timeout = _first(from_flags.timeout, from_file.timeout, declare.DEFAULT_TIMEOUT)
-    engine = Engine.from_environ(environ)
+    engine = Engine.from_environ(environ, in_container=True)
     if _plain_init(engine, options, [from_file, from_env, from_flags]):
         report(f"no Docker Engine socket at {engine.socket_path} and no links "
                "declared by file, flag or LINKINIT_LINKS: running COMMAND without links "

@@ -254,12 +254,13 @@ class Engine:
             )
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> Engine:
-        """DOCKER_HOST if set, else the proxy's socket if its directory is mounted, else the
-        Engine's."""
+    def from_environ(cls, environ: Mapping[str, str], in_container: bool = False) -> Engine:
+        """DOCKER_HOST if set, else (``in_container``: linkinit's start path) the proxy's
+        socket if its directory is mounted, else the Engine's. The host tools never take the
+        proxy's: it serves containers."""
         host = environ.get("DOCKER_HOST")
         if not host:
-            proxied = os.path.isdir(os.path.dirname(PROXY_SOCKET))
+            proxied = in_container and os.path.isdir(os.path.dirname(PROXY_SOCKET))
             host = "unix://" + PROXY_SOCKET if proxied else DEFAULT_HOST
         return cls(host)
 

@@ -8,9 +8,10 @@ a missing one does, so names cannot be probed; a refused operation answers 403. 
 the Engine's own ``{"message": ...}`` and name the rule and the fix.
 
 What a caller may see: itself, and the children declared in what the operator fixed when the
-container was created: its ``link.<alias>=<child>`` labels and ``--link`` in its configured
-Entrypoint/Cmd. A YAML file inside the container proves nothing (the container can write it),
-unless the operator runs the proxy with ``--trust-files``.
+container was created: its ``link.<alias>=<child>`` labels, ``--link`` in its configured
+Entrypoint/Cmd and ``LINKINIT_LINKS`` in its configured environment. A YAML file inside the
+container proves nothing (the container can write it), unless the operator runs the proxy
+with ``--trust-files``.
 """
 
 from __future__ import annotations
@@ -243,17 +244,29 @@ def _event_matches(action: str, values: list) -> bool:
 
 def declared_references(container: Mapping[str, Any]) -> list[str]:
     """The child references the operator fixed at create time: ``link.<alias>`` labels, then
-    ``--link`` options of linkinit in the configured Entrypoint + Cmd (before ``--``)."""
+    ``--link`` options of linkinit in the configured Entrypoint + Cmd (before ``--``), then
+    ``LINKINIT_LINKS`` in the configured environment."""
     config = container.get("Config") or {}
     references: list[str] = []
     for _, spec in declared_links(container):
         if not isinstance(spec, Exception) and spec.child not in references:
             references.append(spec.child)  # a label that does not parse grants nothing
     argv = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
-    for child in link_flags(argv):
+    for child in link_flags(argv) + env_links(config.get("Env") or []):
         if child not in references:
             references.append(child)
     return references
+
+
+def env_links(env: Sequence[str]) -> list[str]:
+    """Children of ``LINKINIT_LINKS=child[:alias],...`` in the environment fixed at create."""
+    children: list[str] = []
+    for entry in env:
+        key, _, value = str(entry).partition("=")
+        if key == "LINKINIT_LINKS":
+            children += [part.partition(":")[0].strip() for part in value.split(",")
+                         if part.partition(":")[0].strip()]
+    return children
 
 
 def link_flags(argv: Sequence[str]) -> list[str]:

@@ -41,7 +41,7 @@ _BASE = "http://docker"
 _TOPOLOGY = {"create", "destroy", "rename", "connect", "disconnect"}  # who answers to a name
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "date",
                "server", "upgrade"}
-_REPLAY = 256  # events kept for a caller's ``since``, as many as the Engine keeps
+_REPLAY = 1024  # events kept for a caller's ``since`` (the Engine keeps 256)
 _QUEUE = 1024  # events queued for one slow caller before it is dropped
 
 

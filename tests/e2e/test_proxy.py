@@ -3,6 +3,7 @@ socket and see themselves and their linked children, read-only, and nothing else
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import time
 import urllib.parse
@@ -125,12 +126,17 @@ def test_writes_and_other_operations_are_refused(story):
 
 
 def test_the_list_and_events_show_only_the_caller_and_its_children(story):
-    """The stranger's start (and restart) never reach the parent; the child's do."""
-    story.stranger.restart(timeout=1)
+    """While the parent follows the live stream, the child and the stranger both restart:
+    only the child's events reach it."""
     listed = container_request(story.parent, "GET", "/containers/json?all=1")["body"]
     assert {c["Id"] for c in listed} == {story.parent.id, story.child.id}
-    events = container_request(story.parent, "GET", events_since(story.started),
-                               stream=2)["body"]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        following = pool.submit(container_request, story.parent, "GET",
+                                events_since(time.time()), 10)
+        time.sleep(3)  # the exec has begun following (a late start only loses events)
+        story.stranger.restart(timeout=1)
+        story.child.restart(timeout=1)
+        events = following.result(timeout=60)["body"]
     actors = {event["Actor"]["ID"] for event in events}
     assert story.child.id in actors
     assert actors <= {story.parent.id, story.child.id}
@@ -197,3 +203,16 @@ def test_a_yaml_link_is_no_proof_without_trust_files(
             assert f"refused GET /v1.41/containers/{child.name}/json" in proxy.output() or \
                 f"refused GET /containers/{child.name}/json" in proxy.output()
             assert "missing" in output(parent, stdout=False, stderr=True)
+
+
+def test_linkinit_links_in_the_configured_environment_counts(
+    docker_client, linkinit_image, run_container, unique, start_proxy
+):
+    """``-e LINKINIT_LINKS=child:alias`` is fixed at create time, as a label is."""
+    proxy = start_proxy()
+    child = start_child(docker_client, linkinit_image, unique("db"), expose=[6379],
+                        command=["redis-server", "--protected-mode", "no"])
+    parent = run_parent(run_container, unique("web"), ["--print-env"], socket=False,
+                        volumes=proxy.volumes, environment={"LINKINIT_LINKS": f"{child.name}:db"})
+    assert wait_exit(parent) == 0, output(parent, stderr=True)
+    assert env_lines(output(parent))["DB_PORT"].endswith(":6379")

@@ -162,8 +162,9 @@ def test_events_go_to_a_caller_only_about_what_it_sees(
     assert event_visible(caller, sent, filters) is passes
 
 
-def inspect_document(labels: dict[str, str], entrypoint: Any = None, cmd: Any = None) -> dict:
-    return {"Config": {"Labels": labels, "Entrypoint": entrypoint, "Cmd": cmd}}
+def inspect_document(labels: dict[str, str], entrypoint: Any = None, cmd: Any = None,
+                     env: Any = None) -> dict:
+    return {"Config": {"Labels": labels, "Entrypoint": entrypoint, "Cmd": cmd, "Env": env}}
 
 
 def test_declared_references_come_from_labels_and_linkinit_flags() -> None:
@@ -172,8 +173,9 @@ def test_declared_references_come_from_labels_and_linkinit_flags() -> None:
          "linkinit.timeout": "5", "other": "x"},
         ["linkinit", "--link", "db2:two", "--link=db3"],
         ["--link", "db1", "--", "app", "--link", "not-a-link"],
+        ["PATH=/bin", "LINKINIT_LINKS=db4:four, db1 ,,:x", "OTHER_LINKS=nope"],
     )
-    assert declared_references(container) == ["mc", "db1", "db2", "db3"]
+    assert declared_references(container) == ["mc", "db1", "db2", "db3", "db4"]
 
 
 @pytest.mark.parametrize(
