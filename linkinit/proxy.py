@@ -232,7 +232,7 @@ class Directory:
     async def _container_of(self, pid: int) -> Optional[dict]:
         for candidate in peer.cgroup_candidates(pid):
             document = await self.document(candidate)
-            if document is not None:
+            if document is not None and document.get("Id") == candidate:  # not a name
                 return document
         namespace = peer.pid_namespace(pid)
         if namespace is None or namespace == self._own_namespace:
