@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import docker
+from linkproxy import TARGET_P99_MS, TARGET_PROXY_GAP_MS, TARGET_RSS_MB, ProxyRun, burst
 from proxy import CountingProxy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +72,7 @@ class Results:
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)
     scaling: dict[str, dict[str, Any]] = field(default_factory=dict)
     readiness: dict[str, list[float]] = field(default_factory=dict)
+    proxy: dict[str, Any] = field(default_factory=dict)
 
 
 def median(values: Sequence[float]) -> float:
@@ -111,8 +113,10 @@ class Lab:
         expose: Sequence[int] = (),
         healthcheck: Optional[dict] = None,
         name: Optional[str] = None,
+        binds: Optional[dict] = None,
     ) -> str:
-        binds = {socket_path: {"bind": SOCKET, "mode": "ro"}} if socket_path else None
+        if socket_path:
+            binds = {**(binds or {}), socket_path: {"bind": SOCKET, "mode": "ro"}}
         created = self.api.create_container(
             BENCH_IMAGE,
             list(command),
@@ -269,6 +273,7 @@ class Variant:
     entrypoint: Sequence[str]
     links: int = 0
     engine: bool = False
+    proxy: bool = False  # the linkinit proxy's directory mounted instead of the socket
 
 
 def startup_variants() -> list[Variant]:
@@ -279,14 +284,16 @@ def startup_variants() -> list[Variant]:
         Variant("tini + socket mount", ["tini", "--"], 0, True),
         Variant("linkinit, 0 links", ["linkinit", "--"], 0, True),
         Variant("linkinit, 1 link", ["linkinit", "--"], 1, True),
+        Variant("linkinit, 1 link, proxy", ["linkinit", "--"], 1, False, True),
         Variant("linkinit, 10 links", ["linkinit", "--"], 10, True),
         Variant("linkinit, 50 links", ["linkinit", "--"], 50, True),
     ]
 
 
-def measure_startup(lab: Lab, children: Sequence[str], reps: int, results: Results) -> None:
+def measure_startup(lab: Lab, children: Sequence[str], reps: int, results: Results,
+                    proxy: Optional[ProxyRun] = None) -> None:
     """Each repetition runs every variant once, in a shuffled order, so drift hits all alike."""
-    variants = startup_variants()
+    variants = [v for v in startup_variants() if proxy is not None or not v.proxy]
     for rep in range(reps):
         order = variants[:]
         random.shuffle(order)
@@ -294,7 +301,8 @@ def measure_startup(lab: Lab, children: Sequence[str], reps: int, results: Resul
         for variant in order:
             cid = lab.create(STAMP, entrypoint=variant.entrypoint,
                              labels=link_labels(children, variant.links),
-                             socket_path=SOCKET if variant.engine else None)
+                             socket_path=SOCKET if variant.engine else None,
+                             binds=proxy.binds if variant.proxy and proxy else None)
             results.startup.setdefault(variant.name, []).append(time_startup(lab, cid))
             done.append(cid)
         lab.remove(done)
@@ -493,6 +501,25 @@ def measure_readiness(lab: Lab, reps: int, results: Results) -> None:
         log(f"readiness: repetition {rep + 1}/{reps}")
 
 
+# -- through linkinit proxy --------------------------------------------------------------------
+
+
+def measure_proxy(lab: Lab, run: ProxyRun, parents: int, results: Results) -> None:
+    """A burst of parents through the proxy, waiting on a child that comes a second late."""
+    count = [0]
+
+    def late_child(create: bool) -> str:
+        name = f"lb-{RUN}-late{count[0]}"
+        if create:
+            cid = lab.create(["sleep", "600"], name=name, expose=[CHILD_PORT])
+            lab.api.start(cid)
+            count[0] += 1
+        return name
+
+    log(f"proxy: {parents} parents at once")
+    results.proxy = burst(lab, run, STAMP, parents, late_child)
+
+
 # -- the table ---------------------------------------------------------------------------------
 
 
@@ -508,9 +535,15 @@ def report(results: Results, levels: Sequence[int]) -> str:
     add(f"Start-up: docker start -> COMMAND's first instruction (ms, {n} runs each)")
     add(f"  {'variant':<22}{'median':>9}{'p90':>9}{'x tini':>9}  target")
     for variant in startup_variants():
-        values = results.startup[variant.name]
+        values = results.startup.get(variant.name)
+        if not values:
+            continue
         target = ""
-        if variant.links == 1 and variant.engine:
+        if variant.proxy:
+            gap = median(values) - median(results.startup["linkinit, 1 link"])
+            target = f"<= direct socket + {TARGET_PROXY_GAP_MS:.0f} ms ({gap:+.0f}): " \
+                     f"{verdict(gap <= TARGET_PROXY_GAP_MS)}"
+        elif variant.links == 1 and variant.engine:
             gap = median(values) - tini
             mounted = median(values) - median(results.startup["tini + socket mount"])
             target = f"<= tini + {TARGET_TINI_GAP_MS:.0f} ms (+{gap:.0f}): " \
@@ -551,7 +584,31 @@ def report(results: Results, levels: Sequence[int]) -> str:
             target = f"< {TARGET_READY_MS:.0f} ms: {verdict(median(values) < TARGET_READY_MS)}"
         add(f"  {key:<24}{median(values):>9.1f}{p90(values):>9.1f}{max(values):>9.1f}  {target}")
     add("  (wait-for-it only checks ports: no health row)")
+    if results.proxy:
+        add("")
+        add(proxy_report(results.proxy))
     return "\n".join(lines)
+
+
+def proxy_report(row: dict[str, Any]) -> str:
+    return "\n".join([
+        f"linkinit proxy: {row['parents']} parents started at once, each waiting for one "
+        f"child created a second later ({row['containers on host']} containers on the host)",
+        f"  resolved: {row['resolved']} of {row['parents']}: "
+        f"{verdict(row['resolved'] == row['parents'])}   "
+        f"(all started in {row['seconds to start all']} s, all exited after "
+        f"{row['seconds until all exited']} s)",
+        f"  request latency through the proxy ({row['requests']} requests): "
+        f"p50 {row['p50 ms']:.1f} ms, p99 {row['p99 ms']:.1f} ms, max {row['max ms']:.1f} ms"
+        f"   p99 < {TARGET_P99_MS:.0f} ms: {verdict(row['p99 ms'] < TARGET_P99_MS)}",
+        f"  of which the proxy's own (not waiting for the Engine): p50 {row['own p50 ms']:.1f}"
+        f" ms, p99 {row['own p99 ms']:.1f} ms",
+        f"  proxy resident memory: {row['rss MB']} MB (peak {row['peak rss MB']} MB)"
+        f"   < {TARGET_RSS_MB:.0f} MB: {verdict(row['peak rss MB'] < TARGET_RSS_MB)}",
+        f"  event streams: {row['caller event streams']} opened by callers, "
+        f"{row['upstream event streams since the proxy started']} upstream since the proxy "
+        f"started: {verdict(row['upstream event streams since the proxy started'] == 1)}",
+    ])
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -580,7 +637,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the raw figures as JSON")
     parser.add_argument("--worktree", action="store_true",
                         help="measure the work tree as it is, not the committed HEAD")
-    parser.add_argument("--skip", default="", help="phases to skip: startup,rss,scaling,ready")
+    parser.add_argument("--skip", default="",
+                        help="phases to skip: startup,rss,scaling,ready,proxy")
+    parser.add_argument("--parents", type=int, default=100,
+                        help="parents started at once through the proxy (default 100)")
     options = parser.parse_args(argv)
     reps = options.reps or (3 if options.quick else 10)
     ready_reps = 3 if options.quick else 5
@@ -594,27 +654,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results = Results()
     workdir = tempfile.mkdtemp(prefix="linkinit-bench-")
     proxy = CountingProxy(os.path.join(workdir, "engine.sock")).start()
+    linkproxy = ProxyRun().start() if "proxy" not in skip else None
     began = time.monotonic()
     try:
         with interrupts_as_exceptions():
             log("starting 50 ready children (redis-server, listening on 6379)")
             children = start_children(lab, 50)
             if "startup" not in skip:
-                measure_startup(lab, children, reps, results)
+                measure_startup(lab, children, reps, results, linkproxy)
             if "rss" not in skip:
                 measure_rss(lab, children, 3 if not options.quick else 1, results)
             if "ready" not in skip:
                 measure_readiness(lab, ready_reps, results)
             if "scaling" not in skip:
                 measure_scaling(lab, proxy, children, levels, max(3, reps // 2), results)
+            if linkproxy is not None:
+                measure_proxy(lab, linkproxy, options.parents, results)
     finally:
         log("removing this run's containers")
         proxy.close()
+        if linkproxy is not None:
+            linkproxy.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         lab.remove_all()
     if options.json:
         Path(options.json).write_text(json.dumps(results.__dict__, indent=2) + "\n")
-    if skip & {"startup", "rss", "scaling", "ready"}:
+    if skip & {"startup", "rss", "scaling", "ready", "proxy"}:
         print(json.dumps(results.__dict__, indent=2))
         return 0
     print(report(results, levels))

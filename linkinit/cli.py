@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # typing costs milliseconds before signals are blocked
     Resolved = tuple[dict[str, str], list[str], Optional[dict]]
 
 DEFAULT_CONFIG = "/etc/linkinit.yaml"
-SUBCOMMANDS = ("ls", "guard", "_follow")
+SUBCOMMANDS = ("ls", "guard", "proxy", "_follow")
 
 
 def main() -> None:
@@ -114,7 +114,8 @@ def parse_arguments(argv: Sequence[str]) -> Options:
         usage="linkinit [options] -- COMMAND [ARG...]\n"
               "       linkinit --print-env [options]\n"
               "       linkinit ls [--all] [--format table|json]\n"
-              "       linkinit guard [options]",
+              "       linkinit guard [options]\n"
+              "       linkinit proxy [--listen PATH] [--allow-host] [--trust-files]",
         description="Resolve the containers this one links to, export Docker-link variables "
                     "(REDIS_PORT_6379_TCP_ADDR...), then run COMMAND as PID 1.",
         epilog="Every option can also come from the environment (a flag wins): "
@@ -233,7 +234,7 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     policy = options.on_change and declare.check_policy(options.on_change, "on-change")
     from_flags = declare.parse_flags(options.link, options.timeout)._replace(on_change=policy)
     first_timeout = _first(from_flags.timeout, from_file.timeout, declare.DEFAULT_TIMEOUT)
-    engine = Engine.from_environ(environ)
+    engine = Engine.from_environ(environ, in_container=True)
     if _plain_init(engine, options, [from_file, from_env, from_flags]):
         report(f"no Docker Engine socket at {engine.socket_path} and no links "
                "declared by file, flag or LINKINIT_LINKS: running COMMAND without links "
@@ -336,7 +337,7 @@ def print_error(error: BaseException, stderr: IO[str]) -> None:
 
 
 def _host_tool(name: str, argv: list[str], stdout: IO[str], stderr: IO[str]) -> int:
-    """``ls`` and ``guard`` run on the host and use the docker SDK; no PID-1 duties."""
+    """``ls``, ``guard`` and ``proxy`` run on the host (the SDK, aiohttp); no PID-1 duties."""
     import signal
 
     signal.pthread_sigmask(signal.SIG_SETMASK, set())  # a host tool is no init
@@ -346,6 +347,13 @@ def _host_tool(name: str, argv: list[str], stdout: IO[str], stderr: IO[str]) -> 
         return main()
     if name == "ls":
         from . import ls as tool
-    else:
+    elif name == "guard":
         from . import guard as tool  # type: ignore[no-redef]
+    else:
+        try:
+            from . import proxy as tool  # type: ignore[no-redef]
+        except ImportError as error:
+            print(f"linkinit: proxy needs aiohttp ({error}): pip install 'linkinit[host]'",
+                  file=stderr)
+            return 69
     return tool.main(argv, stdout, stderr)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
     from typing import Any, Iterator, Mapping, Optional
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
+PROXY_SOCKET = "/run/linkinit/engine.sock"  # where parents mount ``linkinit proxy``
 MOUNT_HINT = "mount it with -v /var/run/docker.sock:/var/run/docker.sock"
 # Docker 20.10 speaks 1.41, Podman 4.3's compat API 1.41, Docker 29 refuses below 1.44.
 MIN_API_VERSION = (1, 41)
@@ -253,16 +254,26 @@ class Engine:
             )
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> Engine:
-        return cls(environ.get("DOCKER_HOST") or DEFAULT_HOST)
+    def from_environ(cls, environ: Mapping[str, str], in_container: bool = False) -> Engine:
+        """DOCKER_HOST if set, else (``in_container``: linkinit's start path) the proxy's
+        socket if its directory is mounted, else the Engine's. The host tools never take the
+        proxy's: it serves containers."""
+        host = environ.get("DOCKER_HOST")
+        if not host:
+            proxied = in_container and os.path.isdir(os.path.dirname(PROXY_SOCKET))
+            host = "unix://" + PROXY_SOCKET if proxied else DEFAULT_HOST
+        return cls(host)
 
     @property
     def socket_path(self) -> Optional[str]:
         return self._socket_path
 
     def socket_missing(self) -> bool:
-        """A Unix socket path that does not exist will not appear later: it was not mounted."""
-        return self._socket_path is not None and not os.path.exists(self._socket_path)
+        """A Unix socket path that does not exist will not appear later: it was not mounted.
+        The proxy's socket is the exception: a restarting proxy recreates it in its mounted
+        directory."""
+        return (self._socket_path is not None and self._socket_path != PROXY_SOCKET
+                and not os.path.exists(self._socket_path))
 
     # -- the funnel every request goes through ------------------------------------------
 

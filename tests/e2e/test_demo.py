@@ -12,8 +12,8 @@ def image_id(docker_client, tag: str) -> str:
 
 
 def test_demo_links_a_real_redis_to_the_web_app(docker_client):
-    """scripts/demo builds both images, waits for Redis, sets and reads a key, lists links;
-    run twice, it leaves no untagged image behind."""
+    """scripts/demo builds both images, starts its proxy, waits for Redis, sets and reads a
+    key, lists links; run twice, it leaves no untagged image behind."""
     first = subprocess.run([str(ROOT / "scripts" / "demo")], capture_output=True, timeout=600)
     assert first.returncode == 0, first.stderr
     replaced = image_id(docker_client, "webapp")
@@ -26,5 +26,7 @@ def test_demo_links_a_real_redis_to_the_web_app(docker_client):
                line.endswith("GET greeting -> hello from webapp") for line in lines)
     assert any(line.split()[:1] == ["webapp/redis"] for line in lines)
     assert "== demo done" in lines
+    assert "== on the host: linkinit proxy (each container sees only itself and its links)" \
+        in lines  # the web app reached the Engine through the proxy, no socket mounted
     assert image_id(docker_client, "webapp") != replaced, "the second build changed nothing"
     assert replaced not in {image.id for image in docker_client.images.list(all=True)}

@@ -1,0 +1,179 @@
+"""The ``linkinit proxy`` part of the benchmark: the real proxy process on the host, with a
+counting forwarder (``proxy.CountingProxy``) between it and the Engine, so the upstream
+requests and event streams it opens are counted from outside it.
+
+Figures: start-up with 1 ready link through the proxy (beside the direct socket, in
+``linkbench``'s start-up table), a burst of parents started at once (all must resolve),
+the latency of each request through the proxy (from its ``--verbose`` log: request in ->
+answer out), its resident memory, and the upstream event streams it opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from proxy import CountingProxy
+
+ROOT = Path(__file__).resolve().parents[1]
+MOUNT = "/run/linkinit"
+_TIMED = re.compile(
+    r"^linkinit proxy: (GET|HEAD) (\S+) (\d{3}) ([0-9.]+) ms \(Engine ([0-9.]+) ms\) ")
+
+TARGET_PROXY_GAP_MS = 10.0
+TARGET_P99_MS = 50.0
+TARGET_RSS_MB = 60.0
+
+
+class ProxyRun:
+    """``linkinit proxy --verbose`` on a socket in a fresh directory, its upstream counted."""
+
+    def __init__(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="linkinit-bench-proxy-")
+        os.chmod(self.directory, 0o755)
+        self.socket = os.path.join(self.directory, "engine.sock")
+        self.upstream = CountingProxy(os.path.join(tempfile.mkdtemp(prefix="lb-up-"), "up.sock"))
+        self.log_path = self.directory + ".log"
+        self.popen: Optional[subprocess.Popen] = None
+
+    @property
+    def binds(self) -> dict:
+        return {self.directory: {"bind": MOUNT, "mode": "ro"}}
+
+    def start(self) -> ProxyRun:
+        self.upstream.start()
+        environ = dict(os.environ, DOCKER_HOST=f"unix://{self.upstream.path}")
+        with open(self.log_path, "wb") as log:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "linkinit", "proxy", "--listen", self.socket, "--verbose"],
+                stdout=log, stderr=log, env=environ, cwd=ROOT, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while not self._listening():
+            if time.monotonic() > deadline or self.popen.poll() is not None:
+                raise RuntimeError(f"linkinit proxy did not start: {self.output()[-500:]}")
+            time.sleep(0.05)
+        return self
+
+    def _listening(self) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(self.socket)
+            except OSError:
+                return False
+        return True
+
+    def output(self) -> str:
+        try:
+            return Path(self.log_path).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def mark(self) -> int:
+        """Where the log is now: latencies after this mark belong to what follows."""
+        return len(self.output())
+
+    def latencies(self, since_mark: int = 0) -> list[tuple[float, float]]:
+        """(total, waiting for the Engine) milliseconds per answered request after the mark
+        (event streams left out: they last as long as their caller listens)."""
+        found = []
+        for line in self.output()[since_mark:].splitlines():
+            match = _TIMED.match(line)
+            if match and not match.group(2).split("?")[0].endswith("/events"):
+                found.append((float(match.group(4)), float(match.group(5))))
+        return found
+
+    def subscriptions(self, since_mark: int = 0) -> int:
+        """Event streams callers opened (each logged when it ends)."""
+        return sum(1 for line in self.output()[since_mark:].splitlines()
+                   if "/events" in line and " 200 streaming to " in line)
+
+    def rss_mb(self) -> tuple[float, float]:
+        """VmRSS and VmHWM (peak) of the proxy process, in MB."""
+        assert self.popen is not None
+        fields = {}
+        with open(f"/proc/{self.popen.pid}/status") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    fields[key] = int(value.split()[0]) / 1024
+        return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
+
+    def event_streams(self) -> int:
+        return sum(1 for _, _, path in self.upstream.requests() if path.endswith("/events"))
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            os.kill(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=10)
+        self.upstream.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.log_path)
+        with contextlib.suppress(OSError):
+            os.rmdir(self.directory)
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest rank."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, -(-int(share * 100) * len(ordered) // 100) - 1)]
+
+
+def burst(lab: Any, run: ProxyRun, stamp: list[str], parents: int, late_child: Any,
+          workers: int = 32) -> dict[str, Any]:
+    """``parents`` parents linking one child that does not exist yet, all started at once (as
+    compose does); the child is created once they all wait. Every parent must resolve."""
+    name = late_child(create=False)
+    mark = run.mark()
+    streams_before = run.event_streams()
+    ids = lab.parallel(parents, lambda i: lab.create(
+        stamp, entrypoint=["linkinit", "--"], binds=run.binds,
+        labels={"link.db": name, "link.db.wait": "started", "linkinit.timeout": "120"}),
+        workers=workers)
+    began = time.monotonic()
+    lab.parallel(parents, lambda i: (lab.api.start(ids[i]), ids[i])[1], workers=workers)
+    started = time.monotonic() - began
+    time.sleep(1.0)  # they are all waiting now, on the proxy's event streams
+    late_child(create=True)
+    failures = []
+    for cid in ids:
+        status = int(lab.api.wait(cid, timeout=180)["StatusCode"])
+        if status != 0:
+            err = lab.api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
+            failures.append(f"exit {status}: {err.strip()[-300:]}")
+    resolved = time.monotonic() - began
+    on_host = len(lab.api.containers(all=True))
+    timed = run.latencies(mark)
+    latencies = [total for total, _ in timed]
+    own = [total - engine for total, engine in timed]
+    subscriptions = run.subscriptions(mark)
+    rss, peak = run.rss_mb()
+    lab.remove(ids)
+    return {
+        "parents": parents, "containers on host": on_host,
+        "resolved": parents - len(failures), "failures": failures[:3],
+        "seconds to start all": round(started, 2), "seconds until all exited": round(resolved, 2),
+        "requests": len(latencies), "p50 ms": percentile(latencies, 0.50),
+        "p99 ms": percentile(latencies, 0.99), "max ms": max(latencies or [float("nan")]),
+        "mean ms": statistics.fmean(latencies) if latencies else float("nan"),
+        "own p50 ms": percentile(own, 0.50), "own p99 ms": percentile(own, 0.99),
+        "rss MB": round(rss, 1), "peak rss MB": round(peak, 1),
+        "caller event streams": subscriptions,
+        "upstream event streams": run.event_streams() - streams_before,
+        "upstream event streams since the proxy started": run.event_streams(),
+    }
