@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from tests.programs.harness import wait_for
+from tests.support.processes import wait_for
 
 
 def wait_exit(container: Any, timeout: float = 60) -> int:

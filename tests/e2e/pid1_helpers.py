@@ -7,18 +7,23 @@ Every wait here is bounded.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Sequence
 
 import pytest
 
+from tests.support.processes import wait_for
+
 from .conftest import SOCKET_VOLUME
+from .dockerkit import wait_exit
+
+__all__ = ["wait_exit"]  # the one exit-status helper, for the PID-1 tests' imports
 
 PROGRAMS = "/opt/linkinit-tests"  # where the test image holds tests/programs
 
 
-def program(name: str, *args: Any) -> list[str]:
-    """argv running one of the cooperating programs inside the container."""
+def image_program(name: str, *args: Any) -> list[str]:
+    """argv running one of the cooperating programs inside the container (the host's copy
+    is ``tests.support.processes.host_program``)."""
     return ["python3", f"{PROGRAMS}/{name}", *(str(a) for a in args)]
 
 
@@ -39,20 +44,9 @@ def logs(container: Any) -> str:
 
 
 def wait_log(container: Any, text: str, timeout: float = 30.0) -> str:
-    """Poll the container's output until ``text`` shows up; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        seen = logs(container)
-        if text in seen:
-            return seen
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} not in the output within {timeout} s: {seen!r}")
-        time.sleep(0.05)
-
-
-def wait_status(container: Any, timeout: float = 30.0) -> int:
-    """The container's exit status; fails rather than hang past ``timeout``."""
-    return int(container.wait(timeout=timeout)["StatusCode"])
+    """The container's output once ``text`` shows up in it; fail after ``timeout`` seconds."""
+    return wait_for(lambda: (lambda seen: seen if text in seen else "")(logs(container)),
+                    timeout, f"{text!r} in the output")
 
 
 def host_pid(container: Any) -> int:
@@ -129,19 +123,10 @@ def run_as_child(
 def linkinit_pid(container: Any, timeout: float = 30.0) -> int:
     """The host pid of linkinit in a run_as_child container (PID 1's only child)."""
     pid1 = host_pid(container)
-    deadline = time.monotonic() + timeout
-    while not children(pid1):
-        assert time.monotonic() < deadline, "linkinit never started"
-        time.sleep(0.02)
-    return children(pid1)[0]
+    return wait_for(lambda: children(pid1), timeout, "linkinit started")[0]
 
 
 def wait_state(pid: int, states: str, timeout: float = 5.0) -> None:
     """Wait until the host process is in one of ``states`` (letters of /proc State)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        state = status_field(pid, "State")
-        if state and state[0] in states:
-            return
-        assert time.monotonic() < deadline, f"{pid} is {state!r}, not one of {states}"
-        time.sleep(0.02)
+    wait_for(lambda: status_field(pid, "State")[:1] in tuple(states), timeout,
+             f"{pid} in one of the states {states}")

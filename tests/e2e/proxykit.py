@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
-from tests.programs.harness import wait_for
+from tests.support.processes import wait_for
 
 from .conftest import ROOT
 

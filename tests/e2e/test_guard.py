@@ -24,10 +24,10 @@ from typing import Any, Iterator, List, Optional
 import docker
 import pytest
 
+from tests.support.paths import BASE_IMAGE, ROOT
+
 from .dockerkit import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
-BASE_IMAGE = os.environ.get("LINKINIT_BASE_IMAGE", "linkinit-base:bookworm")
 LABELS = {"linkinit.test": "guard"}
 EXPOSED, HIDDEN = 6379, 7000
 GUARD_STOP_TIMEOUT = 15  # seconds a guard may take to stop after SIGTERM

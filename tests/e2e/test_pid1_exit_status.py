@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .pid1_helpers import containers_fixture, logs, program, run_pid1, wait_status
+from .pid1_helpers import containers_fixture, image_program, logs, run_pid1, wait_exit
 
 containers = containers_fixture()
 
@@ -18,7 +18,7 @@ def test_every_exit_status_0_to_255_is_the_containers(containers):
 
     def one(code: int) -> int:
         container = run_pid1(containers, ["sh", "-c", f"exit {code}"])
-        status = wait_status(container, timeout=120)
+        status = wait_exit(container, timeout=120)
         container.remove(force=True)
         return status
 
@@ -31,19 +31,19 @@ def test_every_exit_status_0_to_255_is_the_containers(containers):
 )
 def test_death_by_signal_exits_128_plus_n(containers, sig):
     """COMMAND killing itself with HUP, INT, QUIT, KILL, TERM: 129, 130, 131, 137, 143."""
-    container = run_pid1(containers, program("exit_with.py", "--signal", int(sig)))
-    assert wait_status(container) == 128 + sig, logs(container)
+    container = run_pid1(containers, image_program("exit_with.py", "--signal", int(sig)))
+    assert wait_exit(container) == 128 + sig, logs(container)
 
 
 def test_command_not_found_exits_127(containers):
     """An unknown COMMAND: 127, with a message naming it."""
     container = run_pid1(containers, ["no-such-command"])
-    assert wait_status(container) == 127
+    assert wait_exit(container) == 127
     assert "linkinit: no-such-command: command not found" in logs(container)
 
 
 def test_command_not_executable_exits_126(containers):
     """A COMMAND that is not executable: 126, with a message naming it."""
     container = run_pid1(containers, ["/etc/hostname"])
-    assert wait_status(container) == 126
+    assert wait_exit(container) == 126
     assert "linkinit: /etc/hostname: permission denied" in logs(container)

@@ -14,12 +14,12 @@ from .pid1_helpers import (
     children,
     containers_fixture,
     host_pid,
+    image_program,
     logs,
-    program,
     run_as_child,
     run_pid1,
+    wait_exit,
     wait_log,
-    wait_status,
 )
 
 containers = containers_fixture()
@@ -43,18 +43,18 @@ def no_socket(factory, command, *options, **kwargs):
 def test_no_socket_and_no_links_runs_command_with_its_exit_status(containers):
     """No socket, nothing declared: COMMAND runs (a plain init), one notice, status kept."""
     container = no_socket(containers, ["sh", "-c", "echo ran; exit 7"])
-    assert wait_status(container) == 7
+    assert wait_exit(container) == 7
     assert logs(container) == NOTICE + "ran\n"
 
 
 def test_no_socket_plain_init_is_quiet_with_q_and_passes_signals(containers):
     """-q: no notice; `docker stop` reaches COMMAND and ends the container in under 1 s."""
-    container = no_socket(containers, program("print_signals.py", "--exit-on", 15), "-q")
+    container = no_socket(containers, image_program("print_signals.py", "--exit-on", 15), "-q")
     wait_log(container, "ready")
     started = time.monotonic()
     container.stop(timeout=10)
     assert time.monotonic() - started < 1.0
-    assert wait_status(container) == 0
+    assert wait_exit(container) == 0
     assert logs(container) == "ready\n15 SIGTERM\n"
 
 
@@ -70,7 +70,7 @@ def test_no_socket_plain_init_is_quiet_with_q_and_passes_signals(containers):
 def test_no_socket_is_69_when_required_or_links_are_declared(containers, options, environment):
     """--require-engine, its variable, or a declared link: no socket exits 69 as before."""
     container = no_socket(containers, ["true"], *options, environment=environment)
-    assert wait_status(container) == 69
+    assert wait_exit(container) == 69
     assert logs(container) == NO_SOCKET_69
 
 
@@ -88,7 +88,7 @@ def test_no_socket_is_69_when_required_or_links_are_declared(containers, options
 def test_bad_variable_exits_64_naming_it(containers, environment, message):
     """A bad LINKINIT_* value: 64 and one line naming the variable; COMMAND never runs."""
     container = run_pid1(containers, ["echo", "ran"], environment=environment)
-    assert wait_status(container) == 64
+    assert wait_exit(container) == 64
     assert logs(container) == message
 
 
@@ -96,7 +96,7 @@ def test_option_after_the_entrypoints_double_dash_exits_127_saying_where_it_goes
     """`docker run IMAGE --timeout 3 app` under ENTRYPOINT ["linkinit", "--"]: 127 with how to
     give the option."""
     container = run_pid1(containers, ["--timeout", "3", "true"])
-    assert wait_status(container) == 127
+    assert wait_exit(container) == 127
     assert 'give it before "--"' in logs(container)
     assert "LINKINIT_TIMEOUT=3" in logs(container)
 
@@ -107,7 +107,7 @@ def test_timeout_from_the_environment_bounds_the_wait(containers, unique):
     started = time.monotonic()
     container = run_pid1(containers, ["true"], environment={
         "LINKINIT_TIMEOUT": "1", "LINKINIT_LINKS": f"{child.name}:redis"})
-    assert wait_status(container) == 75, logs(container)
+    assert wait_exit(container) == 75, logs(container)
     assert time.monotonic() - started < 20
 
 
@@ -122,12 +122,12 @@ def test_timeout_from_the_environment_bounds_the_wait(containers, unique):
 def test_remap_exit_reports_status_as_0_pid1(containers, options, environment, status):
     """--remap-exit N (or LINKINIT_REMAP_EXIT): the container exits 0 for COMMAND's N."""
     container = run_pid1(containers, ["sh", "-c", "exit 3"], *options, environment=environment)
-    assert wait_status(container) == status
+    assert wait_exit(container) == status
 
 
 def test_remap_exit_of_a_signal_death_when_not_pid1(containers):
     """Under a shell, --remap-exit 143: COMMAND killed by TERM is reported as 0."""
-    container = run_as_child(containers, program("exit_with.py", "--signal", 15),
+    container = run_as_child(containers, image_program("exit_with.py", "--signal", 15),
                              "--remap-exit", "143")
     wait_log(container, "linkinit exited 0")
 
@@ -136,8 +136,8 @@ def test_pdeathsig_signals_command_when_linkinit_loses_its_parent(containers):
     """--pdeathsig USR1: when linkinit's parent dies (TERMed from the host here), the kernel
     sends linkinit USR1, which reaches COMMAND. (As PID 1 the parent is the container
     runtime, which a test must not kill.)"""
-    parent = program("parent_until_eof.py", "linkinit", "--pdeathsig", "USR1", "--",
-                     *program("print_signals.py"))
+    parent = image_program("parent_until_eof.py", "linkinit", "--pdeathsig", "USR1", "--",
+                     *image_program("print_signals.py"))
     # PID 1 is a shell that outlives the parent; stdin stays open, so only TERM ends it.
     container = containers(["sh", "-c", '"$@"; exec sleep 120', "sh", *parent],
                            volumes=SOCKET_VOLUME, stdin_open=True)

@@ -8,13 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .pid1_helpers import (
     containers_fixture,
+    image_program,
     logs,
     process_table,
-    program,
     run_as_child,
     run_pid1,
+    wait_exit,
     wait_log,
-    wait_status,
 )
 
 containers = containers_fixture()
@@ -42,7 +42,7 @@ def defunct_after_orphans_exit(container, pids: list[int], timeout: float = 15) 
 
 def test_orphans_leave_no_defunct_entries(containers):
     """20 orphans re-parented to PID 1 exit; `ps` then shows no <defunct> process."""
-    container = run_pid1(containers, program("make_orphans.py", 20, 0.5, 60))
+    container = run_pid1(containers, image_program("make_orphans.py", 20, 0.5, 60))
     pids = orphans_of(container)
     assert len(pids) == 20
     assert defunct_after_orphans_exit(container, pids) == []
@@ -50,7 +50,7 @@ def test_orphans_leave_no_defunct_entries(containers):
 
 def test_zombie_check_sees_defunct_entries_without_an_init(containers):
     """Negative control: with the orphan maker itself as PID 1 (no init), <defunct> stays."""
-    container = containers(program("make_orphans.py", 5, 0.5, 60))
+    container = containers(image_program("make_orphans.py", 5, 0.5, 60))
     pids = orphans_of(container)
     zombies = defunct_after_orphans_exit(container, pids)
     assert sorted(r["pid"] for r in zombies) == sorted(pids)
@@ -58,23 +58,24 @@ def test_zombie_check_sees_defunct_entries_without_an_init(containers):
 
 def test_command_exiting_with_its_orphans_keeps_its_status(containers):
     """COMMAND and 30 orphans exit together (coalesced SIGCHLD): the status is COMMAND's 42."""
-    container = run_pid1(containers, program("make_orphans.py", 30, 0.5, 60, "--exit-with", 42))
-    assert wait_status(container) == 42, logs(container)
+    orphans = image_program("make_orphans.py", 30, 0.5, 60, "--exit-with", 42)
+    container = run_pid1(containers, orphans)
+    assert wait_exit(container) == 42, logs(container)
 
 
 def test_instant_exit_many_times_never_hangs(containers):
     """A COMMAND that exits before PID 1 waits for it (early SIGCHLD), 16 times: no hang."""
     made = [run_pid1(containers, ["true"] if i % 2 else ["false"]) for i in range(16)]
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda c: wait_status(c, timeout=60), made))
+        statuses = list(pool.map(lambda c: wait_exit(c, timeout=60), made))
     assert statuses == [1 if i % 2 == 0 else 0 for i in range(16)]
 
 
 def test_kill_zero_from_a_forked_child_ends_command_not_linkinit(containers):
     """COMMAND's child calls kill(0, TERM): COMMAND's group dies; PID 1 is not in it and
     reports 143."""
-    container = run_pid1(containers, program("kill_group.py", int(signal.SIGTERM)))
-    assert wait_status(container) == 143
+    container = run_pid1(containers, image_program("kill_group.py", int(signal.SIGTERM)))
+    assert wait_exit(container) == 143
 
 
 def test_leftovers_get_term_when_command_exits(containers):
@@ -86,7 +87,7 @@ def test_leftovers_get_term_when_command_exits(containers):
     )
     container = run_pid1(containers, ["sh", "-c", script], "--grace", "10")
     started = time.monotonic()
-    assert wait_status(container) == 5
+    assert wait_exit(container) == 5
     assert time.monotonic() - started < 5
     assert "leftover-got-term" in logs(container)
 
@@ -97,7 +98,7 @@ def test_leftover_ignoring_term_is_killed_after_grace(containers):
     container = run_pid1(containers, ["sh", "-c", script], "--grace", "2")
     wait_log(container, "exiting")
     started = time.monotonic()
-    assert wait_status(container) == 6
+    assert wait_exit(container) == 6
     assert 1.0 < time.monotonic() - started < 6
 
 
@@ -112,7 +113,7 @@ def test_keep_orphans_as_pid1_exits_at_once_without_terming_leftovers(containers
     linkinit (the kernel ends it with PID 1, as under tini)."""
     container = run_pid1(containers, ["sh", "-c", LEFTOVER], "--keep-orphans", "--grace", "10")
     started = time.monotonic()
-    assert wait_status(container) == 5
+    assert wait_exit(container) == 5
     assert time.monotonic() - started < 5
     assert "leftover-ready" in logs(container)
     assert "leftover-got-term" not in logs(container)

@@ -14,15 +14,15 @@ from .pid1_helpers import (
     children,
     containers_fixture,
     host_pid,
+    image_program,
     linkinit_pid,
     logs,
-    program,
     run_as_child,
     run_pid1,
     status_field,
+    wait_exit,
     wait_log,
     wait_state,
-    wait_status,
 )
 
 containers = containers_fixture()
@@ -36,7 +36,7 @@ def lines(container) -> list[str]:
 def test_every_forwardable_signal_reaches_command(containers):
     """Each signal `docker kill -s` sends to PID 1 (TERM, INT, HUP, ..., TSTP, real-time) is
     observed by COMMAND; PID 1 neither drops nor stops on any of them."""
-    container = run_pid1(containers, program("print_signals.py"))
+    container = run_pid1(containers, image_program("print_signals.py"))
     wait_log(container, "ready")
     for sig in EVERY:
         container.kill(signal=sig)
@@ -51,12 +51,12 @@ def test_every_forwardable_signal_reaches_command(containers):
 def test_docker_stop_ends_within_a_second_when_command_honours_term(containers):
     """`docker stop` TERMs PID 1; a COMMAND that exits on TERM ends the container in < 1 s
     (not the Engine's 10 s KILL), with COMMAND's status."""
-    container = run_pid1(containers, program("print_signals.py", "--exit-on", 15))
+    container = run_pid1(containers, image_program("print_signals.py", "--exit-on", 15))
     wait_log(container, "ready")
     started = time.monotonic()
     container.stop(timeout=10)
     elapsed = time.monotonic() - started
-    assert wait_status(container) == 0
+    assert wait_exit(container) == 0
     assert elapsed < 1.0, f"docker stop took {elapsed:.2f} s"
 
 
@@ -73,14 +73,14 @@ def test_docker_stop_while_waiting_for_a_child_ends_at_once_with_143(
     started = time.monotonic()
     container.stop(timeout=10)
     elapsed = time.monotonic() - started
-    assert wait_status(container) == 143
+    assert wait_exit(container) == 143
     assert elapsed < 2.0, f"stop took {elapsed:.2f} s"
 
 
 def test_term_sent_as_soon_as_pid1_blocks_signals_is_not_lost(containers):
     """A TERM sent the moment linkinit has blocked signals (before COMMAND exists) is held
     and acted on: the container ends with 143 or COMMAND's 0, it does not keep running."""
-    container = run_pid1(containers, program("print_signals.py", "--exit-on", 15))
+    container = run_pid1(containers, image_program("print_signals.py", "--exit-on", 15))
     pid = host_pid(container)
     term = 1 << (signal.SIGTERM - 1)
     deadline = time.monotonic() + 10
@@ -88,7 +88,7 @@ def test_term_sent_as_soon_as_pid1_blocks_signals_is_not_lost(containers):
         assert time.monotonic() < deadline, "PID 1 never blocked TERM"
         time.sleep(0.001)
     container.kill(signal=signal.SIGTERM)
-    assert wait_status(container, timeout=10) in (0, 143), logs(container)
+    assert wait_exit(container, timeout=10) in (0, 143), logs(container)
 
 
 GROUP_SCRIPT = "trap 'echo shell-got-term' TERM; echo ready; yes | tail -f /dev/null; echo ended"
@@ -100,7 +100,7 @@ def test_group_mode_term_reaches_the_whole_pipeline(containers):
     wait_log(container, "ready")
     time.sleep(0.2)  # let the pipeline start (no handshake possible from yes | tail)
     container.kill(signal=signal.SIGTERM)
-    assert wait_status(container, timeout=10) == 0
+    assert wait_exit(container, timeout=10) == 0
     assert "shell-got-term" in logs(container)
     assert "ended" in logs(container)
 
@@ -136,7 +136,7 @@ def test_job_control_signals_stop_a_default_command_and_cont_resumes_it(
         assert time.monotonic() < deadline + 5, "COMMAND not resumed"
         time.sleep(0.02)
     container.stop(timeout=10)
-    assert wait_status(container) == 143
+    assert wait_exit(container) == 143
 
 
 FAULTS = [signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGTRAP,
@@ -154,7 +154,7 @@ def seen(container, sig: int, timeout: float = 10.0) -> None:
 def test_fault_signals_sent_by_a_user_reach_command_from_pid1(containers):
     """`docker kill -s SEGV` (BUS, FPE, ILL, TRAP, SYS, PIPE, XFSZ): a user's signal, passed
     on like any other; PID 1 neither drops it nor dies of it."""
-    container = run_pid1(containers, program("print_signals.py"))
+    container = run_pid1(containers, image_program("print_signals.py"))
     wait_log(container, "ready")
     for sig in FAULTS:
         container.kill(signal=sig)
@@ -167,7 +167,7 @@ def test_fault_signals_sent_by_a_user_reach_command_when_not_pid1(containers):
     """linkinit as a shell's child: `kill -SEGV` (and BUS, FPE, ILL, TRAP, SYS, PIPE, XFSZ)
     reaches COMMAND, and linkinit lives on (it used to die with 139, leaving COMMAND
     unsupervised)."""
-    container = run_as_child(containers, program("print_signals.py"))
+    container = run_as_child(containers, image_program("print_signals.py"))
     wait_log(container, "ready")
     pid = linkinit_pid(container)
     for sig in FAULTS:
@@ -180,7 +180,7 @@ def test_fault_signals_sent_by_a_user_reach_command_when_not_pid1(containers):
 def test_group_mode_tstp_stops_the_whole_group_and_cont_resumes_it_pid1(containers):
     """--group as PID 1: TSTP becomes STOP for COMMAND's group, so a COMMAND that catches TSTP
     stops too; CONT resumes it (and reaches it: it prints SIGCONT, never SIGTSTP)."""
-    container = run_pid1(containers, program("print_signals.py"), "--group")
+    container = run_pid1(containers, image_program("print_signals.py"), "--group")
     wait_log(container, "ready")
     command = children(host_pid(container))[0]
     for sig in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
@@ -195,7 +195,7 @@ def test_group_mode_tstp_stops_the_whole_group_and_cont_resumes_it_pid1(containe
 def test_group_mode_tstp_stops_linkinit_and_its_group_when_not_pid1(containers):
     """--group under a shell: TSTP stops COMMAND's group and linkinit itself (a shell's job
     stops whole, so `fg` resumes it whole); CONT resumes both."""
-    container = run_as_child(containers, program("print_signals.py"), "--group")
+    container = run_as_child(containers, image_program("print_signals.py"), "--group")
     wait_log(container, "ready")
     pid = linkinit_pid(container)
     command = children(pid)[0]
@@ -210,7 +210,7 @@ def test_group_mode_tstp_stops_linkinit_and_its_group_when_not_pid1(containers):
 
 def test_rewrite_overrides_group_mode_stop_pid1(containers):
     """--group --rewrite TSTP:TSTP: TSTP reaches COMMAND as TSTP, which catches it and runs."""
-    container = run_pid1(containers, program("print_signals.py"), "--group",
+    container = run_pid1(containers, image_program("print_signals.py"), "--group",
                          "--rewrite", "TSTP:TSTP")
     wait_log(container, "ready")
     command = children(host_pid(container))[0]
@@ -222,20 +222,20 @@ def test_rewrite_overrides_group_mode_stop_pid1(containers):
 def test_rewrite_term_to_quit_makes_docker_stop_a_graceful_quit(containers):
     """--rewrite TERM:QUIT (nginx's graceful stop): `docker stop` reaches COMMAND as QUIT;
     given by variable here (LINKINIT_REWRITE), as an image with a baked entrypoint would."""
-    container = run_pid1(containers, program("print_signals.py", "--exit-on", 3),
+    container = run_pid1(containers, image_program("print_signals.py", "--exit-on", 3),
                          environment={"LINKINIT_REWRITE": "TERM:QUIT"})
     wait_log(container, "ready")
     started = time.monotonic()
     container.stop(timeout=10)
     assert time.monotonic() - started < 2
-    assert wait_status(container) == 0
+    assert wait_exit(container) == 0
     assert "3 SIGQUIT" in lines(container)
 
 
 def test_rewrite_to_zero_drops_the_signal_when_not_pid1(containers):
     """--rewrite USR1:0 under a shell: USR1 is dropped; the USR2 sent after it is the next
     signal COMMAND sees."""
-    container = run_as_child(containers, program("print_signals.py"), "--rewrite", "USR1:0")
+    container = run_as_child(containers, image_program("print_signals.py"), "--rewrite", "USR1:0")
     wait_log(container, "ready")
     pid = linkinit_pid(container)
     os.kill(pid, signal.SIGUSR1)

@@ -11,12 +11,12 @@ import time
 from .conftest import SESSION, SOCKET, TEST_LABEL
 from .pid1_helpers import (
     containers_fixture,
+    image_program,
     logs,
     process_table,
-    program,
     run_as_child,
     run_pid1,
-    wait_status,
+    wait_exit,
 )
 
 containers = containers_fixture()
@@ -25,21 +25,21 @@ containers = containers_fixture()
 def test_command_starts_with_empty_mask_and_no_ignored_signals(containers):
     """COMMAND's blocked mask is empty and nothing is ignored (SIGPIPE, SIGXFSZ default)."""
     container = run_pid1(containers, ["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"])
-    assert wait_status(container) == 0
+    assert wait_exit(container) == 0
     assert logs(container).split() == ["SigBlk:", "0" * 16, "SigIgn:", "0" * 16]
 
 
 def test_yes_piped_to_head_returns(containers):
     """`yes | head -1` ends: yes gets a default SIGPIPE."""
     container = run_pid1(containers, ["sh", "-c", "yes | head -1"])
-    assert wait_status(container, timeout=20) == 0
+    assert wait_exit(container, timeout=20) == 0
     assert logs(container) == "y\n"
 
 
 def test_command_runs_in_the_working_directory(containers):
     """COMMAND starts in the container's working directory (-w)."""
-    container = run_pid1(containers, program("report_start.py"), working_dir="/tmp")
-    assert wait_status(container) == 0
+    container = run_pid1(containers, image_program("report_start.py"), working_dir="/tmp")
+    assert wait_exit(container) == 0
     report = json.loads(logs(container).splitlines()[-1])
     assert report["cwd"] == "/tmp"
     assert report["SigBlk"] == "0" * 16
@@ -65,7 +65,7 @@ def test_stdin_is_passed_to_command(linkinit_image):
 
 def test_tty_is_handed_to_command(linkinit_image):
     """`docker run -t`: COMMAND's group is the terminal's foreground group."""
-    done = docker_run("-t", linkinit_image, "linkinit", "--", *program("report_start.py"))
+    done = docker_run("-t", linkinit_image, "linkinit", "--", *image_program("report_start.py"))
     assert done.returncode == 0, done.stdout
     report = json.loads(done.stdout.decode().strip().splitlines()[-1])
     assert report["tty"] is True

@@ -1,15 +1,15 @@
 """The client library reads back exactly what Docker's legacy links export.
 
 The environments here are written by hand from the format of moby's ``daemon/links``
-(``links.go`` and ``links_test.go``); ``docker_link_env`` below restates that format so that
-hypothesis can vary aliases, ports and child environments.
+(``links.go`` and ``links_test.go``); ``docker_link_env`` (tests/support/moby.py, the one
+oracle) restates that format so that hypothesis can vary aliases, ports and child
+environments.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Dict, Iterable, List, Tuple
 
 import pytest
 from hypothesis import given
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import linkinit
 from linkinit import Endpoint, LinkError
+from tests.support.moby import docker_link_env
 
 from .design_example import REDIS_LINK_ENV
 
@@ -71,49 +72,6 @@ MIXED = {
     "PATH": "/usr/bin:/bin",
     "HOME": "/root",
 }
-
-
-def docker_link_env(
-    parent: str,
-    alias: str,
-    ip: str,
-    ports: Iterable[Tuple[int, str]],
-    child_env: Dict[str, str],
-) -> Dict[str, str]:
-    """What moby's ``Link.ToEnv`` exports for one link (restated from daemon/links)."""
-    pfx = alias.upper().replace("-", "_")
-    order = sorted(set(ports), key=lambda p: (p[1] != "tcp", p[1], p[0]))
-    env: Dict[str, str] = {}
-    run: List[Tuple[int, str]] = []
-
-    def close(run: List[Tuple[int, str]]) -> None:
-        if len(run) > 1:
-            (start, proto), (end, _) = run[0], run[-1]
-            key = f"{pfx}_PORT_{start}_{proto.upper()}"
-            env[f"{key}_START"] = f"{proto}://{ip}:{start}"
-            env[f"{key}_PORT_START"] = str(start)
-            env[f"{key}_END"] = f"{proto}://{ip}:{end}"
-            env[f"{key}_PORT_END"] = str(end)
-
-    for i, (num, proto) in enumerate(order):
-        if i == 0:
-            env[f"{pfx}_PORT"] = f"{proto}://{ip}:{num}"
-        key = f"{pfx}_PORT_{num}_{proto.upper()}"
-        env[key] = f"{proto}://{ip}:{num}"
-        env[f"{key}_ADDR"] = ip
-        env[f"{key}_PORT"] = str(num)
-        env[f"{key}_PROTO"] = proto
-        if run and run[-1] == (num - 1, proto):
-            run.append((num, proto))
-        else:
-            close(run)
-            run = [(num, proto)]
-    close(run)
-    env[f"{pfx}_NAME"] = f"/{parent}/{alias}"
-    for key, value in child_env.items():
-        if key not in ("HOME", "PATH"):
-            env[f"{pfx}_ENV_{key}"] = value
-    return env
 
 
 def test_reference_environment_matches_the_handwritten_range_example():

@@ -7,7 +7,6 @@ import io
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,7 @@ from linkinit import cli
 from linkinit.cli import Options, parse_arguments, resolve_environment, run
 from linkinit.errors import EX_USAGE, DeclarationError, EngineUnreachable, UsageError
 from linkinit.options import ENVIRONMENT, apply_environment, parse_signal, settle
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
 
 
 def test_bare_entrypoint_form_takes_the_defaults():

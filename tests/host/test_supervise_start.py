@@ -15,7 +15,7 @@ import time
 import psutil
 import pytest
 
-from tests.programs.harness import MODES, driver_argv, processes_fixture, program, wait_for
+from tests.support.processes import MODES, driver_argv, host_program, processes_fixture, wait_for
 
 processes = processes_fixture()
 
@@ -27,7 +27,7 @@ def report(proc) -> dict:
 @pytest.mark.parametrize("mode", MODES)
 def test_command_starts_with_an_empty_signal_mask(processes, mode):
     """linkinit blocks signals for itself; COMMAND gets the (empty) mask linkinit started with."""
-    proc = processes(driver_argv(program("report_start.py"), mode=mode))
+    proc = processes(driver_argv(host_program("report_start.py"), mode=mode))
     assert report(proc)["SigBlk"] == "0000000000000000"
     assert proc.wait(5) == 0
 
@@ -62,7 +62,7 @@ def test_yes_piped_to_head_returns(processes, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_command_runs_in_the_callers_working_directory(processes, tmp_path, mode):
     """COMMAND's cwd is the one linkinit was started in."""
-    proc = processes(driver_argv(program("report_start.py"), mode=mode), cwd=str(tmp_path))
+    proc = processes(driver_argv(host_program("report_start.py"), mode=mode), cwd=str(tmp_path))
     assert report(proc)["cwd"] == str(tmp_path)
 
 
@@ -70,7 +70,7 @@ def test_command_runs_in_the_callers_working_directory(processes, tmp_path, mode
 def test_linkinit_leaves_its_working_directory_once_command_runs(processes, tmp_path, mode):
     """linkinit moves to / after starting COMMAND (as dumb-init), so it never holds a mount
     busy; COMMAND keeps the directory it was started in."""
-    proc = processes(driver_argv(program("print_signals.py"), mode=mode), cwd=str(tmp_path))
+    proc = processes(driver_argv(host_program("print_signals.py"), mode=mode), cwd=str(tmp_path))
     proc.expect("ready")
     command = psutil.Process(proc.pid).children()[0]
     assert command.cwd() == str(tmp_path)
@@ -115,7 +115,7 @@ def test_environment_is_exactly_the_one_given(processes, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_command_leads_its_own_process_group(processes, mode):
     """COMMAND is its own group's leader, apart from linkinit (kill(0) and -g stay inside)."""
-    proc = processes(driver_argv(program("report_start.py"), mode=mode))
+    proc = processes(driver_argv(host_program("report_start.py"), mode=mode))
     state = report(proc)
     assert state["pgid"] == state["pid"]
     assert state["ppid"] == proc.pid
@@ -176,7 +176,7 @@ def on_terminal(processes, terminal, argv, **kwargs):
 @pytest.mark.parametrize("mode", MODES)
 def test_terminal_is_handed_to_command(processes, terminal, mode):
     """With a terminal (docker run -it), COMMAND's group becomes its foreground group."""
-    proc = on_terminal(processes, terminal, driver_argv(program("report_start.py"), mode=mode))
+    proc = on_terminal(processes, terminal, driver_argv(host_program("report_start.py"), mode=mode))
     assert proc.wait(10) == 0
     line = terminal.read_until(b"}\r\n").split(b"\r\n")[0]
     state = json.loads(line)
@@ -186,7 +186,7 @@ def test_terminal_is_handed_to_command(processes, terminal, mode):
 
 def test_ctrl_c_reaches_the_foreground_command_not_linkinit(processes, terminal):
     """^C on the terminal goes to COMMAND's group (the foreground), which exits on it."""
-    argv = driver_argv(program("print_signals.py", "--exit-on", int(signal.SIGINT)))
+    argv = driver_argv(host_program("print_signals.py", "--exit-on", int(signal.SIGINT)))
     proc = on_terminal(processes, terminal, argv)
     terminal.read_until(b"ready")
     terminal.write(b"\x03")

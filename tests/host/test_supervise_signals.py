@@ -14,12 +14,12 @@ import psutil
 import pytest
 
 from linkinit import supervise
-from tests.programs.harness import (
+from tests.support.processes import (
     MODES,
     driver_argv,
+    host_program,
     proc_state,
     processes_fixture,
-    program,
     wait_for,
 )
 
@@ -34,7 +34,7 @@ FAULTS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SI
 @pytest.mark.parametrize("mode", MODES)
 def test_every_forwardable_signal_reaches_command(processes, mode):
     """Each signal an init passes on (TERM, INT, HUP, ..., real-time ones) reaches COMMAND."""
-    proc = processes(driver_argv(program("print_signals.py"), mode=mode))
+    proc = processes(driver_argv(host_program("print_signals.py"), mode=mode))
     proc.expect("ready")
     for sig in PLAIN:
         os.kill(proc.pid, sig)
@@ -52,7 +52,7 @@ def test_forwarded_set_is_every_signal_but_kill_stop_and_chld():
 @pytest.mark.parametrize("mode", MODES)
 def test_command_honouring_term_ends_linkinit_with_its_status(processes, mode):
     """TERM to linkinit reaches a COMMAND that exits on it; linkinit exits with COMMAND's 0."""
-    proc = processes(driver_argv(program("print_signals.py", "--exit-on", 15), mode=mode))
+    proc = processes(driver_argv(host_program("print_signals.py", "--exit-on", 15), mode=mode))
     proc.expect("ready")
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(5) == 0
@@ -61,7 +61,7 @@ def test_command_honouring_term_ends_linkinit_with_its_status(processes, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_term_during_resolve_ends_linkinit_at_once_with_143(processes, mode):
     """A stop while the resolver waits kills it and exits 128+15 at once, not after the wait."""
-    proc = processes(driver_argv(program("print_signals.py"), "--work", "sleep:30", mode=mode))
+    proc = processes(driver_argv(host_program("print_signals.py"), "--work", "sleep:30", mode=mode))
     proc.expect("resolving")
     started = time.monotonic()
     os.kill(proc.pid, signal.SIGTERM)
@@ -73,7 +73,7 @@ def test_term_during_resolve_ends_linkinit_at_once_with_143(processes, mode):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP, signal.SIGQUIT])
 def test_other_stop_signals_during_resolve_exit_128_plus_n(processes, sig):
     """INT, HUP and QUIT during the resolver's wait end linkinit with 128+N too."""
-    proc = processes(driver_argv(program("print_signals.py"), "--work", "sleep:30"))
+    proc = processes(driver_argv(host_program("print_signals.py"), "--work", "sleep:30"))
     proc.expect("resolving")
     os.kill(proc.pid, sig)
     assert proc.wait(5) == 128 + sig
@@ -87,7 +87,7 @@ def test_harmless_signal_during_resolve_is_kept_for_command(processes):
     """
     winch = int(signal.SIGWINCH)
     proc = processes(
-        driver_argv(program("report_start.py", "--wait-pending", winch), "--work", "sleep:1"),
+        driver_argv(host_program("report_start.py", "--wait-pending", winch), "--work", "sleep:1"),
         preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGWINCH}),
     )
     proc.expect("resolving")
@@ -99,7 +99,7 @@ def test_harmless_signal_during_resolve_is_kept_for_command(processes):
 
 def test_signal_right_after_start_is_not_lost(processes):
     """TERM sent the moment linkinit blocks signals, before COMMAND exists, still ends it."""
-    proc = processes(driver_argv(program("print_signals.py", "--exit-on", 15)))
+    proc = processes(driver_argv(host_program("print_signals.py", "--exit-on", 15)))
     blocked = 1 << (signal.SIGTERM - 1)
 
     def term_blocked() -> bool:
@@ -162,7 +162,7 @@ def kill_all(family: list[psutil.Process]) -> None:
 def test_fault_signals_sent_with_kill_reach_command_and_linkinit_lives(processes, mode, sig):
     """SEGV, BUS, FPE, ILL, TRAP, SYS, PIPE, XFSZ sent by `kill` are a user's signals: passed
     on like any other, and linkinit (not PID 1 here) does not die of them."""
-    proc = processes(driver_argv(program("print_signals.py"), mode=mode))
+    proc = processes(driver_argv(host_program("print_signals.py"), mode=mode))
     proc.expect("ready")
     os.kill(proc.pid, sig)
     assert proc.line(5).split()[0] == str(int(sig))
@@ -203,7 +203,7 @@ def test_fault_signals_are_acted_on_only_when_another_process_sent_them(info, ac
 def test_group_mode_stops_the_whole_group_on_tstp_and_cont_resumes_it(processes, mode):
     """With --group, TSTP/TTIN/TTOU become STOP for COMMAND's group (a COMMAND that catches
     TSTP stops too), linkinit stops itself; CONT resumes linkinit, then the group."""
-    proc = processes(driver_argv(program("print_signals.py"), "--group", mode=mode))
+    proc = processes(driver_argv(host_program("print_signals.py"), "--group", mode=mode))
     proc.expect("ready")
     command = psutil.Process(proc.pid).children()[0].pid
     for sig in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
@@ -221,7 +221,7 @@ def test_rewrite_overrides_the_group_mode_stop(processes):
     keeps running; linkinit still stops itself until CONT."""
     tstp = int(signal.SIGTSTP)
     proc = processes(
-        driver_argv(program("print_signals.py"), "--group", "--rewrite", f"{tstp}:{tstp}")
+        driver_argv(host_program("print_signals.py"), "--group", "--rewrite", f"{tstp}:{tstp}")
     )
     proc.expect("ready")
     os.kill(proc.pid, signal.SIGTSTP)
@@ -236,7 +236,7 @@ def test_rewrite_turns_one_signal_into_another_and_zero_drops_it(processes, mode
     """--rewrite 15:3 makes TERM arrive as QUIT (nginx's graceful stop); --rewrite 10:0 drops
     USR1: the next signal COMMAND sees is the USR2 sent after it."""
     proc = processes(
-        driver_argv(program("print_signals.py"), "--rewrite", "15:3", "--rewrite", "10:0",
+        driver_argv(host_program("print_signals.py"), "--rewrite", "15:3", "--rewrite", "10:0",
                     mode=mode)
     )
     proc.expect("ready")
@@ -252,8 +252,8 @@ def test_pdeathsig_turns_the_parents_death_into_a_signal_for_command(processes, 
     """--pdeathsig USR1: when linkinit's parent dies, the kernel sends linkinit USR1, which
     reaches COMMAND like any signal (tini -p)."""
     usr1 = int(signal.SIGUSR1)
-    argv = driver_argv(program("print_signals.py"), "--pdeathsig", str(usr1), mode=mode)
-    proc = processes(program("parent_until_eof.py", *argv), stdin=subprocess.PIPE)
+    argv = driver_argv(host_program("print_signals.py"), "--pdeathsig", str(usr1), mode=mode)
+    proc = processes(host_program("parent_until_eof.py", *argv), stdin=subprocess.PIPE)
     proc.expect("ready")
     family = psutil.Process(proc.pid).children(recursive=True)  # orphans once the parent exits
     try:
@@ -265,7 +265,7 @@ def test_pdeathsig_turns_the_parents_death_into_a_signal_for_command(processes, 
 
 def test_job_control_signals_are_passed_on_then_linkinit_stops_until_cont(processes):
     """TSTP reaches COMMAND, then linkinit stops itself (not PID 1); CONT resumes both."""
-    proc = processes(driver_argv(program("print_signals.py")))
+    proc = processes(driver_argv(host_program("print_signals.py")))
     proc.expect("ready")
     for sig in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
         os.kill(proc.pid, sig)
@@ -291,7 +291,7 @@ def test_stop_passed_on_stops_a_default_command_and_cont_resumes_it(processes):
 
 def test_kill_zero_from_a_forked_child_does_not_reach_linkinit(processes):
     """COMMAND's child calling kill(0, KILL) kills COMMAND's group, not linkinit: status 137."""
-    proc = processes(driver_argv(program("kill_group.py", int(signal.SIGKILL))))
+    proc = processes(driver_argv(host_program("kill_group.py", int(signal.SIGKILL))))
     assert proc.wait(10) == 137
 
 

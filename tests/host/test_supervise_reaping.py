@@ -8,14 +8,14 @@ import time
 
 import pytest
 
-from tests.programs.harness import (
+from tests.support.processes import (
     MODES,
     PROGRAMS,
     PYTHON,
     driver_argv,
+    host_program,
     proc_state,
     processes_fixture,
-    program,
     zombies_after_exit,
 )
 
@@ -32,7 +32,7 @@ def orphan_pids(proc) -> list[int]:
 @pytest.mark.parametrize("mode", MODES)
 def test_orphans_reparented_to_linkinit_leave_no_zombie(processes, mode):
     """Orphans of COMMAND come to linkinit (subreaper here, PID 1 in a container) and are reaped."""
-    proc = processes(driver_argv(program("make_orphans.py", 20, 0.3, 30), mode=mode))
+    proc = processes(driver_argv(host_program("make_orphans.py", 20, 0.3, 30), mode=mode))
     pids = orphan_pids(proc)
     assert len(pids) == 20
     assert zombies_after_exit(pids) == []
@@ -43,7 +43,7 @@ def test_orphans_reparented_to_linkinit_leave_no_zombie(processes, mode):
 def test_zombie_check_detects_zombies_when_nobody_reaps(processes):
     """Negative control: under a subreaper that does not reap, the same orphans stay zombies."""
     control = [PYTHON, str(PROGRAMS / "no_reaper.py")]
-    proc = processes([*control, *program("make_orphans.py", 5, 0.3, 30)])
+    proc = processes([*control, *host_program("make_orphans.py", 5, 0.3, 30)])
     pids = orphan_pids(proc)
     assert sorted(zombies_after_exit(pids)) == sorted(pids)
 
@@ -54,7 +54,7 @@ def test_command_exiting_with_its_orphans_coalesced_sigchld_keeps_its_status(pro
     linkinit still finds COMMAND's status among them, and reaps every orphan. (--group: the
     mode that waits for leftovers outside PID 1; without it, an orphan a moment late would
     be left to the host's init.)"""
-    argv = program("make_orphans.py", 30, 0.5, 30, "--exit-with", 42)
+    argv = host_program("make_orphans.py", 30, 0.5, 30, "--exit-with", 42)
     for _ in range(3):
         proc = processes(driver_argv(argv, "--group", mode=mode))
         pids = orphan_pids(proc)

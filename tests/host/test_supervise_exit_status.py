@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.programs.harness import MODES, driver_argv, launch, processes_fixture, program
+from tests.support.processes import MODES, driver_argv, host_program, launch, processes_fixture
 
 processes = processes_fixture()
 
@@ -38,7 +38,7 @@ def test_every_exit_status_0_to_255_is_passed_through():
 def test_death_by_signal_is_reported_as_128_plus_n(processes, mode, sig):
     """A COMMAND killed by signal N makes linkinit exit 128+N (129, 130, 131, 137, 143...),
     never 0 (WEXITSTATUS of a signal death) and never 255."""
-    proc = processes(driver_argv(program("exit_with.py", "--signal", int(sig)), mode=mode))
+    proc = processes(driver_argv(host_program("exit_with.py", "--signal", int(sig)), mode=mode))
     assert proc.wait(10) == 128 + sig
 
 
@@ -78,7 +78,7 @@ def test_remap_exit_reports_the_given_statuses_as_0(processes, mode, command, re
     """--remap-exit N (tini -e, repeatable): COMMAND's status N, 128+N for a signal death
     included, becomes 0; any other status passes unchanged."""
     options = [word for n in remap for word in ("--remap-exit", n)]
-    proc = processes(driver_argv(program(*command), *options, mode=mode))
+    proc = processes(driver_argv(host_program(*command), *options, mode=mode))
     assert proc.wait(10) == status
 
 
@@ -111,7 +111,7 @@ def test_directory_as_command_exits_126(processes, tmp_path):
 def test_exec_format_error_exits_126(processes, tmp_path):
     """An executable file the kernel cannot run (no #!, not ELF): exec fails, 126, named."""
     blob = tmp_path / "blob"
-    blob.write_bytes(b"\x00\x01\x02 not a program")
+    blob.write_bytes(b"\x00\x01\x02 not a host_program")
     blob.chmod(0o755)
     proc = processes(driver_argv([str(blob)]))
     assert proc.wait(10) == 126
@@ -130,14 +130,14 @@ def test_command_found_through_its_own_path(processes, tmp_path):
 @pytest.mark.parametrize("status", [1, 64, 69, 75])
 def test_resolver_exit_status_is_linkinit_status(processes, status):
     """A resolver ending with SystemExit(N) (N != 0) ends linkinit with N; COMMAND never runs."""
-    proc = processes(driver_argv(program("report_start.py"), "--work", f"exit:{status}"))
+    proc = processes(driver_argv(host_program("report_start.py"), "--work", f"exit:{status}"))
     assert proc.wait(10) == status
     assert proc.stdout_rest() == ""
 
 
 def test_resolver_crash_exits_70_with_one_line(processes):
     """An unexpected exception in the resolver: exit 70 (EX_SOFTWARE) and one line naming it."""
-    proc = processes(driver_argv(program("report_start.py"), "--work", "raise"))
+    proc = processes(driver_argv(host_program("report_start.py"), "--work", "raise"))
     assert proc.wait(10) == 70
     lines = proc.stderr().splitlines()
     assert lines == [

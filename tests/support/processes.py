@@ -1,4 +1,4 @@
-"""Host-side helpers for the supervise tests: start the driver, read its output, bounded.
+"""Host-side helpers for tests that start processes: the driver, reads, the one waiter.
 
 Every wait here has a deadline; every process tree started is killed at teardown.
 """
@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 from typing import IO, Any, Callable, Optional, Sequence
 
-PROGRAMS = Path(__file__).resolve().parent
+PROGRAMS = Path(__file__).resolve().parents[1] / "programs"  # the cooperating programs
 PYTHON = sys.executable
 MODES = ("slim", "in-place")  # supervise re-executing a bare interpreter, or not
 
 
-def program(name: str, *args: Any) -> list[str]:
+def host_program(name: str, *args: Any) -> list[str]:
     """argv running one of the cooperating programs with this interpreter."""
     return [PYTHON, str(PROGRAMS / name), *(str(a) for a in args)]
 
