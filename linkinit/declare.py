@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import namedtuple
 
-from .errors import DeclarationError
+from .errors import DeclarationError, LinkinitError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
@@ -81,15 +81,21 @@ def check_wait(value: str, origin: str) -> str:
     return value
 
 
-def parse_bool(value: object, origin: str) -> bool:
+def bool_word(value: object) -> Optional[bool]:
+    """``true``/``1``/``yes``/``on`` and their opposites (or empty), any case; else None."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise DeclarationError(f"{origin}: expected true or false, not {value!r}")
+    return True if text in _TRUE else False if text in _FALSE else None
+
+
+def parse_bool(value: object, origin: str, error: type[LinkinitError] = DeclarationError,
+               expected: str = "") -> bool:
+    """A yes/no value; anything else is ``error`` (64) naming ``origin``."""
+    answer = bool_word(value)
+    if answer is None:
+        raise error(f"{origin}: expected {expected or f'true or false, not {value!r}'}")
+    return answer
 
 
 def parse_timeout(value: object, origin: str) -> float:

@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from typing import Mapping, Optional, Sequence
 
 DEFAULT_GRACE = 5.0
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 # Signals linkinit can never be sent as something to pass on: they cannot be rewritten.
 _NOT_CAUGHT = {int(signal.SIGKILL), int(signal.SIGSTOP), int(signal.SIGCHLD)}
 
@@ -126,12 +124,10 @@ def settle(options: Options) -> Settled:
 
 
 def parse_bool(text: str, origin: str) -> bool:
-    word = text.strip().lower()
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False
-    raise UsageError(f"{origin}: expected 1 or 0 (or true/false, yes/no, on/off)")
+    """A yes/no variable (an empty one never gets here: it counts as unset)."""
+    from .declare import parse_bool as parse
+
+    return parse(text, origin, UsageError, "1 or 0 (or true/false, yes/no, on/off)")
 
 
 def parse_seconds(text: str, origin: str) -> float:
