@@ -206,3 +206,24 @@ def test_the_network_has_the_subnet_it_was_made_with(rig: Rig) -> None:
     """The rig itself: addresses come from the network's own /24."""
     subnet = rig.network.attrs["IPAM"]["Config"][0]["Subnet"]
     assert ipaddress.ip_address(address(rig.child, rig.network)) in ipaddress.ip_network(subnet)
+
+
+def test_a_watcher_that_dies_is_started_again_and_command_keeps_running(rig: Rig) -> None:
+    """Kill the watcher: PID 1 logs it, starts another after its backoff, COMMAND runs on,
+    and the next change is still followed."""
+    parent = rig.parent(["sleep", "300"], "hosts")
+    wait_until(lambda: library_ip(parent), timeout=60, what="the parent running")
+
+    def watchers() -> List[dict]:
+        return [p for p in process_table(parent) if "_follow" in p["args"]]
+
+    first = wait_until(watchers, timeout=60, what="the watcher")[0]
+    parent.exec_run(["kill", "-KILL", str(first["pid"])])
+    wait_until(lambda: f"the watcher (pid {first['pid']}) exited" in stderr_of(parent),
+               timeout=60, what="PID 1 logging the watcher's death")
+    wait_until(lambda: [p for p in watchers() if p["pid"] != first["pid"]], timeout=60,
+               what="a new watcher")
+    parent.reload()
+    assert parent.status == "running"
+    new = rig.move_child()
+    wait_until(lambda: library_ip(parent) == new, timeout=60, what="the change followed")
