@@ -78,9 +78,11 @@ def test_ambiguous_alias_exits_64_naming_both(
 
 
 def test_no_socket_exits_69_saying_to_mount_it(run_container, unique):
-    """Without the Engine socket: 69 and how to mount it."""
-    parent = run_parent(run_container, unique("web"), ["--", "true"], socket=False,
-                        labels={"link.redis": "db1"})
+    """A link declared by flag without the Engine socket: 69 and how to mount it. (Labels
+    alone cannot be read without the socket: that runs COMMAND as a plain init, see
+    test_pid1_options.)"""
+    parent = run_parent(run_container, unique("web"), ["--link", "db1:redis", "--", "true"],
+                        socket=False, labels={"link.redis": "db1"})
     stderr = failed(parent, 69)
     assert "-v /var/run/docker.sock:/var/run/docker.sock" in stderr
 
