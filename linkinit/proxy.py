@@ -615,8 +615,10 @@ async def serve(options: Any) -> None:
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, stop.set)
     following = asyncio.create_task(hub.run())
+    bound = False
     try:
         prepare_socket(options.listen)
+        bound = True  # from here on the socket path is ours to remove
         await web.UnixSite(runner, options.listen, shutdown_timeout=1).start()
         os.chmod(options.listen, 0o666)  # anyone may connect; the kernel says who they are
         log(f"listening on {options.listen} for {upstream.host}"
@@ -627,9 +629,10 @@ async def serve(options: Any) -> None:
         following.cancel()
         await runner.cleanup()
         await upstream.close()
-        with contextlib.suppress(OSError):
-            os.unlink(options.listen)
-        log(f"stopped ({hub.streams_opened} upstream event stream(s) opened)")
+        if bound:
+            with contextlib.suppress(OSError):
+                os.unlink(options.listen)
+            log(f"stopped ({hub.streams_opened} upstream event stream(s) opened)")
 
 
 def parse(argv: Sequence[str], environ: dict) -> Any:
