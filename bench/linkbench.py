@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import docker
-from linkproxy import TARGET_P99_MS, TARGET_PROXY_GAP_MS, TARGET_RSS_MB, ProxyRun, burst
+from linkproxy import (
+    TARGET_P99_MS,
+    TARGET_PROXY_GAP_MS,
+    TARGET_RSS_MB,
+    ProxyRun,
+    burst,
+    round_trips,
+)
 from proxy import CountingProxy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -516,8 +523,11 @@ def measure_proxy(lab: Lab, run: ProxyRun, parents: int, results: Results) -> No
             count[0] += 1
         return name
 
+    log("proxy: the start path's requests, direct and through the proxy")
+    trips = round_trips(lab, run, f"lb-{RUN}-c0")
     log(f"proxy: {parents} parents at once")
-    results.proxy = burst(lab, run, STAMP, parents, late_child)
+    results.proxy = {**burst(lab, run, STAMP, parents, late_child),
+                     **{f"start requests {k}": v for k, v in trips.items()}}
 
 
 # -- the table ---------------------------------------------------------------------------------
@@ -591,7 +601,13 @@ def report(results: Results, levels: Sequence[int]) -> str:
 
 
 def proxy_report(row: dict[str, Any]) -> str:
+    gap = row["start requests gap ms"]
     return "\n".join([
+        f"linkinit proxy: a start's requests with 1 link (ping, inspect self, inspect child; "
+        f"median of {row['start requests rounds']} interleaved rounds): direct "
+        f"{row['start requests direct ms']:.1f} ms, proxy {row['start requests proxy ms']:.1f}"
+        f" ms ({gap:+.1f})   <= {TARGET_PROXY_GAP_MS:.0f} ms: "
+        f"{verdict(gap <= TARGET_PROXY_GAP_MS)}",
         f"linkinit proxy: {row['parents']} parents started at once, each waiting for one "
         f"child created a second later ({row['containers on host']} containers on the host)",
         f"  resolved: {row['resolved']} of {row['parents']}: "

@@ -11,6 +11,7 @@ answer out), its resident memory, and the upstream event streams it opened.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -132,6 +133,27 @@ def percentile(values: list[float], share: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[max(0, -(-int(share * 100) * len(ordered) // 100) - 1)]
+
+
+def round_trips(lab: Any, run: ProxyRun, child: str, rounds: int = 40) -> dict[str, Any]:
+    """linkinit's start-path requests for 1 link (ping, inspect self, inspect child), direct
+    and through the proxy, interleaved in one container: the proxy's cost per start, free of
+    ``docker start``'s noise."""
+    socket_bind = {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "ro"}}
+    cid = lab.create(["sleep", "600"], entrypoint=[], binds={**run.binds, **socket_bind},
+                     labels={"link.c": child})
+    lab.api.start(cid)
+    try:
+        exec_id = lab.api.exec_create(cid, ["python3", "/opt/bench/engine_rtt.py", cid, child,
+                                            str(rounds)])["Id"]
+        out = lab.api.exec_start(exec_id).decode(errors="replace").strip().splitlines()
+        times = json.loads(out[-1])
+    finally:
+        lab.remove([cid])
+    direct, proxied = times["direct"][2:], times["proxy"][2:]  # the first rounds warm up
+    return {"rounds": len(direct), "direct ms": statistics.median(direct),
+            "proxy ms": statistics.median(proxied),
+            "gap ms": statistics.median(proxied) - statistics.median(direct)}
 
 
 def burst(lab: Any, run: ProxyRun, stamp: list[str], parents: int, late_child: Any,

@@ -160,24 +160,32 @@ def _quote(text: str) -> str:
 class Directory:
     """Callers and their scopes, from the kernel and the Engine, cached while events flow.
 
-    A container's labels and command never change, so its declared references do not; what a
-    reference names changes only with create, destroy, rename, connect and disconnect, which
-    clear the cache (``generation`` counts them). Without an event stream nothing is cached.
+    A container's labels, command and environment never change, so what it declares does
+    not. An event forgets what it names: the documents of the containers it is about, the
+    references equal to their names, the resolutions that found them, and, on create,
+    destroy, rename, connect or disconnect, every child found by network alias. Each event
+    has a sequence number; an answer fetched before an event that touched it is not kept.
+    Without an event stream nothing is cached.
     """
 
     def __init__(self, upstream: Upstream, allow_host: bool, trust_files: bool) -> None:
         self.upstream = upstream
         self.allow_host = allow_host
         self.trust_files = trust_files
-        self.generation = 0
+        self.generation = 0  # topology changes seen: event streams look at scopes again
         self.caching = False
+        self._sequence = 0  # events seen
+        self._touched: dict[str, int] = {}  # ID or name -> sequence of the last event on it
+        self._topology = 0  # sequence of the last create/destroy/rename/(dis)connect
         self._documents: dict[str, dict] = {}
-        self._resolved: dict[tuple[str, str], tuple[dict, ...]] = {}
+        self._resolved: dict[tuple[str, str], tuple[tuple[dict, ...], bool]] = {}
         self._namespaces: Optional[dict[str, str]] = None
         self._own_namespace = peer.pid_namespace("self")
 
     def reset(self, caching: bool) -> None:
         self.generation += 1
+        self._sequence += 1
+        self._topology = self._sequence
         self.caching = caching
         self._documents.clear()
         self._resolved.clear()
@@ -185,23 +193,31 @@ class Directory:
 
     def saw(self, event: dict) -> None:
         """An Engine event: forget what it may have changed."""
-        actor_id = str((event.get("Actor") or {}).get("ID", ""))
-        self._documents.pop(actor_id, None)
+        self._sequence += 1
+        keys = _keys_of(event)
+        for key in keys:
+            self._touched[key] = self._sequence
+            self._documents.pop(key, None)
         action = str(event.get("Action", ""))
         if action in _TOPOLOGY or action in ("start", "die"):
             self._namespaces = None
         if action in _TOPOLOGY:
             self.generation += 1
-            self._resolved.clear()
-            self._documents.clear()
+            self._topology = self._sequence
+            self._resolved = {key: value for key, value in self._resolved.items()
+                              if not _touches(keys, key[0], *value)}
+
+    def _fresh(self, began: int, keys: Sequence[str]) -> bool:
+        """Whether an answer fetched from sequence ``began`` on may be kept."""
+        return self.caching and all(self._touched.get(key, 0) < began for key in keys)
 
     async def document(self, container_id: str) -> Optional[dict]:
         cached = self._documents.get(container_id)
         if cached is not None:
             return cached
-        generation = self.generation
+        began = self._sequence + 1
         found = await self.upstream.inspect(container_id)
-        if found is not None and self.caching and generation == self.generation:
+        if found is not None and self._fresh(began, [container_id, str(found.get("Id"))]):
             self._documents[str(found.get("Id"))] = found
         return found
 
@@ -244,14 +260,15 @@ class Directory:
         """PID namespace -> container ID of the running containers (not --pid=host ones)."""
         if self._namespaces is not None:
             return self._namespaces
-        generation = self.generation
+        began = self._sequence + 1
         found: dict[str, str] = {}
         for summary in await self._list("/containers/json"):
             document = await self.document(str(summary.get("Id")))
             namespace = _namespace_of(document)
             if namespace and namespace != self._own_namespace:
                 found[namespace] = str(summary.get("Id"))
-        if self.caching and generation == self.generation:
+        if self.caching and self._topology < began and not any(
+                self._touched.get(cid, 0) >= began for cid in found.values()):
             self._namespaces = found
         return found
 
@@ -265,15 +282,17 @@ class Directory:
         the parent is on. A reference two containers answer to grants neither."""
         key = (reference, str(parent.get("Id")))
         if key in self._resolved:
-            return self._resolved[key]
-        generation = self.generation
+            return self._resolved[key][0]
+        began = self._sequence + 1
         named = await self._by_reference(reference)
         unnamed = named.container is None and named.state != model.AMBIGUOUS
         neighbours = await self._neighbours(parent) if unnamed else []
         found = model.find(reference, parent, _Answers(named, neighbours))
         children: tuple[dict, ...] = (found.container,) if found.container is not None else ()
-        if children and self.caching and generation == self.generation:
-            self._resolved[key] = children
+        names = [str(c.get("Id")) for c in children] + [_name(c) for c in children]
+        if children and self._fresh(began, [reference, *names]) and (
+                not unnamed or self._topology < began):
+            self._resolved[key] = (children, unnamed)
         return children
 
     async def _by_reference(self, reference: str) -> model.Lookup:
@@ -296,6 +315,20 @@ class Directory:
                     if document is not None:
                         documents[container_id] = document
         return list(documents.values())
+
+
+def _keys_of(event: dict) -> set[str]:
+    """The container IDs and names an event is about (a network event names its container)."""
+    actor = event.get("Actor") or {}
+    attributes = actor.get("Attributes") or {}
+    return {str(actor.get("ID") or ""), str(attributes.get("container") or ""),
+            str(attributes.get("name") or ""),
+            str(attributes.get("oldName") or "").lstrip("/")} - {""}
+
+
+def _touches(keys: set[str], reference: str, children: tuple[dict, ...], by_alias: bool) -> bool:
+    """Whether a topology event about ``keys`` may change what ``reference`` names."""
+    return by_alias or reference in keys or any(str(c.get("Id")) in keys for c in children)
 
 
 class _Answers:
@@ -582,8 +615,10 @@ async def serve(options: Any) -> None:
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, stop.set)
     following = asyncio.create_task(hub.run())
+    bound = False
     try:
         prepare_socket(options.listen)
+        bound = True  # from here on the socket path is ours to remove
         await web.UnixSite(runner, options.listen, shutdown_timeout=1).start()
         os.chmod(options.listen, 0o666)  # anyone may connect; the kernel says who they are
         log(f"listening on {options.listen} for {upstream.host}"
@@ -594,9 +629,10 @@ async def serve(options: Any) -> None:
         following.cancel()
         await runner.cleanup()
         await upstream.close()
-        with contextlib.suppress(OSError):
-            os.unlink(options.listen)
-        log(f"stopped ({hub.streams_opened} upstream event stream(s) opened)")
+        if bound:
+            with contextlib.suppress(OSError):
+                os.unlink(options.listen)
+            log(f"stopped ({hub.streams_opened} upstream event stream(s) opened)")
 
 
 def parse(argv: Sequence[str], environ: dict) -> Any:

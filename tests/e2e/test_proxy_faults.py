@@ -6,7 +6,10 @@ a container is the point."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -165,3 +168,17 @@ def test_a_process_outside_any_container_is_refused_without_allow_host(start_pro
     assert answer["status"] == 403
     assert "--allow-host" in answer["body"]["message"]
     assert json.dumps(answer).count("linkinit proxy:") == 1
+
+
+def test_a_second_proxy_on_the_same_socket_refuses_and_sigterm_cleans_up(start_proxy):
+    """Exit 64 naming the socket, the first one untouched; SIGTERM: status 0, socket gone."""
+    proxy = start_proxy("--allow-host")
+    second = subprocess.run(
+        [sys.executable, "-m", "linkinit", "proxy", "--listen", proxy.socket],
+        capture_output=True, text=True, timeout=30)
+    assert second.returncode == 64
+    assert f"proxy --listen {proxy.socket}: another process listens there" in second.stderr
+    assert "Traceback" not in second.stderr
+    still_serves(proxy)
+    assert proxy.stop() == 0
+    assert not os.path.exists(proxy.socket)
