@@ -165,6 +165,15 @@ def healthcheck_period(container: Mapping[str, Any]) -> Optional[float]:
     return max(interval, HEALTHCHECK_MIN_PERIOD)
 
 
+def pending_check_period(container: Mapping[str, Any]) -> Optional[float]:
+    """The check period of a running child whose HEALTHCHECK has not said healthy yet."""
+    state = container.get("State") or {}
+    health = (state.get("Health") or {}).get("Status")
+    if not state.get("Running") or health in ("healthy", "", None):
+        return None
+    return healthcheck_period(container)
+
+
 def last_check_at(container: Mapping[str, Any]) -> Optional[float]:
     """When the last check (by anyone: systemd's timer, a user) ended, in epoch seconds."""
     log = ((container.get("State") or {}).get("Health") or {}).get("Log") or []
@@ -203,13 +212,12 @@ class HealthchecksOnDemand:
         self.due: dict[str, float] = {}  # child ID -> when its next check is due
 
     def checked(self, wait: str, document: Optional[dict]) -> Optional[dict]:
+        """The child's document, inspected again after its check ran if one was due."""
         if document is None or wait not in ("healthy", "listening"):
             return document
         cid = str(document.get("Id", ""))
-        period = healthcheck_period(document)
-        health = ((document.get("State") or {}).get("Health") or {}).get("Status")
-        running = (document.get("State") or {}).get("Running")
-        if period is None or not running or health in ("healthy", "", None):
+        period = pending_check_period(document)
+        if period is None:
             self.due.pop(cid, None)
             return document
         now = self.clock.time()
