@@ -9,11 +9,13 @@ and subscribes to the events under the names that engine filters by. Facts, as P
 - events: a container's end is filtered as ``died`` and its removal as ``remove`` (Docker:
   ``die``, ``destroy``); ``podman stop`` sends no ``stop``; ``health_status`` fires on every
   check, its status in a field that lags one check behind: the waiter re-inspects instead.
-- inspect: a container on the host's or no network has ``Networks: {}`` (Docker names
-  ``host`` or ``none``); ``Config.Env`` also holds what Podman adds to every container
-  (``container=podman``, ``TERM=xterm``, ``HOSTNAME=<its hostname>``), which Docker's
-  inspect does not show and so Docker's links never exported; ``State.Health`` is there with
-  ``Status: ""`` when there is no healthcheck; ``NetworkID`` is the network's name.
+- inspect: a container that has exited but is not cleaned up yet is ``stopped`` for a
+  moment (Docker: ``exited`` at once); a container on the host's or no network has
+  ``Networks: {}`` (Docker names ``host`` or ``none``); ``Config.Env`` also holds what
+  Podman adds to every container (``container=podman``, ``TERM=xterm``,
+  ``HOSTNAME=<its hostname>``), which Docker's inspect does not show and so Docker's links
+  never exported; ``State.Health`` is there with ``Status: ""`` when there is no
+  healthcheck; ``NetworkID`` is the network's name; SCTP ports cannot be exposed.
 - an ID prefix of several containers is a 404 "more than one result" (Docker: "multiple").
 - healthchecks run from systemd timers: where there is no systemd nothing runs them, and
   ``HealthchecksOnDemand`` runs them for the children linkinit waits for.
@@ -35,14 +37,16 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
 
 
 class EngineKind(
-    namedtuple("EngineKind", "name waking_events added_env runs_healthchecks mount_hint")
+    namedtuple("EngineKind",
+               "name waking_events added_env states runs_healthchecks mount_hint")
 ):
     """One engine's differences as data.
 
     name: "docker" or "podman"; waking_events: the container events after which a child may
     look different, under this engine's filter names; added_env: ``KEY=value`` entries the
     engine puts in every container's ``Config.Env`` that Docker's would not show
-    (``{hostname}`` stands for the container's hostname); runs_healthchecks: whether the
+    (``{hostname}`` stands for the container's hostname); states: the engine's own state
+    words -> Docker's; runs_healthchecks: whether the
     engine runs HEALTHCHECKs by itself; mount_hint: how to give a container its socket.
     """
 
@@ -54,6 +58,7 @@ DOCKER = EngineKind(
     ("create", "start", "restart", "die", "stop", "kill", "destroy", "rename",
      "pause", "unpause", "health_status", "connect", "disconnect"),
     (),
+    {},
     True,
     "mount it with -v /var/run/docker.sock:/var/run/docker.sock",
 )
@@ -62,6 +67,7 @@ PODMAN = EngineKind(
     ("create", "init", "start", "restart", "died", "kill", "remove", "rename",
      "pause", "unpause", "health_status", "connect", "disconnect"),
     ("container=podman", "TERM=xterm", "HOSTNAME={hostname}"),
+    {"stopped": "exited"},  # exited, not cleaned up yet: Docker has no such moment
     False,
     "mount Podman's socket there, e.g. -v /run/podman/podman.sock:/var/run/docker.sock "
     "(rootless: -v $XDG_RUNTIME_DIR/podman/podman.sock:/var/run/docker.sock)",
@@ -126,7 +132,8 @@ def containerenv_fields(text: str) -> dict[str, str]:
 def docker_shaped(kind: EngineKind, document: dict) -> dict:
     """The inspect document as Docker would give it: what linkinit reads means one thing.
 
-    For Podman: a container on the host's or no network gets its ``Networks`` entry back,
+    For Podman: ``stopped`` reads ``exited``; a container on the host's or no network gets
+    its ``Networks`` entry back,
     and the variables Podman adds to every container leave ``Config.Env`` (so
     ``<ALIAS>_ENV_*`` holds what the child's image and run set, as on Docker; a variable
     set to exactly the value Podman would add, such as ``TERM=xterm``, goes too).
@@ -140,6 +147,9 @@ def docker_shaped(kind: EngineKind, document: dict) -> dict:
     if mode in ("host", "none") and not settings.get("Networks"):
         settings["Networks"] = {mode: {"IPAddress": "", "Aliases": None, "NetworkID": mode}}
         shaped["NetworkSettings"] = settings
+    state = document.get("State") or {}
+    if state.get("Status") in kind.states:
+        shaped["State"] = dict(state, Status=kind.states[state["Status"]])
     config = dict(document.get("Config") or {})
     if config.get("Env"):
         hostname = str(config.get("Hostname") or "")

@@ -160,6 +160,9 @@ def _remove_leftovers(client: docker.DockerClient) -> None:
         network.remove()
 
 
+_WHEELS_BUILT: list[bool] = []
+
+
 def _build_test_image(client: docker.DockerClient, tmp_path_factory: Any) -> str:
     try:
         client.images.get(BASE_IMAGE)
@@ -167,7 +170,9 @@ def _build_test_image(client: docker.DockerClient, tmp_path_factory: Any) -> str
         pytest.fail(f"no base image {BASE_IMAGE}: run scripts/build-base and "
                     "scripts/ensure-podman (scripts/test does)")
     context = tmp_path_factory.mktemp("image")
-    build_wheels(ROOT / "build" / "wheels")
+    if not _WHEELS_BUILT:  # once a session, whichever engine asks first
+        build_wheels(ROOT / "build" / "wheels")
+        _WHEELS_BUILT.append(True)
     shutil.copytree(ROOT / "build" / "wheels", context / "wheels")
     shutil.copytree(ROOT / "tests" / "programs", context / "programs")
     (context / "Dockerfile").write_text(_TEST_DOCKERFILE)

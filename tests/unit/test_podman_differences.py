@@ -138,6 +138,14 @@ def test_reshaping_does_not_change_the_engines_answer():
     assert child == before
 
 
+def test_a_container_exited_but_not_cleaned_up_reads_exited():
+    """Podman's 'stopped' (between died and cleanup) is Docker's 'exited', with its code."""
+    child = podman_child(State={"Status": "stopped", "Running": False, "ExitCode": 3})
+    seen = observe(LinkSpec("db", "pt-a", "listening"), podman_child(Name="/web"),
+                   docker_shaped(PODMAN, child))
+    assert seen.state == "exited(3)"
+
+
 @pytest.mark.parametrize("mode", ["host", "none"])
 def test_host_and_none_networks_get_their_entry_back(mode):
     """Podman answers Networks: {} where Docker names the host's or no network."""
