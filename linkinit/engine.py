@@ -409,7 +409,7 @@ class Engine:
         """Run a container's HEALTHCHECK now: Podman's own API, for engines that do not run
         checks by themselves (engines.HealthchecksOnDemand). A GET, as every request here."""
         path = engines.LIBPOD_HEALTHCHECK.format(_quote(container_id))
-        self._read_json(self.request(path, versioned=False))
+        self._body(self.request(path, versioned=False))
 
     def inspect_network(self, reference: str) -> Optional[dict]:
         try:

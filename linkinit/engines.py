@@ -141,22 +141,38 @@ def docker_shaped(kind: EngineKind, document: dict) -> dict:
     if kind is DOCKER:
         return document
     shaped = dict(document)
-    host_config = document.get("HostConfig") or {}
-    settings = dict(document.get("NetworkSettings") or {})
-    mode = host_config.get("NetworkMode")
-    if mode in ("host", "none") and not settings.get("Networks"):
-        settings["Networks"] = {mode: {"IPAddress": "", "Aliases": None, "NetworkID": mode}}
-        shaped["NetworkSettings"] = settings
-    state = document.get("State") or {}
-    if state.get("Status") in kind.states:
-        shaped["State"] = dict(state, Status=kind.states[state["Status"]])
-    config = dict(document.get("Config") or {})
-    if config.get("Env"):
-        hostname = str(config.get("Hostname") or "")
-        added = {entry.replace("{hostname}", hostname) for entry in kind.added_env}
-        config["Env"] = [entry for entry in config["Env"] if entry not in added]
-        shaped["Config"] = config
+    for reshape in (_network_back, _state_word, _env_as_set):
+        shaped.update(reshape(kind, document))
     return shaped
+
+
+def _network_back(kind: EngineKind, document: Mapping[str, Any]) -> dict:
+    """``NetworkSettings`` naming the host's or no network, where the engine left it empty."""
+    settings = dict(document.get("NetworkSettings") or {})
+    mode = (document.get("HostConfig") or {}).get("NetworkMode")
+    if mode not in ("host", "none") or settings.get("Networks"):
+        return {}
+    settings["Networks"] = {mode: {"IPAddress": "", "Aliases": None, "NetworkID": mode}}
+    return {"NetworkSettings": settings}
+
+
+def _state_word(kind: EngineKind, document: Mapping[str, Any]) -> dict:
+    """``State`` with Docker's word for the engine's own."""
+    state = document.get("State") or {}
+    if state.get("Status") not in kind.states:
+        return {}
+    return {"State": dict(state, Status=kind.states[state["Status"]])}
+
+
+def _env_as_set(kind: EngineKind, document: Mapping[str, Any]) -> dict:
+    """``Config`` whose ``Env`` holds what the image and the run set, not what the engine added."""
+    config = dict(document.get("Config") or {})
+    if not config.get("Env"):
+        return {}
+    hostname = str(config.get("Hostname") or "")
+    added = {entry.replace("{hostname}", hostname) for entry in kind.added_env}
+    config["Env"] = [entry for entry in config["Env"] if entry not in added]
+    return {"Config": config}
 
 
 # -- healthchecks nobody runs ---------------------------------------------------------------
