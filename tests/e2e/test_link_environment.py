@@ -233,3 +233,16 @@ def test_print_env_formats(docker_client, linkinit_image, run_container, unique)
     assert wait_exit(as_shell) == 0, output(as_shell, stderr=True)
     assert output(as_shell) == "two words; $HOME"
     assert shlex.split(output(as_shell)) == ["two", "words;", "$HOME"]
+
+
+def test_parent_finds_itself_when_its_hostname_is_not_its_id(
+    docker_client, linkinit_image, run_container, unique
+):
+    """--hostname hides the ID the hostname fallback would use: the engine's own marks on
+    the container (Docker's containers/<id> mounts; Podman's overlay-containers/<id>
+    mounts and libpod-<id> cgroups) still name it."""
+    child = start_child(docker_client, linkinit_image, unique("db"), expose=[6379])
+    parent = run_parent(run_container, unique("web"), ["--print-env"], hostname="elsewhere",
+                        labels={"link.db": child.name, "link.db.wait": "started"})
+    assert wait_exit(parent) == 0, output(parent, stderr=True)
+    assert env_lines(output(parent))["DB_PORT_6379_TCP_PORT"] == "6379"
