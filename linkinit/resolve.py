@@ -30,9 +30,7 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
 
 LAST_LOOK_GRACE = 1.0  # seconds a look at the deadline may take before the Engine counts as hung
 _CONTAINER_ID = r"([0-9a-f]{64})"
-_MOUNTINFO_ID = re.compile(
-    r"/(?:" + "|".join(engines.MOUNTINFO_ID_DIRS) + r")/" + _CONTAINER_ID + r"/"
-)
+_MOUNTINFO_ID = re.compile(r"/" + engines.MOUNTINFO_ID_DIR + r"/" + _CONTAINER_ID + r"/")
 _CGROUP_ID = re.compile(
     r"(?:" + "|".join(engines.CGROUP_ID_PREFIXES) + r")" + _CONTAINER_ID + r"(?:\.scope)?\s*$",
     re.M,

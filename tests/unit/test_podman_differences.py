@@ -188,8 +188,12 @@ def test_podmans_libpod_cgroup_names_the_container(text, expected):
     assert container_id_from_cgroup(text) == expected
 
 
-def test_podmans_hostname_bind_mount_names_the_container():
-    line = (f"87 79 254:0 /run/containers/storage/overlay-containers/{ID}/userdata/hostname "
+@pytest.mark.parametrize("root", [
+    pytest.param("/run/containers/storage/overlay-containers", id="rootful-overlay"),
+    pytest.param("/run/user/1001/containers/vfs-containers", id="rootless-vfs"),
+])
+def test_podmans_hostname_bind_mount_names_the_container(root):
+    line = (f"87 79 254:0 {root}/{ID}/userdata/hostname "
             "/etc/hostname rw,relatime - ext4 /dev/vda rw\n")
     assert container_id_from_mountinfo(line) == ID
 
