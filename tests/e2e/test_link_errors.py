@@ -88,9 +88,10 @@ def test_ambiguous_alias_exits_64_naming_both(
 
 
 def test_no_socket_exits_69_saying_to_mount_it(engine, run_container, unique):
-    """Without the Engine socket: 69 and how to mount it (Podman's socket under Podman)."""
-    parent = run_parent(run_container, unique("web"), ["--", "true"], socket=False,
-                        labels={"link.redis": "db1"})
+    """Without the Engine socket, a link declared by flag: 69 and how to mount it (Podman's
+    socket under Podman). Labels cannot declare it: without the socket they are unread."""
+    parent = run_parent(run_container, unique("web"), ["--link", "db1:redis", "--", "true"],
+                        socket=False)
     stderr = failed(parent, 69)
     assert MOUNT_HINTS[engine.name] in stderr
 
