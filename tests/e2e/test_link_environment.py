@@ -246,3 +246,18 @@ def test_parent_finds_itself_when_its_hostname_is_not_its_id(
                         labels={"link.db": child.name, "link.db.wait": "started"})
     assert wait_exit(parent) == 0, output(parent, stderr=True)
     assert env_lines(output(parent))["DB_PORT_6379_TCP_PORT"] == "6379"
+
+
+def test_parent_on_the_host_network_reaches_its_child(
+    engine, docker_client, linkinit_image, run_container, unique
+):
+    """A parent on the host's network gets the child's bridge address (Podman shows such a
+    parent with no networks at all; linkinit reads it as Docker shows it, on "host")."""
+    child = start_child(docker_client, linkinit_image, unique("db"), expose=[6379],
+                        command=["nc", "-lk", "6379"])
+    child.reload()
+    ip = child.attrs["NetworkSettings"]["Networks"][engine.default_network]["IPAddress"]
+    parent = run_parent(run_container, unique("web"), ["--timeout", "30", "--print-env"],
+                        network_mode="host", labels={"link.db": child.name})
+    assert wait_exit(parent) == 0, output(parent, stderr=True)
+    assert env_lines(output(parent))["DB_PORT"] == f"tcp://{ip}:6379"
