@@ -28,6 +28,7 @@ import os
 import socket
 import time
 
+from . import engines
 from .errors import (
     AmbiguousReference,
     EngineBusy,
@@ -44,7 +45,7 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 PROXY_SOCKET = "/run/linkinit/engine.sock"  # where parents mount ``linkinit proxy``
-MOUNT_HINT = "mount it with -v /var/run/docker.sock:/var/run/docker.sock"
+MOUNT_HINT = engines.DOCKER.mount_hint
 # Docker 20.10 speaks 1.41, Podman 4.3's compat API 1.41, Docker 29 refuses below 1.44.
 MIN_API_VERSION = (1, 41)
 MAX_API_VERSION = (1, 47)  # the newest whose answers linkinit has been checked against
@@ -235,6 +236,7 @@ class Engine:
         self.timeout = timeout
         self.deadline: Optional[float] = None  # no request outlives it (monotonic seconds)
         self.api_version: Optional[tuple[int, int]] = None  # set by the first ping
+        self.kind = engines.DOCKER  # which engine answers (engines.py), set by the first ping
         self.requests = 0
         self._socket_path: Optional[str] = None
         self._address: Optional[tuple[str, int]] = None
@@ -350,10 +352,10 @@ class Engine:
             response.close()
         message = _error_message(body) or response.reason or "no message"
         status = response.status
+        if engines.is_ambiguous(status, message):
+            return AmbiguousReference(message, status)
         if status == 404:
             return NotFound(message, status)
-        if status == 400 and "multiple" in message.lower():
-            return AmbiguousReference(message, status)
         if status >= 500:
             return EngineBusy(
                 f"the Docker Engine at {self.host} failed {what} ({status}): {message}", status
@@ -390,6 +392,7 @@ class Engine:
         self._body(response, HEADER_LIMIT)
         server = parse_version(response.headers.get("api-version", ""))
         self.api_version = negotiated(server)
+        self.kind = engines.kind_from_headers(response.headers)
 
     def inspect_container(self, reference: str) -> Optional[dict]:
         """The container's inspect document, or None when no container answers to it.
@@ -397,9 +400,16 @@ class Engine:
         An ID prefix of several containers raises ``AmbiguousReference``.
         """
         try:
-            return self.get(f"/containers/{_quote(reference)}/json")
+            document = self.get(f"/containers/{_quote(reference)}/json")
         except NotFound:
             return None
+        return engines.docker_shaped(self.kind, document)
+
+    def run_healthcheck(self, container_id: str) -> None:
+        """Run a container's HEALTHCHECK now: Podman's own API, for engines that do not run
+        checks by themselves (engines.HealthchecksOnDemand). A GET, as every request here."""
+        path = engines.LIBPOD_HEALTHCHECK.format(_quote(container_id))
+        self._body(self.request(path, versioned=False))
 
     def inspect_network(self, reference: str) -> Optional[dict]:
         try:

@@ -13,7 +13,7 @@ import socket
 import time
 
 from . import container as model
-from .engine import MOUNT_HINT
+from . import engines
 from .envvars import ResolvedLink
 from .errors import AmbiguousReference, EngineUnreachable, ResolveError
 from .waiter import EventWatcher, Waiter
@@ -30,15 +30,19 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
 
 LAST_LOOK_GRACE = 1.0  # seconds a look at the deadline may take before the Engine counts as hung
 _CONTAINER_ID = r"([0-9a-f]{64})"
-_MOUNTINFO_ID = re.compile(r"/containers/" + _CONTAINER_ID + r"/")
-_CGROUP_ID = re.compile(r"(?:docker[-/]|/)" + _CONTAINER_ID + r"(?:\.scope)?\s*$", re.M)
+_MOUNTINFO_ID = re.compile(r"/" + engines.MOUNTINFO_ID_DIR + r"/" + _CONTAINER_ID + r"/")
+_CGROUP_ID = re.compile(
+    r"(?:" + "|".join(engines.CGROUP_ID_PREFIXES) + r")" + _CONTAINER_ID + r"(?:\.scope)?\s*$",
+    re.M,
+)
 
 
 # -- this container -----------------------------------------------------------------------
 
 
 def container_id_from_mountinfo(text: str) -> Optional[str]:
-    """Docker bind-mounts .../containers/<id>/hostname: it names us even under cgroup v2."""
+    """The engine bind-mounts .../containers/<id>/hostname (Podman: .../overlay-containers/
+    <id>/userdata/hostname): it names us even under cgroup v2."""
     match = _MOUNTINFO_ID.search(text)
     return match.group(1) if match else None
 
@@ -60,7 +64,10 @@ def _read(path: str) -> str:
 def self_references() -> list[tuple[str, str]]:
     """Where to look for this container, in the README's order, as (reference, source)."""
     references: list[tuple[str, str]] = []
+    podman = engines.containerenv_fields(_read(engines.CONTAINERENV))
     for found, how in (
+        (podman.get("id"), engines.CONTAINERENV),
+        (podman.get("name"), engines.CONTAINERENV),
         (container_id_from_mountinfo(_read("/proc/self/mountinfo")), "/proc/self/mountinfo"),
         (container_id_from_cgroup(_read("/proc/self/cgroup")), "/proc/self/cgroup"),
         (socket.gethostname(), "the hostname"),
@@ -136,7 +143,9 @@ def find_child(engine: Engine, spec: LinkSpec, parent: Mapping[str, Any]) -> Opt
 def connect(engine: Engine, deadline: float) -> None:
     """Reach the Engine, retrying with backoff until the deadline (exit 69 after that)."""
     if engine.socket_missing():
-        raise EngineUnreachable(f"no Docker Engine socket at {engine.socket_path}: {MOUNT_HINT}")
+        raise EngineUnreachable(
+            f"no Docker Engine socket at {engine.socket_path}: {engines.mount_hint()}"
+        )
     try:
         engine.ping()
         return
@@ -186,8 +195,25 @@ def resolve_links(
     """Wait for every child (no Engine request outlives the timeout), then describe each."""
     # The last look comes at the deadline itself: it gets a moment to be answered.
     engine.deadline = time.monotonic() + timeout + LAST_LOOK_GRACE
-    waiter = Waiter(
-        specs, parent, lambda spec: find_child(engine, spec, parent), timeout, report,
-        wake_source=lambda since: EventWatcher(engine, since),
-    )
+    find, wake_source = _lookups(engine, parent)
+    waiter = Waiter(specs, parent, find, timeout, report, wake_source=wake_source)
     return [resolved_link(spec, parent, seen) for spec, seen in waiter.run()]
+
+
+def _lookups(
+    engine: Engine, parent: Mapping[str, Any]
+) -> tuple[Callable[[LinkSpec], Optional[dict]], Callable[[float], Any]]:
+    """How the waiter finds a child and is woken. An engine that runs no healthchecks by
+    itself (Podman without systemd) gets them run on demand (engines.py)."""
+
+    def find(spec: LinkSpec) -> Optional[dict]:
+        return find_child(engine, spec, parent)
+
+    def wake_source(since: float) -> Any:
+        return EventWatcher(engine, since)
+
+    if engine.kind.runs_healthchecks:
+        return find, wake_source
+    checks = engines.HealthchecksOnDemand(engine)
+    return (lambda spec: checks.checked(spec.wait, find(spec)),
+            lambda since: checks.wake(wake_source(since)))

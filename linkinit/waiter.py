@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+from .engines import DOCKER
 from .errors import EngineError, EngineUnreachable, NotReady
 from .readiness import PORT_CLOSED, check_port, observe, port_open
 
@@ -26,11 +27,8 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
     Report = Callable[[str], None]
     Find = Callable[[LinkSpec], Optional[dict]]
 
-# Events after which a child may look different.
-WAKING_EVENTS = (
-    "create", "start", "restart", "die", "stop", "kill", "destroy", "rename",
-    "pause", "unpause", "health_status", "connect", "disconnect",
-)
+# Events after which a child may look different: each engine names them its own way.
+WAKING_EVENTS = DOCKER.waking_events
 # Pauses while the Engine does not answer (each retry takes the next, the last repeats).
 ENGINE_RETRY_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
 # Pauses while a running child's port is closed: a refused connect costs next to nothing
@@ -206,7 +204,11 @@ class EventWatcher:
         delay = 0.05
         while True:
             try:
-                for _ in self._engine.events(self._filters, since=self._since):
+                if getattr(self._engine, "api_version", True) is None:
+                    self._engine.ping()  # which engine: its events have their own names
+                kind = getattr(self._engine, "kind", DOCKER)
+                filters = dict(self._filters, event=list(kind.waking_events))
+                for _ in self._engine.events(filters, since=self._since):
                     delay = 0.05
                     self._wake.set()
             except EngineError:

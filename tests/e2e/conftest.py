@@ -5,6 +5,11 @@ wheels built on the host, plus the cooperating programs of tests/programs at
 /opt/linkinit-tests. Every container and network made here carries the label
 ``linkinit.test`` and is removed at teardown; the session's own token as its value lets
 a session sweep what it left without touching another session's containers.
+
+Every fixture works on the engine the ``engine`` fixture names: Docker unless a test or
+module is marked ``@pytest.mark.engines("docker", "podman")``, which runs it once per engine
+(Podman's compatible API on its own socket, through the same docker SDK). The two engines'
+containers cannot reach each other's networks, so each scenario runs on one engine at a time.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ TEST_LABEL = "linkinit.test"
 SOCKET = "/var/run/docker.sock"
 SOCKET_VOLUME = {SOCKET: {"bind": SOCKET, "mode": "ro"}}
 SESSION = uuid.uuid4().hex[:12]
+ENGINES = ("docker", "podman")
+PODMAN_SOCKET = os.environ.get("LINKINIT_PODMAN_SOCKET", "/run/podman/podman.sock")
 
 _TEST_DOCKERFILE = """\
 ARG BASE_IMAGE
@@ -44,10 +51,21 @@ COPY programs/ /opt/linkinit-tests/
 """
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "engines(*names): run the test on each engine named")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``@pytest.mark.engines("docker", "podman")``: one run of the test per engine."""
+    marker = metafunc.definition.get_closest_marker("engines")
+    if marker is not None and "engine" in metafunc.fixturenames:
+        metafunc.parametrize("engine", marker.args or ENGINES, indirect=True)
 
 
 def build_wheels(target: Path) -> Path:
@@ -63,16 +81,74 @@ def build_wheels(target: Path) -> Path:
     return target
 
 
-@pytest.fixture(scope="session")
-def docker_client() -> Iterator[docker.DockerClient]:
+class EngineUnderTest:
+    """One engine the tests run on: its SDK client, its socket, its own test image."""
+
+    def __init__(self, name: str, client: docker.DockerClient, socket: str,
+                 default_network: str, runs_healthchecks: bool) -> None:
+        self.name = name
+        self.client = client
+        self.socket = socket  # on the host; parents get it at SOCKET
+        self.socket_volume = {socket: {"bind": SOCKET, "mode": "ro"}}
+        self.default_network = default_network  # what a container is on unless told
+        self.runs_healthchecks = runs_healthchecks  # Podman without systemd runs none
+        self._image: str = ""
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def image(self, tmp_path_factory: Any) -> str:
+        """Build (or reuse, through the build cache) the image every parent runs, once."""
+        if not self._image:
+            self._image = _build_test_image(self.client, tmp_path_factory)
+        return self._image
+
+
+def _connect(name: str) -> EngineUnderTest:
     try:
-        client = docker.from_env(timeout=120)
+        if name == "docker":
+            client = docker.from_env(timeout=120)
+        else:
+            client = docker.DockerClient(base_url=f"unix://{PODMAN_SOCKET}", timeout=120)
         client.ping()
     except docker.errors.DockerException as error:
-        pytest.fail(f"no Docker Engine ({error}): run scripts/test, which starts one")
-    yield client
-    _remove_leftovers(client)
-    client.close()
+        pytest.fail(f"no {name} engine ({error}): run scripts/test, which starts one")
+    if name == "docker":
+        return EngineUnderTest(name, client, SOCKET, "bridge", True)
+    return EngineUnderTest(name, client, PODMAN_SOCKET, "podman", False)
+
+
+@pytest.fixture(scope="session")
+def engines_under_test() -> Iterator[dict[str, EngineUnderTest]]:
+    """The engines this session has used, connected on first use, swept at the end."""
+    connected: dict[str, EngineUnderTest] = {}
+    yield connected
+    for engine in connected.values():
+        _remove_leftovers(engine.client)
+        engine.client.close()
+
+
+@pytest.fixture
+def engine(request: Any, engines_under_test: dict[str, EngineUnderTest]) -> EngineUnderTest:
+    """The engine this test runs on (Docker unless parametrised by ``engines``)."""
+    name = getattr(request, "param", "docker")
+    if name not in engines_under_test:
+        engines_under_test[name] = _connect(name)
+    return engines_under_test[name]
+
+
+@pytest.fixture
+def docker_engine(engines_under_test: dict[str, EngineUnderTest]) -> EngineUnderTest:
+    """Docker, whatever the engine under test: the reference for what links looked like."""
+    if "docker" not in engines_under_test:
+        engines_under_test["docker"] = _connect("docker")
+    return engines_under_test["docker"]
+
+
+@pytest.fixture
+def docker_client(engine: EngineUnderTest) -> docker.DockerClient:
+    """The SDK client of the engine under test (Podman's too: its API is Docker's)."""
+    return engine.client
 
 
 def _remove_leftovers(client: docker.DockerClient) -> None:
@@ -84,22 +160,32 @@ def _remove_leftovers(client: docker.DockerClient) -> None:
         network.remove()
 
 
-@pytest.fixture(scope="session")
-def linkinit_image(docker_client: docker.DockerClient, tmp_path_factory: Any) -> str:
-    """Build (or reuse, through the build cache) the image every parent container runs."""
+_WHEELS_BUILT: list[bool] = []
+
+
+def _build_test_image(client: docker.DockerClient, tmp_path_factory: Any) -> str:
     try:
-        docker_client.images.get(BASE_IMAGE)
+        client.images.get(BASE_IMAGE)
     except docker.errors.ImageNotFound:
-        pytest.fail(f"no base image {BASE_IMAGE}: run scripts/build-base (scripts/test does)")
+        pytest.fail(f"no base image {BASE_IMAGE}: run scripts/build-base and "
+                    "scripts/ensure-podman (scripts/test does)")
     context = tmp_path_factory.mktemp("image")
-    build_wheels(ROOT / "build" / "wheels")
+    if not _WHEELS_BUILT:  # once a session, whichever engine asks first
+        build_wheels(ROOT / "build" / "wheels")
+        _WHEELS_BUILT.append(True)
     shutil.copytree(ROOT / "build" / "wheels", context / "wheels")
     shutil.copytree(ROOT / "tests" / "programs", context / "programs")
     (context / "Dockerfile").write_text(_TEST_DOCKERFILE)
-    docker_client.images.build(
+    client.images.build(
         path=str(context), tag=TEST_IMAGE, buildargs={"BASE_IMAGE": BASE_IMAGE}, rm=True
     )
     return TEST_IMAGE
+
+
+@pytest.fixture
+def linkinit_image(engine: EngineUnderTest, tmp_path_factory: Any) -> str:
+    """The image every parent container runs, built on the engine under test."""
+    return engine.image(tmp_path_factory)
 
 
 @pytest.fixture
@@ -111,9 +197,12 @@ def unique() -> Callable[[str], str]:
 
 @pytest.fixture
 def run_container(
-    docker_client: docker.DockerClient, linkinit_image: str
+    engine: EngineUnderTest, docker_client: docker.DockerClient, linkinit_image: str
 ) -> Iterator[Callable[..., Any]]:
-    """Start a labelled container (detached) from the test image unless told otherwise."""
+    """Start a labelled container (detached) from the test image unless told otherwise.
+
+    ``run.socket_volume`` mounts the engine's socket where linkinit looks for it.
+    """
     made: list[Any] = []
 
     def run(command: Any = None, image: str = linkinit_image, **kwargs: Any) -> Any:
@@ -124,6 +213,7 @@ def run_container(
         made.append(container)
         return container
 
+    run.socket_volume = engine.socket_volume  # type: ignore[attr-defined]
     yield run
     for container in made:
         with contextlib.suppress(docker.errors.NotFound):

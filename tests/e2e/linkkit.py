@@ -54,7 +54,7 @@ def run_parent(
     """A parent running ``linkinit ARGS`` with the Engine socket mounted."""
     volumes = dict(kwargs.pop("volumes", {}) or {})
     if socket:
-        volumes.update(SOCKET_VOLUME)
+        volumes.update(getattr(run_container, "socket_volume", SOCKET_VOLUME))
     return run_container(["linkinit", *args], name=name, labels=labels or {},
                          volumes=volumes, **kwargs)
 

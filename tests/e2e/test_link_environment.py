@@ -5,52 +5,84 @@ from __future__ import annotations
 import json
 import shlex
 
-from .conftest import SOCKET_VOLUME
+import pytest
+
+from .conftest import SESSION, TEST_LABEL
 from .dockerkit import env_lines, output, wait_exit
 from .linkkit import link_variables, run_parent, start_child
+
+pytestmark = pytest.mark.engines("docker", "podman")
 
 TCP_PORTS = [6379, 6380, 6381, 8080]
 MIXED_PORTS = [6379, 6380, (53, "udp"), (54, "udp"), (9, "sctp")]
 CHILD_ENV = {"PASSWORD": "dockerpass", "EMPTY": "", "EQUALS": "a=b", "lower_case": "kept"}
 
 
-def docker_linked_env(run_container, child, parent_name):
-    """What Docker 20.10's own ``--link`` gives a parent (the reference we must match)."""
-    parent = run_container(["env"], name=parent_name, links={child.name: "redis"})
-    assert wait_exit(parent) == 0
-    env = env_lines(output(parent))
-    parent.remove(force=True)
-    return link_variables(env, "REDIS")
+def dockers_own_links(docker, image, child_name, parent_name, twin=None):
+    """What Docker 20.10's own ``--link`` gives a parent (the reference we must match), and
+    the child's IP on Docker. ``twin``: start_child's arguments, to make the child on Docker
+    too when the engine under test is another (Podman has no ``--link`` to compare with)."""
+    made = []
+    try:
+        if twin is not None:
+            made.append(start_child(docker.client, image, child_name, **twin))
+        parent = docker.client.containers.run(
+            image, ["env"], name=parent_name, links={child_name: "redis"},
+            labels={TEST_LABEL: SESSION}, detach=True)
+        made.append(parent)
+        assert wait_exit(parent) == 0
+        env = env_lines(output(parent))
+        child = docker.client.api.inspect_container(child_name)
+    finally:
+        for container in made:
+            container.remove(force=True)
+    return link_variables(env, "REDIS"), child["NetworkSettings"]["Networks"]["bridge"][
+        "IPAddress"]
+
+
+def with_address(variables, old, new):
+    """The variables with the child's address on one engine replaced by its address on another."""
+    return {key: new if value == old else value.replace(f"//{old}:", f"//{new}:")
+            for key, value in variables.items()}
 
 
 def test_variables_match_dockers_own_links_for_several_ports(
-    docker_client, linkinit_image, run_container, unique
+    engine, docker_engine, docker_client, linkinit_image, run_container, unique,
+    tmp_path_factory,
 ):
     """Name for name and value for value: a port range, a lone port, the child's env.
 
-    The reference is this Engine's own ``--link``. Docker 20.10 sorted ports by number
-    alone, so only TCP ports are compared here; moby v28+ (our contract) puts TCP first,
-    which the mixed-protocol test below checks against the rules written out.
+    The reference is Docker's own ``--link`` (on Podman: for the same child made on Docker,
+    its address replaced). Docker 20.10 sorted ports by number alone, so only TCP ports are
+    compared here; moby v28+ (our contract) puts TCP first, which the mixed-protocol test
+    below checks against the rules written out.
     """
-    child = start_child(docker_client, linkinit_image, unique("db"), expose=TCP_PORTS,
-                        environment=CHILD_ENV)
+    twin = {"expose": TCP_PORTS, "environment": CHILD_ENV}
+    child = start_child(docker_client, linkinit_image, unique("db"), **twin)
     parent_name = unique("web")
-    expected = docker_linked_env(run_container, child, parent_name)
+    expected, docker_ip = dockers_own_links(
+        docker_engine, docker_engine.image(tmp_path_factory), child.name, parent_name,
+        twin=None if engine is docker_engine else twin)
     assert "REDIS_PORT_6379_TCP_START" in expected  # the reference itself has ranges
+    child.reload()
+    ip = child.attrs["NetworkSettings"]["Networks"][engine.default_network]["IPAddress"]
 
     parent = run_parent(run_container, parent_name, ["--", "env"],
                         labels={"link.redis": child.name, "link.redis.wait": "started"})
     assert wait_exit(parent) == 0, output(parent, stderr=True)
-    assert link_variables(env_lines(output(parent)), "REDIS") == expected
+    assert link_variables(env_lines(output(parent)), "REDIS") == with_address(
+        expected, docker_ip, ip)
 
 
 def test_udp_and_sctp_ports_follow_moby_v28_order(
-    docker_client, linkinit_image, run_container, unique
+    engine, docker_client, linkinit_image, run_container, unique
 ):
     """TCP first then protocol name (sctp before udp); a UDP run gets its range variables."""
-    child = start_child(docker_client, linkinit_image, unique("db"), expose=MIXED_PORTS)
+    sctp = engine.name != "podman"  # Podman 4.3 refuses to expose SCTP ports
+    child = start_child(docker_client, linkinit_image, unique("db"),
+                        expose=MIXED_PORTS if sctp else MIXED_PORTS[:-1])
     child.reload()
-    ip = child.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    ip = child.attrs["NetworkSettings"]["Networks"][engine.default_network]["IPAddress"]
     parent = run_parent(run_container, unique("web"), ["--print-env"],
                         labels={"link.dns": child.name, "link.dns.wait": "started"})
     assert wait_exit(parent) == 0, output(parent, stderr=True)
@@ -59,12 +91,13 @@ def test_udp_and_sctp_ports_follow_moby_v28_order(
     assert env["DNS_PORT_6379_TCP_END"] == f"tcp://{ip}:6380"
     assert env["DNS_PORT_53_UDP_START"] == f"udp://{ip}:53"
     assert env["DNS_PORT_53_UDP_PORT_END"] == "54"
-    assert env["DNS_PORT_9_SCTP"] == f"sctp://{ip}:9"
-    assert env["DNS_PORT_9_SCTP_PROTO"] == "sctp"
-    assert "DNS_PORT_9_SCTP_START" not in env
+    if sctp:
+        assert env["DNS_PORT_9_SCTP"] == f"sctp://{ip}:9"
+        assert env["DNS_PORT_9_SCTP_PROTO"] == "sctp"
+        assert "DNS_PORT_9_SCTP_START" not in env
     ports = [key for key in output(parent).split() if key.endswith("_PROTO=tcp")
              or key.endswith("_PROTO=udp") or key.endswith("_PROTO=sctp")]
-    assert [p.split("=")[1] for p in ports] == ["tcp", "tcp", "sctp", "udp", "udp"]
+    assert [p.split("=")[1] for p in ports] == ["tcp", "tcp", *(["sctp"] * sctp), "udp", "udp"]
 
 
 def test_the_story_redis_with_a_password(docker_client, linkinit_image, run_container, unique):
@@ -86,12 +119,12 @@ def test_the_story_redis_with_a_password(docker_client, linkinit_image, run_cont
 
 
 def test_hosts_file_names_alias_hostname_and_child(
-    docker_client, linkinit_image, run_container, unique
+    engine, docker_client, linkinit_image, run_container, unique
 ):
     """/etc/hosts gets ``<ip>\\t<alias> <child-hostname> <child-name>`` as Docker wrote it."""
     child = start_child(docker_client, linkinit_image, unique("db"), expose=[6379])
     child.reload()
-    ip = child.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    ip = child.attrs["NetworkSettings"]["Networks"][engine.default_network]["IPAddress"]
     hostname = child.attrs["Config"]["Hostname"]
     parent = run_parent(run_container, unique("web"), ["--", "cat", "/etc/hosts"],
                         labels={"link.db": child.name, "link.db.wait": "started"})
@@ -144,6 +177,7 @@ def test_parent_variables_win_over_link_variables(
     assert env["REDIS_PORT_6379_TCP_PORT"] == "6379"
 
 
+@pytest.mark.engines("docker")
 def test_command_gets_the_containers_environment_untouched(run_container, unique):
     """Without LANG, Python adds LC_CTYPE to its own environ; COMMAND must not inherit it."""
     parent = run_parent(run_container, unique("web"), ["--", "env"], socket=True,
@@ -195,7 +229,35 @@ def test_print_env_formats(docker_client, linkinit_image, run_container, unique)
 
     script = 'eval "$(linkinit --print-env --format shell)" && printf %s "$REDIS_ENV_NOTE"'
     as_shell = run_container(["sh", "-c", script], name=unique("s"), labels=labels,
-                             volumes=SOCKET_VOLUME)
+                             volumes=run_container.socket_volume)
     assert wait_exit(as_shell) == 0, output(as_shell, stderr=True)
     assert output(as_shell) == "two words; $HOME"
     assert shlex.split(output(as_shell)) == ["two", "words;", "$HOME"]
+
+
+def test_parent_finds_itself_when_its_hostname_is_not_its_id(
+    docker_client, linkinit_image, run_container, unique
+):
+    """--hostname hides the ID the hostname fallback would use: the engine's own marks on
+    the container (Docker's containers/<id> mounts; Podman's overlay-containers/<id>
+    mounts and libpod-<id> cgroups) still name it."""
+    child = start_child(docker_client, linkinit_image, unique("db"), expose=[6379])
+    parent = run_parent(run_container, unique("web"), ["--print-env"], hostname="elsewhere",
+                        labels={"link.db": child.name, "link.db.wait": "started"})
+    assert wait_exit(parent) == 0, output(parent, stderr=True)
+    assert env_lines(output(parent))["DB_PORT_6379_TCP_PORT"] == "6379"
+
+
+def test_parent_on_the_host_network_reaches_its_child(
+    engine, docker_client, linkinit_image, run_container, unique
+):
+    """A parent on the host's network gets the child's bridge address (Podman shows such a
+    parent with no networks at all; linkinit reads it as Docker shows it, on "host")."""
+    child = start_child(docker_client, linkinit_image, unique("db"), expose=[6379],
+                        command=["nc", "-lk", "6379"])
+    child.reload()
+    ip = child.attrs["NetworkSettings"]["Networks"][engine.default_network]["IPAddress"]
+    parent = run_parent(run_container, unique("web"), ["--timeout", "30", "--print-env"],
+                        network_mode="host", labels={"link.db": child.name})
+    assert wait_exit(parent) == 0, output(parent, stderr=True)
+    assert env_lines(output(parent))["DB_PORT"] == f"tcp://{ip}:6379"

@@ -5,10 +5,18 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
+
 from bench.proxy import CountingProxy
 
 from .dockerkit import output, wait_exit
 from .linkkit import run_parent, start_child
+
+pytestmark = pytest.mark.engines("docker", "podman")
+MOUNT_HINTS = {
+    "docker": "-v /var/run/docker.sock:/var/run/docker.sock",
+    "podman": "-v /run/podman/podman.sock:/var/run/docker.sock",
+}
 
 
 def failed(container, status):
@@ -28,6 +36,7 @@ def test_bad_label_exits_64_naming_the_label(run_container, unique):
     assert "label link.redis.colour: unknown link attribute 'colour'" in stderr
 
 
+@pytest.mark.engines("docker")
 def test_bad_yaml_line_exits_64_naming_the_line(run_container, unique, tmp_path):
     """A YAML error names the file and line."""
     config = tmp_path / "links.yaml"
@@ -49,7 +58,7 @@ def test_missing_child_exits_75_naming_alias_and_child(run_container, unique):
 
 
 def test_no_shared_network_names_both_lists(
-    docker_client, linkinit_image, run_container, make_network, unique
+    engine, docker_client, linkinit_image, run_container, make_network, unique
 ):
     """Child and parent on different networks: 64, naming each one's networks."""
     network = make_network(unique("net"))
@@ -58,7 +67,8 @@ def test_no_shared_network_names_both_lists(
     parent = run_parent(run_container, unique("web"), ["--", "true"],
                         labels={"link.redis": child.name})
     stderr = failed(parent, 64)
-    assert f"({child.name} is on: {network.name}; {parent.name} is on: bridge)" in stderr
+    assert (f"({child.name} is on: {network.name}; "
+            f"{parent.name} is on: {engine.default_network})") in stderr
 
 
 def test_ambiguous_alias_exits_64_naming_both(
@@ -77,14 +87,14 @@ def test_ambiguous_alias_exits_64_naming_both(
     assert one.name in stderr and two.name in stderr
 
 
-def test_no_socket_exits_69_saying_to_mount_it(run_container, unique):
-    """A link declared by flag without the Engine socket: 69 and how to mount it. (Labels
-    alone cannot be read without the socket: that runs COMMAND as a plain init, see
-    test_pid1_options.)"""
+def test_no_socket_exits_69_saying_to_mount_it(engine, run_container, unique):
+    """A link declared by flag without the Engine socket: 69 and how to mount it (Podman's
+    socket under Podman). Labels alone cannot be read without the socket: that runs COMMAND
+    as a plain init, see test_pid1_options."""
     parent = run_parent(run_container, unique("web"), ["--link", "db1:redis", "--", "true"],
                         socket=False, labels={"link.redis": "db1"})
     stderr = failed(parent, 69)
-    assert "-v /var/run/docker.sock:/var/run/docker.sock" in stderr
+    assert MOUNT_HINTS[engine.name] in stderr
 
 
 def test_unreachable_engine_exits_69_after_retries(run_container, unique):
@@ -95,6 +105,7 @@ def test_unreachable_engine_exits_69_after_retries(run_container, unique):
     assert "retried until the timeout" in stderr
 
 
+@pytest.mark.engines("docker")
 def test_command_not_found_exits_127(docker_client, linkinit_image, run_container, unique):
     """COMMAND that does not exist: 127 and its name."""
     child = start_child(docker_client, linkinit_image, unique("db"), expose=[6379])
@@ -104,6 +115,7 @@ def test_command_not_found_exits_127(docker_client, linkinit_image, run_containe
     assert "no-such-command" in stderr
 
 
+@pytest.mark.engines("docker")
 def test_engine_that_answers_late_is_retried_until_it_does(
     docker_client, linkinit_image, run_container, unique, tmp_path
 ):

@@ -16,7 +16,6 @@ import sys
 import uuid
 from typing import Any, Callable, Dict, List
 
-import docker
 import pytest
 
 BASE_IMAGE = os.environ.get("LINKINIT_BASE_IMAGE", "linkinit-base:bookworm")
@@ -24,9 +23,19 @@ LS_TIMEOUT = 60  # seconds one `linkinit ls` may take
 SLEEP = "sleep 600"  # containers end by themselves even if teardown never runs
 
 
+pytestmark = pytest.mark.engines("docker", "podman")
+
+
+@pytest.fixture(autouse=True)
+def engine_host(engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``linkinit ls`` asks the engine under test, through DOCKER_HOST as a user would."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{engine.socket}")
+
+
 @pytest.fixture
-def engine(docker_client: docker.DockerClient) -> docker.DockerClient:
-    return docker_client
+def image(engine: Any) -> str:
+    """The base image as the engine names it (Podman qualifies a local one: localhost/)."""
+    return f"localhost/{BASE_IMAGE}" if engine.name == "podman" else BASE_IMAGE
 
 
 @pytest.fixture
@@ -79,13 +88,13 @@ def wait_exited(container: Any) -> None:
     assert container.status == "exited"
 
 
-def test_ls_shows_names_and_a_link_to_a_running_child(make, token):
+def test_ls_shows_names_and_a_link_to_a_running_child(make, token, image):
     """A parent labelled link.redis=<child> gives a parent/redis row with the child's ID."""
     db = make(f"db-{token}")
     make(f"web-{token}", labels={"link.redis": f"db-{token}"})
     rows = table(token)
-    assert rows[f"db-{token}"] == [db.id[:12], BASE_IMAGE, "running"]
-    assert rows[f"web-{token}/redis"] == [db.id[:12], BASE_IMAGE, "running"]
+    assert rows[f"db-{token}"] == [db.id[:12], image, "running"]
+    assert rows[f"web-{token}/redis"] == [db.id[:12], image, "running"]
     assert set(rows) == {f"db-{token}", f"web-{token}", f"web-{token}/redis"}
 
 
@@ -101,18 +110,18 @@ def test_ls_shows_a_dangling_link_when_the_child_is_removed(make, token):
     assert f"db-{token}" not in table(token, "--all")
 
 
-def test_ls_all_shows_a_stopped_child(make, token):
+def test_ls_all_shows_a_stopped_child(make, token, image):
     """A stopped child is hidden without --all (its link says exited) and listed with it."""
     db = make(f"db-{token}", command="true")
     wait_exited(db)
     make(f"web-{token}", labels={"link.redis": f"db-{token}"})
     rows = table(token)
     assert f"db-{token}" not in rows
-    assert rows[f"web-{token}/redis"][:2] == [db.id[:12], BASE_IMAGE]
+    assert rows[f"web-{token}/redis"][:2] == [db.id[:12], image]
     assert rows[f"web-{token}/redis"][2].startswith("exited")
     assert f"db-{token} is not running" in rows[f"web-{token}/redis"][2]
     rows = table(token, "--all")
-    assert rows[f"db-{token}"] == [db.id[:12], BASE_IMAGE, "exited"]
+    assert rows[f"db-{token}"] == [db.id[:12], image, "exited"]
 
 
 def test_ls_all_shows_the_links_of_a_stopped_parent(make, token):
@@ -124,17 +133,18 @@ def test_ls_all_shows_the_links_of_a_stopped_parent(make, token):
     assert table(token, "-a")[f"web-{token}/redis"][2] == "running"
 
 
-def test_ls_shows_network_aliases_and_links_through_them(engine, make, network, token):
+def test_ls_shows_network_aliases_and_links_through_them(engine, make, network, token,
+                                                          image):
     """A network alias is a row of its own, and a link naming it resolves to its holder."""
     db = make(f"proj-db1-{token}", network=network)
     # The SDK's run() takes no aliases; connect with one, as compose does for a service.
-    engine_network = engine.networks.get(network)
+    engine_network = engine.client.networks.get(network)
     engine_network.disconnect(db)
     engine_network.connect(db, aliases=[f"cache-{token}"])
     make(f"web-{token}", network=network, labels={"link.redis": f"cache-{token}"})
     rows = table(token)
-    assert rows[f"cache-{token}"] == [db.id[:12], BASE_IMAGE, "running"]
-    assert rows[f"web-{token}/redis"] == [db.id[:12], BASE_IMAGE, "running"]
+    assert rows[f"cache-{token}"] == [db.id[:12], image, "running"]
+    assert rows[f"web-{token}/redis"] == [db.id[:12], image, "running"]
     assert not any(name.startswith(db.id[:12]) for name in rows)  # no short-ID alias row
 
 
@@ -167,6 +177,7 @@ def test_ls_reports_a_bad_label_without_failing(make, token):
     assert "link.redis.wait" in row[2]
 
 
+@pytest.mark.engines("docker")
 def test_ls_exits_69_when_the_engine_cannot_be_reached(tmp_path):
     """DOCKER_HOST at a socket nobody serves: one clear line and status 69."""
     host = f"unix://{tmp_path}/docker.sock"

@@ -62,10 +62,12 @@ def story(docker_client, linkinit_image, run_container, unique, start_proxy):
     return Story(proxy, child, stranger, parent, started)
 
 
-def test_the_redis_story_through_the_proxy(docker_client, linkinit_image, run_container,
+@pytest.mark.engines("docker", "podman")
+def test_the_redis_story_through_the_proxy(engine, docker_client, linkinit_image, run_container,
                                            unique, start_proxy):
-    """No Engine socket in the parent: linkinit finds the proxy's and the story works."""
-    proxy = start_proxy()
+    """No Engine socket in the parent: linkinit finds the proxy's and the story works (on
+    Podman too: the proxy in front of Podman's socket)."""
+    proxy = start_proxy(upstream=engine.socket)
     child = start_child(
         docker_client, linkinit_image, unique("db1"), expose=[6379],
         environment={"PASSWORD": "dockerpass"},

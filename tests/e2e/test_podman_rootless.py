@@ -1,0 +1,194 @@
+"""Rootless Podman: a user's own engine, its socket under $XDG_RUNTIME_DIR, a user network.
+
+The module sets the scene and undoes it: a user ``linkinit-rootless`` (created, with its
+subordinate IDs, when missing, and removed again), ``/dev/net/tun`` opened to every user
+(slirp4netns opens it as that user; its mode is restored), the user's
+``podman system service`` (stopped by its PID) and Podman's rootless pause process (killed
+by the PID in ``pause.pid``). The parent runs the checkout's linkinit from a read-only
+mount of the repository on the base image: building the test image in rootless storage
+(vfs here) takes ~90 s, the scenario ~15 s. Where the scene cannot be set (not root, no
+podman, no /dev/net/tun), the test is skipped, saying why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Iterator
+
+import docker
+import pytest
+
+from .conftest import BASE_IMAGE, ROOT, SOCKET, TEST_LABEL
+from .dockerkit import env_lines, output, wait_exit, wait_until
+from .linkkit import link_variables, start_child
+
+USER = "linkinit-rootless"
+TUN = "/dev/net/tun"
+CONF = os.environ.get("CONTAINERS_CONF", "/etc/linkinit/containers.conf")
+SETUP_TIMEOUT = 120  # seconds for one setup command (loading the base image takes ~15)
+
+
+class Rootless:
+    """The user's engine: how to run podman as the user, its socket, and its SDK client."""
+
+    def __init__(self, uid: int, home: str) -> None:
+        self.runtime = f"/run/user/{uid}"
+        self.socket = f"{self.runtime}/podman/podman.sock"
+        self.env = {"HOME": home, "XDG_RUNTIME_DIR": self.runtime, "CONTAINERS_CONF": CONF,
+                    "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        self.home = home
+        self.client: Any = None
+
+    def command(self, *args: str) -> list[str]:
+        return ["runuser", "-u", USER, "--", "env", "-C", self.home,
+                *(f"{k}={v}" for k, v in self.env.items()), *args]
+
+
+def _skip_unless_possible() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make the rootless user and open /dev/net/tun")
+    for tool in ("podman", "runuser", "useradd", "docker"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"no {tool} here (scripts/test installs podman)")
+    if not os.path.exists(TUN):
+        pytest.skip(f"no {TUN}: slirp4netns cannot give rootless containers a network")
+
+
+def _make_user() -> bool:
+    """The rootless user with subordinate IDs; True when this module made it."""
+    try:
+        pwd.getpwnam(USER)
+        return False
+    except KeyError:
+        subprocess.run(["useradd", "-m", "-s", "/bin/sh", USER], check=True, timeout=60)
+        return True
+
+
+def _start_service(engine: Rootless) -> subprocess.Popen:
+    runtime = Path(engine.runtime)
+    runtime.mkdir(parents=True, exist_ok=True)
+    shutil.chown(runtime, USER, USER)
+    runtime.chmod(0o700)
+    # As the user, so that the directories it makes (and the pause process) are its own.
+    subprocess.run(engine.command("mkdir", "-p", f"{engine.runtime}/podman"), check=True,
+                   timeout=SETUP_TIMEOUT)
+    log = open(Path(engine.home) / "service.log", "wb")  # noqa: SIM115 (kept open for it)
+    service = subprocess.Popen(
+        engine.command("podman", "system", "service", "--time=0", f"unix://{engine.socket}"),
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    return service
+
+
+def _connect(engine: Rootless) -> None:
+    def answers() -> Any:
+        try:
+            client = docker.DockerClient(base_url=f"unix://{engine.socket}", timeout=120)
+        except docker.errors.DockerException:
+            return None
+        return client if client.ping() else None
+
+    engine.client = wait_until(answers, timeout=30, what="the rootless podman service")
+
+
+def _load_base_image(engine: Rootless) -> None:
+    saved = subprocess.Popen(["docker", "save", BASE_IMAGE], stdout=subprocess.PIPE)
+    loaded = subprocess.run(engine.command("podman", "load", "-q"), stdin=saved.stdout,
+                            capture_output=True, timeout=SETUP_TIMEOUT)
+    saved.wait(timeout=SETUP_TIMEOUT)
+    assert loaded.returncode == 0, loaded.stderr.decode()
+
+
+def _stop(service: subprocess.Popen, engine: Rootless) -> None:
+    """The service by its PID, then Podman's rootless pause process by the PID it wrote."""
+    service.terminate()
+    try:
+        service.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        service.kill()
+        service.wait(timeout=15)
+    pause = Path(engine.runtime) / "libpod" / "tmp" / "pause.pid"
+    if pause.exists():
+        pid = int(pause.read_text().strip() or 0)
+        if pid > 1:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def rootless() -> Iterator[Rootless]:
+    _skip_unless_possible()
+    made_user = _make_user()
+    entry = pwd.getpwnam(USER)
+    engine = Rootless(entry.pw_uid, entry.pw_dir)
+    tun_mode = stat.S_IMODE(os.stat(TUN).st_mode)
+    service = None
+    try:
+        os.chmod(TUN, 0o666)
+        service = _start_service(engine)
+        _connect(engine)
+        _load_base_image(engine)
+        yield engine
+    finally:
+        if engine.client is not None:
+            mine = {"label": TEST_LABEL}
+            for container in engine.client.containers.list(all=True, filters=mine):
+                container.remove(force=True)
+            for network in engine.client.networks.list(filters=mine):
+                network.remove()
+            engine.client.close()
+        if service is not None:
+            _stop(service, engine)
+        os.chmod(TUN, tun_mode)
+        if made_user:
+            subprocess.run(["userdel", "-r", USER], capture_output=True, timeout=60)
+            shutil.rmtree(engine.runtime, ignore_errors=True)
+
+
+def test_rootless_podman_links_a_child_on_a_user_network(rootless: Rootless) -> None:
+    """The seed story on a user's own engine: the variables, and a key set through them."""
+    client, token = rootless.client, uuid.uuid4().hex[:8]
+    labels: Dict[str, str] = {TEST_LABEL: token}
+    network = client.networks.create(f"lt-rootless-{token}", labels=labels)
+    child = start_child(client, BASE_IMAGE, f"lt-db1-{token}", expose=[6379],
+                        environment={"PASSWORD": "dockerpass"}, network=network.name,
+                        command=["redis-server", "--requirepass", "dockerpass",
+                                 "--protected-mode", "no"])
+    child.reload()
+    ip = child.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
+    script = ('env; redis-cli -h redis -a "$REDIS_ENV_PASSWORD" --no-auth-warning '
+              "set greeting hello >/dev/null && "
+              'redis-cli -h "$REDIS_PORT_6379_TCP_ADDR" -a "$REDIS_ENV_PASSWORD" '
+              "--no-auth-warning get greeting")
+    started = time.monotonic()
+    parent = client.containers.run(
+        BASE_IMAGE, ["python3", "-m", "linkinit", "--", "sh", "-c", script],
+        name=f"lt-webapp-{token}", network=network.name, detach=True,
+        labels={**labels, "link.redis": child.name},
+        environment={"PYTHONPATH": "/opt/linkinit"},
+        volumes={rootless.socket: {"bind": SOCKET, "mode": "ro"},
+                 str(ROOT): {"bind": "/opt/linkinit", "mode": "ro"}},
+    )
+    assert wait_exit(parent) == 0, output(parent, stderr=True)
+    assert time.monotonic() - started < 60
+    lines = output(parent).splitlines()
+    assert lines[-1] == "hello"
+    assert link_variables(env_lines(output(parent)), "REDIS") == {
+        "REDIS_PORT": f"tcp://{ip}:6379",
+        "REDIS_PORT_6379_TCP": f"tcp://{ip}:6379",
+        "REDIS_PORT_6379_TCP_ADDR": ip,
+        "REDIS_PORT_6379_TCP_PORT": "6379",
+        "REDIS_PORT_6379_TCP_PROTO": "tcp",
+        "REDIS_NAME": f"/lt-webapp-{token}/redis",
+        "REDIS_ENV_PASSWORD": "dockerpass",
+        "REDIS_ENV_LANG": "C.UTF-8",
+    }
