@@ -4,6 +4,7 @@ and linkinit's duties as PID 1 (exit status, signals, reaping, a fast `docker st
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from typing import Any, Callable, Iterator
 
@@ -33,8 +34,9 @@ def parent(docker_client: docker.DockerClient, bundle: str) -> Iterator[Callable
     made: list[Any] = []
 
     def run(command: list[str], **kwargs: Any) -> Any:
+        kwargs.setdefault("volumes", SOCKET_VOLUME)
         container = docker_client.containers.run(
-            bundle, command, detach=True, volumes=SOCKET_VOLUME,
+            bundle, command, detach=True,
             labels={**kwargs.pop("labels", {}), TEST_LABEL: SESSION}, **kwargs,
         )
         made.append(container)
@@ -75,6 +77,27 @@ def test_print_env_shows_the_link_variables(parent, redis, unique):
     assert variables["REDIS_PORT"] == f"tcp://{address}:6379"
     assert variables["REDIS_PORT_6379_TCP_ADDR"] == address
     assert variables["REDIS_ENV_PASSWORD"] == "dockerpass"
+
+
+# What the kubelet gives a pod for a service `redis` (pkg/kubelet/envvars).
+POD_SERVICE = {
+    "REDIS_SERVICE_HOST": "10.96.12.34",
+    "REDIS_SERVICE_PORT": "6379",
+    "REDIS_PORT": "tcp://10.96.12.34:6379",
+    "REDIS_PORT_6379_TCP": "tcp://10.96.12.34:6379",
+    "REDIS_PORT_6379_TCP_PROTO": "tcp",
+    "REDIS_PORT_6379_TCP_PORT": "6379",
+    "REDIS_PORT_6379_TCP_ADDR": "10.96.12.34",
+}
+
+
+def test_print_env_in_a_pod_shows_its_kubernetes_services(parent):
+    """No Engine socket, no link declared, the kubelet's variables for `redis`: --print-env
+    prints exactly those."""
+    printer = parent(["--print-env", "-q"], entrypoint=ENTRYPOINT, environment=POD_SERVICE,
+                     volumes={})
+    assert wait_exit(printer) == 0, logs(printer)
+    assert env_lines(output(printer)) == POD_SERVICE
 
 
 def test_command_gets_the_containers_environment_not_the_bundles(parent):
@@ -159,7 +182,8 @@ def test_zombie_check_sees_the_orphan_without_an_init(parent):
 
 
 def test_pid1_is_the_slim_watcher_and_holds_at_most_10_mb(parent):
-    """Once COMMAND runs, PID 1 is the bundle re-executed in its slim mode, <= 10 MB."""
+    """Once COMMAND runs, PID 1 is the bundle re-executed in its slim mode: none of the
+    resolver's extension modules (json, socket) is mapped, and it holds <= 10 MB."""
     container = parent(["sleep", "60"])
     pid = host_pid(container)
     deadline = time.monotonic() + 30
@@ -167,8 +191,11 @@ def test_pid1_is_the_slim_watcher_and_holds_at_most_10_mb(parent):
         assert time.monotonic() < deadline, "COMMAND never started"
         time.sleep(0.05)
     time.sleep(0.3)
-    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-        assert b"--linkinit-slim-watcher" in cmdline.read().split(b"\0")
+    assert os.readlink(f"/proc/{pid}/exe") == "/opt/linkinit/linkinit"
+    with open(f"/proc/{pid}/maps") as maps:
+        mapped = maps.read()
+    assert "libpython3" in mapped  # the check can see the bundle's modules
+    assert "_json." not in mapped and "_socket." not in mapped
     rss_kb = int(status_field(pid, "VmRSS").split()[0])
     assert rss_kb <= 10 * 1024, f"PID 1 holds {rss_kb} kB"
 
