@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -36,7 +37,9 @@ from proxy import CountingProxy
 ROOT = Path(__file__).resolve().parents[1]
 
 BASE_IMAGE = os.environ.get("LINKINIT_BASE_IMAGE", "linkinit-base:bookworm")
-BENCH_IMAGE = "linkinit-bench:latest"
+# One tag per checkout: two clones benchmarking at once on one Engine must not run each
+# other's image (the other's build replaces a shared tag mid-run).
+BENCH_IMAGE = "linkinit-bench:" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
 LABEL = "linkinit.bench"
 RUN = uuid.uuid4().hex[:10]
 LABELS = {LABEL: "1", f"{LABEL}.run": RUN}
