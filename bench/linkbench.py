@@ -608,7 +608,7 @@ def report(results: Results, levels: Sequence[int]) -> str:
         add("")
         add("What each route adds to an image (du, on disk)")
         for name, kb in results.sizes_kb.items():
-            add(f"  {name:<40}{kb / 1024:>8.1f} MB")
+            add(f"  {name:<40}{kb / 1024:>8.2f} MB")
     add("")
     add("Engine requests (counted by a proxy on the socket) and idle containers on the host")
     add(f"  {'idle':>6}{'on host':>9}{'req 0 links':>13}{'req 1 link':>12}{'req 10 links':>14}"

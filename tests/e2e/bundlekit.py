@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import docker
 
@@ -50,12 +50,15 @@ def build_bundle() -> Path:
 @contextlib.contextmanager
 def built_image(
     client: docker.DockerClient, name: str, context: Path, dockerfile: str = "Dockerfile",
-    **buildargs: str,
+    target: Optional[str] = None, **buildargs: str,
 ) -> Iterator[str]:
-    """Build ``context`` as ``<name>:<session>``; remove the image afterwards, also on failure."""
+    """Build ``context`` as ``<name>:<session>``; remove the image afterwards, also on failure.
+
+    ``BASE_IMAGE`` defaults to the local base; ``target`` builds one stage.
+    """
     tag = f"{name}:{SESSION}"
     try:
-        client.images.build(path=str(context), dockerfile=dockerfile, tag=tag,
+        client.images.build(path=str(context), dockerfile=dockerfile, tag=tag, target=target,
                             buildargs={"BASE_IMAGE": BASE_IMAGE, **buildargs}, rm=True,
                             forcerm=True, timeout=900)
         yield tag
