@@ -368,11 +368,13 @@ def measure_rss(lab: Lab, children: Sequence[str], reps: int, results: Results) 
 
 # -- what each route adds to an image ---------------------------------------------------------
 
-# Paths in the bench image, in kB on disk (du): tini and dumb-init, the bundle, and the Python
+# Paths in the bench image, in kB on disk (du): tini (Debian's, dynamically linked, and its
+# static build, the one that drops into any image) and dumb-init, the bundle, and the Python
 # route (Debian's python3 with its standard library and pip, plus linkinit and its
 # dependencies in dist-packages).
 SIZES = {
     "tini": ["/usr/bin/tini"],
+    "tini-static": ["/usr/bin/tini-static"],
     "dumb-init": ["/usr/bin/dumb-init"],
     "bundle (/opt/linkinit)": ["/opt/linkinit"],
     "Python route: python3 + stdlib + pip": [
