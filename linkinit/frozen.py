@@ -8,7 +8,7 @@ A bundle runs in images without Python, and three things differ there from ``cli
 - PyInstaller's bootloader restarts itself with ``LD_LIBRARY_PATH`` pointing into the bundle
   and ``_PYI_*`` variables set. COMMAND gets the container's environment, not that: its own
   programs must not load the bundle's libraries.
-- The host tools (``ls``, ``guard``) need the docker SDK and are not in the bundle.
+- The host tools (``ls``, ``guard``, ``proxy``) run on the host and are not in the bundle.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # typing costs milliseconds before signals are blocked
     from typing import Mapping
 
 EX_USAGE = 64
-HOST_TOOLS = ("ls", "guard")
+HOST_TOOLS = ("ls", "guard", "proxy")
 
 
 def main() -> None:
