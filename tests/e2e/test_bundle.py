@@ -12,8 +12,9 @@ import docker
 import pytest
 
 from .bundlekit import SEED_STORY, bundle_image, start_redis
-from .conftest import SESSION, SOCKET_VOLUME, TEST_LABEL
-from .dockerkit import env_lines, output, wait_exit
+from .conftest import BASE_IMAGE, SESSION, SOCKET_VOLUME, TEST_LABEL
+from .dockerkit import env_lines, output, wait_exit, wait_until
+from .linkkit import start_child
 from .pid1_helpers import children, host_pid, logs, process_table, status_field, wait_log
 
 ENTRYPOINT = ["/opt/linkinit/linkinit"]
@@ -198,6 +199,31 @@ def test_pid1_is_the_slim_watcher_and_holds_at_most_10_mb(parent):
     assert "_json." not in mapped and "_socket." not in mapped
     rss_kb = int(status_field(pid, "VmRSS").split()[0])
     assert rss_kb <= 10 * 1024, f"PID 1 holds {rss_kb} kB"
+
+
+def test_follow_mode_runs_from_the_bundle(parent, redis, docker_client, unique):
+    """on-change=hosts: the bundle starts its follow watcher (itself, `_follow`), and when the
+    child comes back on another address, the parent's /etc/hosts follows it."""
+    container = parent(["sh", "-c", "echo ready; exec sleep 120"], name=unique("webapp"),
+                       labels={"link.redis": redis.name, "linkinit.on-change": "hosts"})
+    wait_log(container, "ready")
+    wait_until(lambda: any("_follow" in r["args"] for r in process_table(container)),
+               what="the follow watcher")
+    redis.stop(timeout=1)
+    filler = start_child(docker_client, BASE_IMAGE, unique("filler"))  # takes the old address
+    try:
+        redis.start()
+        redis.reload()
+        address = redis.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+
+        def hosts_line() -> str:
+            result = container.exec_run(["grep", "redis", "/etc/hosts"])
+            return result.output.decode() if address in result.output.decode() else ""
+
+        assert wait_until(hosts_line, timeout=30, what="/etc/hosts following the child")
+        assert f"changed: now at {address}" in logs(container)
+    finally:
+        filler.remove(force=True)
 
 
 def test_host_tools_say_they_are_not_in_the_bundle(parent):
