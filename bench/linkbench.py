@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -43,7 +44,9 @@ from proxy import CountingProxy
 ROOT = Path(__file__).resolve().parents[1]
 
 BASE_IMAGE = os.environ.get("LINKINIT_BASE_IMAGE", "linkinit-base:bookworm")
-BENCH_IMAGE = "linkinit-bench:latest"
+# One tag per checkout: two clones benchmarking at once on one Engine must not run each
+# other's image (the other's build replaces a shared tag mid-run).
+BENCH_IMAGE = "linkinit-bench:" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
 LABEL = "linkinit.bench"
 RUN = uuid.uuid4().hex[:10]
 LABELS = {LABEL: "1", f"{LABEL}.run": RUN}
@@ -59,7 +62,9 @@ COPY wheels/ /tmp/wheels/
 RUN PIP_BREAK_SYSTEM_PACKAGES=1 pip install --no-cache-dir --no-index \\
         --find-links /tmp/wheels linkinit && rm -rf /tmp/wheels
 COPY probes/ /opt/bench/
+COPY bundle/ /opt/linkinit/
 """
+BUNDLE = ["/opt/linkinit/linkinit", "--"]  # the self-contained bundle (scripts/build-bundle)
 
 # -- targets ----------------------------------------------------------------------------------
 
@@ -80,6 +85,7 @@ class Results:
     scaling: dict[str, dict[str, Any]] = field(default_factory=dict)
     readiness: dict[str, list[float]] = field(default_factory=dict)
     proxy: dict[str, Any] = field(default_factory=dict)
+    sizes_kb: dict[str, int] = field(default_factory=dict)
 
 
 def median(values: Sequence[float]) -> float:
@@ -201,8 +207,17 @@ def source_tree(worktree: bool, scratch: Path) -> Path:
     return target
 
 
+def build_bundle(source: Path) -> Path:
+    """The self-contained bundle of ``source`` with its own build command (PyInstaller from
+    this venv; reused while the sources are unchanged)."""
+    subprocess.run([str(source / "scripts" / "build-bundle")], check=True, timeout=900,
+                   env={**os.environ, "PYTHON": sys.executable}, stdout=subprocess.DEVNULL)
+    return source / "build" / "bundle" / "linkinit"
+
+
 def build_image(client: docker.DockerClient, worktree: bool) -> str:
-    """The bench image: the base plus linkinit from this checkout's wheels, offline.
+    """The bench image: the base plus linkinit from this checkout's wheels, offline, and the
+    self-contained bundle of the same sources at /opt/linkinit.
 
     Returns the commit measured.
     """
@@ -215,11 +230,12 @@ def build_image(client: docker.DockerClient, worktree: bool) -> str:
     commit += " + work tree" if worktree else ""
     log(f"building wheels of {commit} and the bench image")
     with tempfile.TemporaryDirectory(prefix="linkinit-bench-") as context:
-        wheels = build_wheels(source_tree(worktree, Path(context)),
-                              ROOT / "build" / "bench-wheels")
+        source = source_tree(worktree, Path(context))
+        wheels = build_wheels(source, ROOT / "build" / "bench-wheels")
         image = Path(context) / "image"
         image.mkdir()
         shutil.copytree(wheels, image / "wheels")
+        shutil.copytree(build_bundle(source), image / "bundle", symlinks=True)
         shutil.copytree(ROOT / "bench" / "probes", image / "probes")
         (image / "Dockerfile").write_text(_DOCKERFILE)
         client.images.build(path=str(image), tag=BENCH_IMAGE, rm=True, forcerm=True)
@@ -294,6 +310,8 @@ def startup_variants() -> list[Variant]:
         Variant("linkinit, 1 link, proxy", ["linkinit", "--"], 1, False, True),
         Variant("linkinit, 10 links", ["linkinit", "--"], 10, True),
         Variant("linkinit, 50 links", ["linkinit", "--"], 50, True),
+        Variant("bundle, 0 links", BUNDLE, 0, True),
+        Variant("bundle, 1 link", BUNDLE, 1, True),
     ]
 
 
@@ -353,6 +371,35 @@ def measure_rss(lab: Lab, children: Sequence[str], reps: int, results: Results) 
             samples.setdefault(variant.name, []).append(rss)
             results.pid1[variant.name] = cmdline.replace("\0", " ").strip()
     results.rss_kb = {name: int(median(values)) for name, values in samples.items()}
+
+
+# -- what each route adds to an image ---------------------------------------------------------
+
+# Paths in the bench image, in kB on disk (du): tini (Debian's, dynamically linked, and its
+# static build, the one that drops into any image) and dumb-init, the bundle, and the Python
+# route (Debian's python3 with its standard library and pip, plus linkinit and its
+# dependencies in dist-packages).
+SIZES = {
+    "tini": ["/usr/bin/tini"],
+    "tini-static": ["/usr/bin/tini-static"],
+    "dumb-init": ["/usr/bin/dumb-init"],
+    "bundle (/opt/linkinit)": ["/opt/linkinit"],
+    "Python route: python3 + stdlib + pip": [
+        "/usr/bin/python3.11", "/usr/lib/python3.11", "/usr/lib/python3", "/usr/bin/pip3"],
+    "Python route: linkinit + dependencies": ["/usr/local/lib/python3.11/dist-packages"],
+}
+
+
+def measure_sizes(lab: Lab, results: Results) -> None:
+    for name, paths in SIZES.items():
+        cid = lab.create(["du", "-skc", *paths])
+        try:
+            status, out, err = lab.run_to_end(cid)
+        finally:
+            lab.remove([cid])
+        if status != 0:
+            raise RuntimeError(f"du {paths}: {err.strip()}")
+        results.sizes_kb[name] = int(out.split()[-2])
 
 
 # -- Engine requests and idle containers ------------------------------------------------------
@@ -566,8 +613,14 @@ def report(results: Results, levels: Sequence[int]) -> str:
     add("")
     add("Resident memory of PID 1 while COMMAND runs (VmRSS)")
     for name, rss in results.rss_kb.items():
-        target = f"<= 10 MB: {verdict(rss <= TARGET_RSS_KB)}" if "linkinit" in name else ""
+        mine = name.startswith(("linkinit", "bundle"))
+        target = f"<= 10 MB: {verdict(rss <= TARGET_RSS_KB)}" if mine else ""
         add(f"  {name:<22}{rss / 1024:>8.1f} MB  {target}   [{results.pid1.get(name, '')}]")
+    if results.sizes_kb:
+        add("")
+        add("What each route adds to an image (du, on disk)")
+        for name, kb in results.sizes_kb.items():
+            add(f"  {name:<40}{kb / 1024:>8.2f} MB")
     add("")
     add("Engine requests (counted by a proxy on the socket) and idle containers on the host")
     add(f"  {'idle':>6}{'on host':>9}{'req 0 links':>13}{'req 1 link':>12}{'req 10 links':>14}"
@@ -680,6 +733,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 measure_startup(lab, children, reps, results, linkproxy)
             if "rss" not in skip:
                 measure_rss(lab, children, 3 if not options.quick else 1, results)
+                measure_sizes(lab, results)
             if "ready" not in skip:
                 measure_readiness(lab, ready_reps, results)
             if "scaling" not in skip:

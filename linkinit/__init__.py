@@ -23,6 +23,7 @@ __all__ = [
     "prefix",
     "require",
     "require_env",
+    "service_variables",
 ]
 
 

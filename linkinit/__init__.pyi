@@ -6,6 +6,7 @@ from .client import links as links
 from .client import prefix as prefix
 from .client import require as require
 from .client import require_env as require_env
+from .client import service_variables as service_variables
 
 __version__: str
 __all__: list[str]

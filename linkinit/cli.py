@@ -309,9 +309,14 @@ def _reporter(quiet: bool) -> Callable[[str], None]:
 
 
 def print_environment(options: Options, environ: Mapping[str, str], stdout: IO[str]) -> int:
-    """``--print-env``: what COMMAND would get for each link variable, on stdout."""
+    """``--print-env``: what COMMAND would get for each link variable, on stdout; in a
+    Kubernetes pod also the service variables the kubelet set, which COMMAND reads alike."""
+    from .client import service_variables
+
     environment, link_keys, _ = resolve_isolated(options, environ)
-    stdout.write(render_variables({key: environment[key] for key in link_keys}, options.format))
+    services = [key for key in service_variables(environ) if key not in link_keys]
+    variables = {key: environment[key] for key in [*link_keys, *services]}
+    stdout.write(render_variables(variables, options.format))
     stdout.flush()
     return 0
 

@@ -11,6 +11,11 @@ This module turns them back into values an application can use::
 It reads only the environment, so it works in any process, started by linkinit or not, and
 it imports nothing but the standard library: the CLI imports this package, and applications
 should not pay for the Docker SDK to read three variables.
+
+Kubernetes writes the same ``<SVC>_PORT...`` variables for every service of the pod's
+namespace (the kubelet's ``pkg/kubelet/envvars``), with ``<SVC>_SERVICE_HOST`` and
+``<SVC>_SERVICE_PORT`` instead of ``_NAME`` and no ``_ENV_``: ``require`` reads them as they
+are, and ``links`` recognises such a service by its ``_SERVICE_HOST``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ __all__ = [
     "prefix",
     "require",
     "require_env",
+    "service_variables",
 ]
 
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -41,6 +47,14 @@ _LINK_SUFFIX_RE = re.compile(
     r"|PORT_[0-9]+_[A-Z]+(?:_ADDR|_PORT|_PROTO|_START|_END|_PORT_START|_PORT_END)?)$"
 )
 _URL_RE = re.compile(r"^(?P<proto>[a-z]+)://(?P<host>.+):(?P<port>[0-9]+)$")
+# What the kubelet writes under a service's prefix: the Docker-style port variables (no
+# ranges), and SERVICE_HOST, SERVICE_PORT and SERVICE_PORT_<PORT NAME>.
+_SERVICE_SUFFIX_RE = re.compile(
+    r"^(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?|PORT"
+    r"|PORT_[0-9]+_[A-Z]+(?:_ADDR|_PORT|_PROTO)?)$"
+)
+KUBERNETES = "kubernetes"
+DOCKER = "docker"
 
 
 class LinkError(LookupError):
@@ -81,6 +95,12 @@ class Link:
     child's IP (``None`` when it exposes no port); ``ports`` sort as Docker sorts them, TCP
     first, so ``ports[0]`` is what ``<ALIAS>_PORT`` names; ``env`` is the child's
     environment with the keys' case kept.
+
+    ``source`` is ``"docker"`` for a link, ``"kubernetes"`` for a service the kubelet wrote:
+    then ``alias`` is the service's name (``redis-cache``), ``name`` is empty, ``address`` is
+    its cluster IP, ``ports[0]`` is the service's first port as its spec lists it (what
+    ``<SVC>_PORT`` names, UDP if that port is), the rest follow in Docker's order, and ``env``
+    is empty: Kubernetes passes no variables of the service's pods.
     """
 
     alias: str
@@ -89,6 +109,7 @@ class Link:
     address: Optional[str]
     ports: Tuple[Endpoint, ...]
     env: Dict[str, str] = field(default_factory=dict, hash=False)
+    source: str = DOCKER
 
     @property
     def parent(self) -> str:
@@ -228,6 +249,13 @@ def require_env(alias: str, key: str, environ: Optional[Mapping[str, str]] = Non
             f"linkinit: {' and '.join(found)} differ only in case: ask for one of them exactly",
             base + key,
         )
+    if _is_service(env, prefix(alias)):
+        raise LinkError(
+            f"linkinit: {base + key.upper()} is not set: {alias!r} is a Kubernetes service "
+            f"({prefix(alias)}_SERVICE_HOST), and Kubernetes passes no variables of a "
+            "service's pods; give the pod this value yourself (env, a ConfigMap or a Secret)",
+            base + key.upper(),
+        )
     raise _missing(alias, base + key.upper(), f"variable {key!r}")
 
 
@@ -237,18 +265,47 @@ def _port_sort_key(endpoint: Endpoint) -> Tuple[int, str, int]:
 
 
 def links(environ: Optional[Mapping[str, str]] = None) -> List[Link]:
-    """Every link in the environment, sorted by prefix.
+    """Every link and Kubernetes service in the environment, sorted by prefix.
 
     A link is identified by ``<P>_NAME`` whose value looks like ``/<parent>/<alias>`` with
     ``<alias>`` giving back ``<P>`` (upper case, ``-`` -> ``_``): that is how Docker names a
     link, and it is what tells the link ``redis`` with child variable ``ENV_X``
-    (``REDIS_ENV_X``) from a link whose alias is ``redis-env``. A variable belongs to the link
-    with the longest matching prefix, so ``REDIS_ENV_NAME`` of a link ``redis-env`` is not
-    read as the child variable ``NAME`` of ``redis``, provided the rest of the name is one a
-    link writes (``NAME``, ``PORT...``, ``ENV_...``): ``REDIS_ENV_PASSWORD`` stays with
-    ``redis``.
+    (``REDIS_ENV_X``) from a link whose alias is ``redis-env``. A Kubernetes service is
+    identified by ``<P>_SERVICE_HOST`` with a numeric ``<P>_SERVICE_PORT`` and a
+    ``<P>_PORT`` URL on that host, all three as the kubelet writes them. A variable belongs
+    to the link with the longest matching prefix, so ``REDIS_ENV_NAME`` of a link
+    ``redis-env`` is not read as the child variable ``NAME`` of ``redis``, provided the rest
+    of the name is one a link writes (``NAME``, ``PORT...``, ``ENV_...``): ``REDIS_ENV_PASSWORD``
+    stays with ``redis``.
     """
     env = _environ(environ)
+    docker = _docker_links(env)
+    services = {pfx: alias for pfx, alias in _services(env).items() if pfx not in docker}
+    suffixes = {pfx: _LINK_SUFFIX_RE for pfx in docker}
+    suffixes.update({pfx: _SERVICE_SUFFIX_RE for pfx in services})
+    owned = _owned_variables(env, suffixes)
+    result = [_docker_link(pfx, alias, name, owned[pfx]) for pfx, (alias, name) in docker.items()]
+    result += [_service_link(pfx, alias, owned[pfx]) for pfx, alias in services.items()]
+    return sorted(result, key=lambda link: link.prefix)
+
+
+def service_variables(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """The variables the kubelet wrote for the Kubernetes services in the environment, by name.
+
+    ``linkinit --print-env`` shows them beside the links it resolved.
+    """
+    env = _environ(environ)
+    services = _services(env)
+    owned = _owned_variables(env, {pfx: _SERVICE_SUFFIX_RE for pfx in services})
+    return {
+        f"{pfx}_{suffix}": value
+        for pfx in services
+        for suffix, value in owned[pfx].items()
+    }
+
+
+def _docker_links(env: Mapping[str, str]) -> Dict[str, Tuple[str, str]]:
+    """``{prefix: (alias, name)}`` for every ``<P>_NAME`` that is a Docker link's name."""
     found: Dict[str, Tuple[str, str]] = {}
     for variable, value in env.items():
         if not variable.endswith("_NAME") or variable == "_NAME":
@@ -257,35 +314,65 @@ def links(environ: Optional[Mapping[str, str]] = None) -> List[Link]:
         match = _LINK_NAME_RE.match(value)
         if match and match["alias"].upper().replace("-", "_") == pfx:
             found[pfx] = (match["alias"], value)
+    return found
 
-    # Longest prefix first, so that each variable goes to the most specific link that could
-    # have written it.
-    by_length = sorted(found, key=len, reverse=True)
-    owned: Dict[str, Dict[str, str]] = {pfx: {} for pfx in found}
+
+def _is_service(env: Mapping[str, str], pfx: str) -> bool:
+    """Whether the kubelet wrote ``pfx``'s variables: a host, a port number, a URL on them."""
+    host = env.get(f"{pfx}_SERVICE_HOST")
+    match = _URL_RE.match(env.get(f"{pfx}_PORT", ""))
+    return bool(
+        host
+        and env.get(f"{pfx}_SERVICE_PORT", "").isdigit()
+        and match
+        and match["host"] in (host, f"[{host}]")
+    )
+
+
+def _services(env: Mapping[str, str]) -> Dict[str, str]:
+    """``{prefix: service name}``: a service's name is a DNS label (lower case, digits, ``-``),
+    so the kubelet's prefix gives it back."""
+    prefixes = (v[: -len("_SERVICE_HOST")] for v in env if v.endswith("_SERVICE_HOST"))
+    return {pfx: pfx.lower().replace("_", "-") for pfx in prefixes if _is_service(env, pfx)}
+
+
+def _owned_variables(
+    env: Mapping[str, str], suffixes: Mapping[str, re.Pattern]
+) -> Dict[str, Dict[str, str]]:
+    """Each prefix's variables (by suffix), each variable to the longest prefix it fits."""
+    by_length = sorted(suffixes, key=len, reverse=True)
+    owned: Dict[str, Dict[str, str]] = {pfx: {} for pfx in suffixes}
     for variable, value in env.items():
         for pfx in by_length:
             suffix = variable[len(pfx) + 1 :]
-            if variable.startswith(pfx + "_") and _LINK_SUFFIX_RE.match(suffix):
+            if variable.startswith(pfx + "_") and suffixes[pfx].match(suffix):
                 owned[pfx][suffix] = value
                 break
+    return owned
 
-    result = []
-    for pfx in sorted(found):
-        alias, name = found[pfx]
-        own = owned[pfx]
-        ports = []
-        for suffix, value in own.items():
-            match = _PORT_VAR_RE.match(suffix)
-            if match is None:
-                continue
-            endpoint = _parse_url(f"{pfx}_{suffix}", value)
-            ports.append(endpoint)
-        ports.sort(key=_port_sort_key)
-        address = None
-        if "PORT" in own:
-            address = _parse_url(f"{pfx}_PORT", own["PORT"]).ip
-        elif ports:
-            address = ports[0].ip
-        child_env = {k[len("ENV_") :]: v for k, v in own.items() if k.startswith("ENV_")}
-        result.append(Link(alias, name, pfx, address, tuple(ports), child_env))
-    return result
+
+def _endpoints(pfx: str, own: Mapping[str, str]) -> List[Endpoint]:
+    """The ``<P>_PORT_<n>_<PROTO>`` URLs, in Docker's order."""
+    ports = []
+    for suffix, value in own.items():
+        if _PORT_VAR_RE.match(suffix):
+            ports.append(_parse_url(f"{pfx}_{suffix}", value))
+    return sorted(ports, key=_port_sort_key)
+
+
+def _docker_link(pfx: str, alias: str, name: str, own: Mapping[str, str]) -> Link:
+    ports = _endpoints(pfx, own)
+    address = None
+    if "PORT" in own:
+        address = _parse_url(f"{pfx}_PORT", own["PORT"]).ip
+    elif ports:
+        address = ports[0].ip
+    child_env = {k[len("ENV_") :]: v for k, v in own.items() if k.startswith("ENV_")}
+    return Link(alias, name, pfx, address, tuple(ports), child_env)
+
+
+def _service_link(pfx: str, alias: str, own: Mapping[str, str]) -> Link:
+    """A Kubernetes service: ``<P>_PORT`` (its first port) leads, the rest in Docker's order."""
+    first = _parse_url(f"{pfx}_PORT", own["PORT"])
+    rest = [endpoint for endpoint in _endpoints(pfx, own) if endpoint != first]
+    return Link(alias, "", pfx, own["SERVICE_HOST"], (first, *rest), {}, KUBERNETES)

@@ -99,6 +99,9 @@ _FOLLOWER_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # before starting a watcher tha
 _FOLLOWER_STEADY = 30.0  # a watcher that lived this long starts the backoff afresh
 _KILL_WAIT = 2.0  # seconds to wait for SIGKILLed processes to be reaped before giving up
 
+# The bundle's first argument when it re-executes itself as the slim watcher (linkinit/frozen.py).
+SLIM_WATCHER = "--linkinit-slim-watcher"
+
 _original_mask: set[int] | None = None
 
 
@@ -647,23 +650,39 @@ def _reexec_slim(watch: Watch) -> None:
 
     Import this file as a top-level module from its directory, so the compiled copy in
     __pycache__ is reused: running it as a script would compile it anew, and the compiler's
-    memory stays resident (~1.4 MB).
+    memory stays resident (~1.4 MB). In the bundle, the bundle itself (``_slim_command``).
+    """
+    command = _slim_command()
+    if command is None:
+        return
+    _flush_std()
+    _leave_cwd()
+    try:
+        os.execv(command[0], [*command, *watch.to_args()])
+    except OSError as exc:
+        _warn(f"warning: could not re-execute a slim supervisor ({exc}); supervising in place")
+
+
+def _slim_command() -> list[str] | None:
+    """The watcher's command line before its options; None if there is none to exec.
+
+    The self-contained bundle (PyInstaller, ``sys.frozen``) has no ``python3`` and no
+    ``supervise.py`` on disk: it re-executes itself with ``SLIM_WATCHER`` first, and its entry
+    point (linkinit/frozen.py) then imports this module alone.
     """
     executable = sys.executable
+    if not executable:
+        return None
+    if getattr(sys, "frozen", False):
+        return [executable, SLIM_WATCHER]
     script = os.path.abspath(__file__)
-    if not executable or not os.path.isfile(script):
-        return
+    if not os.path.isfile(script):
+        return None
     bootstrap = (
         "import sys; sys.path.insert(0, sys.argv.pop(1)); import supervise; del sys.path[0]; "
         "sys.exit(supervise._slim_main(sys.argv[1:]))"
     )
-    _flush_std()
-    _leave_cwd()
-    try:
-        os.execv(executable, [executable, "-I", "-S", "-c", bootstrap, os.path.dirname(script),
-                              *watch.to_args()])
-    except OSError as exc:
-        _warn(f"warning: could not re-execute a slim supervisor ({exc}); supervising in place")
+    return [executable, "-I", "-S", "-c", bootstrap, os.path.dirname(script)]
 
 
 def _slim_main(args: list[str]) -> int:
