@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
+from .declare import ALIAS_CHARS, env_prefix
+
 __all__ = [
     "Endpoint",
     "Link",
@@ -36,9 +38,9 @@ __all__ = [
     "service_variables",
 ]
 
-_ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_ALIAS_RE = re.compile(f"^{ALIAS_CHARS}+$")
 # `<P>_NAME` of a real link is `/<parent>/<alias>` (Docker: path.Join(parent name, alias)).
-_LINK_NAME_RE = re.compile(r"^/(?:[^/]+/)*[^/]+/(?P<alias>[A-Za-z0-9_-]+)$")
+_LINK_NAME_RE = re.compile(rf"^/(?:[^/]+/)*[^/]+/(?P<alias>{ALIAS_CHARS}+)$")
 # `<P>_PORT_<n>_<PROTO>` (the URL of one port), nothing after it.
 _PORT_VAR_RE = re.compile(r"^PORT_(?P<num>[0-9]+)_(?P<proto>[A-Z]+)$")
 # What a link writes under its own prefix; anything else under it is not that link's.
@@ -142,7 +144,7 @@ def prefix(alias: str) -> str:
         raise ValueError(
             f"linkinit: bad link alias {alias!r}: use letters, digits, '_' and '-'"
         )
-    return alias.upper().replace("-", "_")
+    return env_prefix(alias)
 
 
 FOLLOWED_LINKS = "/run/linkinit-follow/links"  # follow mode's current links (follow.py)
@@ -312,7 +314,7 @@ def _docker_links(env: Mapping[str, str]) -> Dict[str, Tuple[str, str]]:
             continue
         pfx = variable[: -len("_NAME")]
         match = _LINK_NAME_RE.match(value)
-        if match and match["alias"].upper().replace("-", "_") == pfx:
+        if match and env_prefix(match["alias"]) == pfx:
             found[pfx] = (match["alias"], value)
     return found
 

@@ -23,7 +23,8 @@ LABEL_PREFIX = "link."
 TIMEOUT_LABEL = "linkinit.timeout"
 ON_CHANGE_LABEL = "linkinit.on-change"
 POLICIES = ("none", "hosts", "signal:<SIG>", "restart", "exit")
-_ALIAS = re.compile(r"^[A-Za-z0-9_-]+$")
+ALIAS_CHARS = "[A-Za-z0-9_-]"  # what an alias is made of (no dot: link.<alias>.wait)
+_ALIAS = re.compile(f"^{ALIAS_CHARS}+$")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
