@@ -12,6 +12,7 @@ from .pid1_helpers import containers_fixture, image_program, logs, run_pid1, wai
 containers = containers_fixture()
 
 
+@pytest.mark.timeout(600)  # 256 containers: minutes on a busy 2-CPU machine
 def test_every_exit_status_0_to_255_is_the_containers(containers):
     """Each status 0..255 of COMMAND becomes the container's exit status."""
     codes = list(range(256))

@@ -18,6 +18,7 @@ import pytest
 
 from .dockerkit import env_lines, output, wait_exit, wait_until
 from .linkkit import run_parent, start_child
+from .pid1_helpers import process_table
 from .proxykit import Forwarder, ProxyProcess, container_request, proxies
 
 pytestmark = pytest.mark.timeout(180)
@@ -154,7 +155,9 @@ def test_a_restarted_proxy_serves_parents_that_were_running(
     parent = run_parent(run_container, unique("web"), ["--", "sleep", "300"], socket=False,
                         volumes=proxy.volumes,
                         labels={"link.db": child.name, "link.db.wait": "started"})
-    wait_until(lambda: parent.reload() or parent.status == "running", 60, "parent running")
+    # COMMAND running: linkinit has resolved through the first proxy and is PID 1 now
+    wait_until(lambda: any(p["args"] == "sleep 300" for p in process_table(parent)), 60,
+               "the parent's COMMAND running")
     proxy.restart()
     code, out = parent.exec_run(["linkinit", "--print-env"])
     assert code == 0, out.decode(errors="replace") + proxy.output()
