@@ -104,7 +104,7 @@ class EngineUnderTest:
         return self._image
 
 
-def _connect(name: str) -> EngineUnderTest:
+def connect_engine(name: str) -> EngineUnderTest:
     try:
         if name == "docker":
             client = docker.from_env(timeout=120)
@@ -133,7 +133,7 @@ def engine(request: Any, engines_under_test: dict[str, EngineUnderTest]) -> Engi
     """The engine this test runs on (Docker unless parametrised by ``engines``)."""
     name = getattr(request, "param", "docker")
     if name not in engines_under_test:
-        engines_under_test[name] = _connect(name)
+        engines_under_test[name] = connect_engine(name)
     return engines_under_test[name]
 
 
@@ -141,7 +141,7 @@ def engine(request: Any, engines_under_test: dict[str, EngineUnderTest]) -> Engi
 def docker_engine(engines_under_test: dict[str, EngineUnderTest]) -> EngineUnderTest:
     """Docker, whatever the engine under test: the reference for what links looked like."""
     if "docker" not in engines_under_test:
-        engines_under_test["docker"] = _connect("docker")
+        engines_under_test["docker"] = connect_engine("docker")
     return engines_under_test["docker"]
 
 

@@ -12,7 +12,7 @@ import docker
 import pytest
 
 from .bundlekit import SEED_STORY, bundle_image, start_redis
-from .conftest import BASE_IMAGE, SESSION, SOCKET_VOLUME, TEST_LABEL
+from .conftest import BASE_IMAGE, SESSION, SOCKET_VOLUME, TEST_LABEL, connect_engine
 from .dockerkit import env_lines, output, wait_exit, wait_until
 from .linkkit import start_child
 from .pid1_helpers import children, host_pid, logs, process_table, status_field, wait_log
@@ -23,8 +23,11 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def bundle(docker_client: docker.DockerClient) -> Iterator[str]:
-    with bundle_image(docker_client) as tag:
+def bundle(engines_under_test: dict) -> Iterator[str]:
+    """The bundle's image, built once for the module, on Docker."""
+    if "docker" not in engines_under_test:
+        engines_under_test["docker"] = connect_engine("docker")
+    with bundle_image(engines_under_test["docker"].client) as tag:
         yield tag
 
 

@@ -89,7 +89,7 @@ def _start_service(engine: Rootless) -> subprocess.Popen:
     return service
 
 
-def _connect(engine: Rootless) -> None:
+def connect_engine(engine: Rootless) -> None:
     def answers() -> Any:
         try:
             client = docker.DockerClient(base_url=f"unix://{engine.socket}", timeout=120)
@@ -135,7 +135,7 @@ def rootless() -> Iterator[Rootless]:
     try:
         os.chmod(TUN, 0o666)
         service = _start_service(engine)
-        _connect(engine)
+        connect_engine(engine)
         _load_base_image(engine)
         yield engine
     finally:
