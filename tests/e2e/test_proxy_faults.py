@@ -30,8 +30,9 @@ def start_proxy() -> Iterator[Any]:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Forwarder]:
-    """An Engine socket the test can take away: a forwarder to the real one."""
+def away_engine(tmp_path: Path) -> Iterator[Forwarder]:
+    """An Engine socket the test can take away: a forwarder to the real one. (Not named
+    ``engine``: conftest's ``engine`` is the engine under test, which docker_client needs.)"""
     forwarder = Forwarder(str(tmp_path / "engine.sock")).start()
     yield forwarder
     forwarder.stop()
@@ -93,11 +94,11 @@ def test_a_client_that_sends_nothing_is_dropped_after_the_idle_timeout(start_pro
 
 
 def test_a_client_leaving_mid_stream_costs_the_others_nothing(
-    start_proxy, engine, run_container, unique
+    start_proxy, away_engine, run_container, unique
 ):
     """Streams opened and dropped: the next caller's stream still gets events, and all of
     them shared one upstream stream."""
-    proxy = start_proxy("--allow-host", upstream=engine.path)
+    proxy = start_proxy("--allow-host", upstream=away_engine.path)
     started = time.time() - 1
     for _ in range(5):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -110,38 +111,38 @@ def test_a_client_leaving_mid_stream_costs_the_others_nothing(
     events = proxy.ask("GET", f"/events?since={started}", stream=1)
     assert events["status"] == 200
     assert "start" in [e["Action"] for e in events["body"] if e["Actor"]["ID"] == brief.id]
-    assert engine.event_streams == 1
+    assert away_engine.event_streams == 1
     still_serves(proxy)
 
 
-def test_an_engine_that_goes_away_gives_503_and_the_proxy_recovers(start_proxy, engine):
-    proxy = start_proxy("--allow-host", upstream=engine.path)
+def test_an_engine_that_goes_away_gives_503_and_the_proxy_recovers(start_proxy, away_engine):
+    proxy = start_proxy("--allow-host", upstream=away_engine.path)
     still_serves(proxy)
-    engine.stop()
+    away_engine.stop()
     away = proxy.ask("GET", "/_ping")
     assert away["status"] == 503
     assert "did not answer" in away["body"]["message"]
     assert "retry" in away["body"]["message"]
     wait_until(lambda: proxy.ask("GET", "/events")["status"] == 503, 10, "events refused")
-    engine.start()
+    away_engine.start()
     wait_until(lambda: proxy.ask("GET", "/_ping")["status"] == 200, 20, "ping again")
     wait_until(lambda: proxy.ask("GET", "/events?since=0", stream=0.5)["status"] == 200, 20,
                "events again")
-    assert engine.event_streams == 2  # the first one, then one after the restart
+    assert away_engine.event_streams == 2  # the first one, then one after the restart
     still_serves(proxy)
 
 
 def test_a_parent_starting_while_the_engine_is_away_resolves_when_it_is_back(
-    docker_client, linkinit_image, run_container, unique, start_proxy, engine
+    docker_client, linkinit_image, run_container, unique, start_proxy, away_engine
 ):
-    proxy = start_proxy(upstream=engine.path)
+    proxy = start_proxy(upstream=away_engine.path)
     child = start_child(docker_client, linkinit_image, unique("db"), expose=[6379])
-    engine.stop()
+    away_engine.stop()
     parent = run_parent(run_container, unique("web"), ["--print-env", "--timeout", "60"],
                         socket=False, volumes=proxy.volumes,
                         labels={"link.db": child.name, "link.db.wait": "started"})
     time.sleep(2)
-    engine.start()
+    away_engine.start()
     assert wait_exit(parent) == 0, output(parent, stderr=True) + proxy.output()
     assert env_lines(output(parent))["DB_PORT"].endswith(":6379")
 
