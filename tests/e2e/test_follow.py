@@ -20,6 +20,8 @@ from .linkkit import run_parent, start_child
 from .pid1_helpers import process_table
 
 LIBRARY = "import linkinit; print(linkinit.require('redis').ip)"
+# Moving a child takes a stop, a filler and a start: ten of them take minutes under load.
+pytestmark = pytest.mark.timeout(300)
 
 
 def stderr_of(container: Any) -> str:
