@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from .conftest import ROOT
 
 
@@ -11,6 +13,7 @@ def image_id(docker_client, tag: str) -> str:
     return docker_client.images.get(tag).id
 
 
+@pytest.mark.timeout(600)  # the demo twice: two image builds and two stories
 def test_demo_links_a_real_redis_to_the_web_app(docker_client):
     """scripts/demo builds both images, starts its proxy, waits for Redis, sets and reads a
     key, lists links; run twice, it leaves no untagged image behind."""
