@@ -21,8 +21,10 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
 
     Document = TypeVar("Document", bound=Mapping[str, Any])  # an inspect document
 
-# Networks that carry no aliases: the default bridge, and the host's and none's stacks.
-_NO_ALIAS_NETWORKS = ("host", "none", "bridge")
+# Networks that carry no aliases: the default bridge, and the host's and none's stacks;
+# Podman's default network too (it records an alias but has no DNS to answer to it):
+# looking for an alias there would inspect every container on the host at every look.
+_NO_ALIAS_NETWORKS = ("host", "none", "bridge", "podman")
 _HEX = frozenset("0123456789abcdef")
 
 # What ``find`` says when no single container answers to a reference.

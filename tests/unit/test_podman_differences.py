@@ -164,6 +164,15 @@ def test_network_id_being_a_name_changes_nothing_linkinit_reads():
     assert model.shared_networks(parent, podman_child()) == ["podman"]
 
 
+def test_podmans_default_network_is_not_searched_for_aliases():
+    """Like Docker's default bridge: no DNS answers an alias there, and searching it would
+    inspect every container on the host at each look for a missing child."""
+    assert model.alias_networks(podman_child()) == []
+    user_network = podman_child()
+    user_network["NetworkSettings"]["Networks"] = {"appnet": {"Aliases": ["db1"]}}
+    assert model.alias_networks(user_network) == ["appnet"]
+
+
 def test_an_empty_health_status_is_no_healthcheck_not_unhealthy():
     """State.Health {Status: ""} (Podman, no HEALTHCHECK) is ready for wait=healthy."""
     child = docker_shaped(PODMAN, podman_child())
