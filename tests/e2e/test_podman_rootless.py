@@ -13,6 +13,7 @@ podman, no /dev/net/tun), the test is skipped, saying why.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pwd
 import shutil
@@ -34,29 +35,34 @@ from .linkkit import link_variables, start_child
 USER = "linkinit-rootless"
 TUN = "/dev/net/tun"
 CONF = os.environ.get("CONTAINERS_CONF", "/etc/linkinit/containers.conf")
+LOCK = "/run/lock/linkinit-rootless-test.lock"
 SETUP_TIMEOUT = 120  # seconds for one setup command (loading the base image takes ~15)
+
+pytestmark = pytest.mark.timeout(420)  # the lock (another session's scene), setup, the test
 
 
 class Rootless:
     """The user's engine: how to run podman as the user, its socket, and its SDK client."""
 
-    def __init__(self, uid: int, home: str) -> None:
+    def __init__(self, uid: int, gid: int, home: str) -> None:
+        self.uid, self.gid = uid, gid
         self.runtime = f"/run/user/{uid}"
         self.socket = f"{self.runtime}/podman/podman.sock"
-        self.env = {"HOME": home, "XDG_RUNTIME_DIR": self.runtime, "CONTAINERS_CONF": CONF,
-                    "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        self.env = {"HOME": home, "USER": USER, "XDG_RUNTIME_DIR": self.runtime,
+                    "CONTAINERS_CONF": CONF, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
         self.home = home
         self.client: Any = None
 
-    def command(self, *args: str) -> list[str]:
-        return ["runuser", "-u", USER, "--", "env", "-C", self.home,
-                *(f"{k}={v}" for k, v in self.env.items()), *args]
+    def as_user(self) -> Dict[str, Any]:
+        """Popen's arguments for a process of the user: its own PID is the command's."""
+        return {"user": self.uid, "group": self.gid, "extra_groups": [], "env": self.env,
+                "cwd": self.home}
 
 
 def _skip_unless_possible() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to make the rootless user and open /dev/net/tun")
-    for tool in ("podman", "runuser", "useradd", "docker"):
+    for tool in ("podman", "useradd", "userdel", "docker"):
         if shutil.which(tool) is None:
             pytest.skip(f"no {tool} here (scripts/test installs podman)")
     if not os.path.exists(TUN):
@@ -79,12 +85,12 @@ def _start_service(engine: Rootless) -> subprocess.Popen:
     shutil.chown(runtime, USER, USER)
     runtime.chmod(0o700)
     # As the user, so that the directories it makes (and the pause process) are its own.
-    subprocess.run(engine.command("mkdir", "-p", f"{engine.runtime}/podman"), check=True,
-                   timeout=SETUP_TIMEOUT)
+    subprocess.run(["mkdir", "-p", f"{engine.runtime}/podman"], check=True,
+                   timeout=SETUP_TIMEOUT, **engine.as_user())
     log = open(Path(engine.home) / "service.log", "wb")  # noqa: SIM115 (kept open for it)
     service = subprocess.Popen(
-        engine.command("podman", "system", "service", "--time=0", f"unix://{engine.socket}"),
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        ["podman", "system", "service", "--time=0", f"unix://{engine.socket}"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **engine.as_user())
     log.close()
     return service
 
@@ -102,8 +108,8 @@ def connect_engine(engine: Rootless) -> None:
 
 def _load_base_image(engine: Rootless) -> None:
     saved = subprocess.Popen(["docker", "save", BASE_IMAGE], stdout=subprocess.PIPE)
-    loaded = subprocess.run(engine.command("podman", "load", "-q"), stdin=saved.stdout,
-                            capture_output=True, timeout=SETUP_TIMEOUT)
+    loaded = subprocess.run(["podman", "load", "-q"], stdin=saved.stdout,
+                            capture_output=True, timeout=SETUP_TIMEOUT, **engine.as_user())
     saved.wait(timeout=SETUP_TIMEOUT)
     assert loaded.returncode == 0, loaded.stderr.decode()
 
@@ -124,12 +130,34 @@ def _stop(service: subprocess.Popen, engine: Rootless) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+@contextlib.contextmanager
+def _machine_lock() -> Iterator[None]:
+    """One rootless scene at a time on a machine: two test sessions would share the user
+    and the device, and the second would restore the mode the first had set."""
+    with open(LOCK, "w") as lock:
+        wait_until(lambda: _try_lock(lock), timeout=240, what="the rootless scene's lock")
+        yield
+
+
+def _try_lock(lock: Any) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 @pytest.fixture(scope="module")
 def rootless() -> Iterator[Rootless]:
     _skip_unless_possible()
+    with _machine_lock():
+        yield from _scene()
+
+
+def _scene() -> Iterator[Rootless]:
     made_user = _make_user()
     entry = pwd.getpwnam(USER)
-    engine = Rootless(entry.pw_uid, entry.pw_dir)
+    engine = Rootless(entry.pw_uid, entry.pw_gid, entry.pw_dir)
     tun_mode = stat.S_IMODE(os.stat(TUN).st_mode)
     service = None
     try:
@@ -150,8 +178,18 @@ def rootless() -> Iterator[Rootless]:
             _stop(service, engine)
         os.chmod(TUN, tun_mode)
         if made_user:
-            subprocess.run(["userdel", "-r", USER], capture_output=True, timeout=60)
-            shutil.rmtree(engine.runtime, ignore_errors=True)
+            _remove_user(engine)
+
+
+def _remove_user(engine: Rootless) -> None:
+    """userdel refuses while a process of the user lives: wait for the killed ones to go."""
+    wait_until(lambda: subprocess.run(["pgrep", "-u", str(engine.uid)],
+                                      capture_output=True).returncode == 1,
+               timeout=30, what=f"no process of {USER} left")
+    removed = subprocess.run(["userdel", "-r", USER], capture_output=True, text=True,
+                             timeout=60)
+    shutil.rmtree(engine.runtime, ignore_errors=True)
+    assert removed.returncode in (0, 12), removed.stderr  # 12: no mail spool to remove
 
 
 def test_rootless_podman_links_a_child_on_a_user_network(rootless: Rootless) -> None:
