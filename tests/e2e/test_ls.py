@@ -18,6 +18,8 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 
+from .dockerkit import wait_until
+
 BASE_IMAGE = os.environ.get("LINKINIT_BASE_IMAGE", "linkinit-base:bookworm")
 LS_TIMEOUT = 60  # seconds one `linkinit ls` may take
 SLEEP = "sleep 600"  # containers end by themselves even if teardown never runs
@@ -83,9 +85,10 @@ def table(token: str, *args: str) -> Dict[str, List[str]]:
 
 
 def wait_exited(container: Any) -> None:
+    """Ended and cleaned up: Podman shows 'stopped' for a moment after the end."""
     container.wait(timeout=60)
-    container.reload()
-    assert container.status == "exited"
+    wait_until(lambda: container.reload() or container.status == "exited", timeout=10,
+               what=f"{container.name} exited")
 
 
 def test_ls_shows_names_and_a_link_to_a_running_child(make, token, image):
