@@ -45,11 +45,12 @@ def stream(response: http.client.HTTPResponse, seconds: float) -> list:
 def main(argv: list[str]) -> int:
     path, method, target = argv[:3]
     seconds = float(argv[4]) if len(argv) > 4 and argv[3] == "--stream" else 0.0
-    connection = UnixConnection(path, timeout=seconds or 10)
+    connection = UnixConnection(path, timeout=10)  # for the answer's head, whatever follows
     connection.request(method, target, body=b"{}" if method == "POST" else None,
                        headers={"Content-Type": "application/json"})
     response = connection.getresponse()
     if seconds and response.status == 200:
+        connection.sock.settimeout(seconds)  # then the stream's quiet window
         body: object = stream(response, seconds)
     else:
         raw = response.read()
