@@ -7,6 +7,7 @@ Every wait here is bounded.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Sequence
 
 import pytest
@@ -78,6 +79,14 @@ def children(pid: int) -> list[int]:
     except OSError:
         pass
     return found
+
+
+def wait_child_named(pid: int, name: str, timeout: float = 30.0) -> None:
+    """Wait until the host process ``pid`` has a child called ``name`` (COMMAND started),
+    then a moment for the resolver's exit and the slim re-exec to settle."""
+    wait_for(lambda: any(status_field(c, "Name") == name for c in children(pid)), timeout,
+             f"{name} started under {pid}")
+    time.sleep(0.3)
 
 
 def process_table(container: Any) -> list[dict]:

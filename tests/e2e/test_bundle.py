@@ -11,11 +11,20 @@ from typing import Any, Callable, Iterator
 import docker
 import pytest
 
+from tests.support.kubelet import REDIS_SERVICE
+
 from .bundlekit import SEED_STORY, bundle_image, start_redis
 from .conftest import BASE_IMAGE, SESSION, SOCKET_VOLUME, TEST_LABEL, connect_engine
 from .dockerkit import env_lines, output, wait_exit, wait_until
 from .linkkit import start_child
-from .pid1_helpers import children, host_pid, logs, process_table, status_field, wait_log
+from .pid1_helpers import (
+    host_pid,
+    logs,
+    process_table,
+    status_field,
+    wait_child_named,
+    wait_log,
+)
 
 ENTRYPOINT = ["/opt/linkinit/linkinit"]
 # The first test also builds the bundle and its image: minutes on a busy machine.
@@ -83,25 +92,14 @@ def test_print_env_shows_the_link_variables(parent, redis, unique):
     assert variables["REDIS_ENV_PASSWORD"] == "dockerpass"
 
 
-# What the kubelet gives a pod for a service `redis` (pkg/kubelet/envvars).
-POD_SERVICE = {
-    "REDIS_SERVICE_HOST": "10.96.12.34",
-    "REDIS_SERVICE_PORT": "6379",
-    "REDIS_PORT": "tcp://10.96.12.34:6379",
-    "REDIS_PORT_6379_TCP": "tcp://10.96.12.34:6379",
-    "REDIS_PORT_6379_TCP_PROTO": "tcp",
-    "REDIS_PORT_6379_TCP_PORT": "6379",
-    "REDIS_PORT_6379_TCP_ADDR": "10.96.12.34",
-}
-
 
 def test_print_env_in_a_pod_shows_its_kubernetes_services(parent):
     """No Engine socket, no link declared, the kubelet's variables for `redis`: --print-env
     prints exactly those."""
-    printer = parent(["--print-env", "-q"], entrypoint=ENTRYPOINT, environment=POD_SERVICE,
+    printer = parent(["--print-env", "-q"], entrypoint=ENTRYPOINT, environment=REDIS_SERVICE,
                      volumes={})
     assert wait_exit(printer) == 0, logs(printer)
-    assert env_lines(output(printer)) == POD_SERVICE
+    assert env_lines(output(printer)) == REDIS_SERVICE
 
 
 def test_command_gets_the_containers_environment_not_the_bundles(parent):
@@ -190,11 +188,7 @@ def test_pid1_is_the_slim_watcher_and_holds_at_most_10_mb(parent):
     resolver's extension modules (json, socket) is mapped, and it holds <= 10 MB."""
     container = parent(["sleep", "60"])
     pid = host_pid(container)
-    deadline = time.monotonic() + 30
-    while not any(status_field(c, "Name") == "sleep" for c in children(pid)):
-        assert time.monotonic() < deadline, "COMMAND never started"
-        time.sleep(0.05)
-    time.sleep(0.3)
+    wait_child_named(pid, "sleep")
     assert os.readlink(f"/proc/{pid}/exe") == "/opt/linkinit/linkinit"
     with open(f"/proc/{pid}/maps") as maps:
         mapped = maps.read()

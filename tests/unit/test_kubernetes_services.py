@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import linkinit
 from linkinit import Endpoint, LinkError
+from tests.support.kubelet import REDIS_SERVICE
 
 KUBELET_TEST_ENV = {
     "FOO_BAR_SERVICE_HOST": "1.2.3.4",
@@ -88,13 +89,7 @@ POD_ENV = {
     "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
     "KUBERNETES_PORT_443_TCP_PORT": "443",
     "KUBERNETES_PORT_443_TCP_ADDR": "10.96.0.1",
-    "REDIS_SERVICE_HOST": "10.96.12.34",
-    "REDIS_SERVICE_PORT": "6379",
-    "REDIS_PORT": "tcp://10.96.12.34:6379",
-    "REDIS_PORT_6379_TCP": "tcp://10.96.12.34:6379",
-    "REDIS_PORT_6379_TCP_PROTO": "tcp",
-    "REDIS_PORT_6379_TCP_PORT": "6379",
-    "REDIS_PORT_6379_TCP_ADDR": "10.96.12.34",
+    **REDIS_SERVICE,
     "PATH": "/usr/local/bin:/usr/bin:/bin",
 }
 
