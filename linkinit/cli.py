@@ -251,11 +251,23 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     hosts.write_hosts(resolved)
     links = link_environment(resolved)
     follow = None
-    if not options.print_env:
-        from .follow import prepare
+    if not options.print_env and declared.on_change not in (None, "none"):
+        from .follow import prepare  # only in follow mode: its imports cost every start
 
         follow = prepare(declared, engine, parent, environ, resolved, options.quiet)
+    elif not options.print_env:
+        _forget_followed_links(environ)
     return build_environment(environ, links), list(links), follow
+
+
+def _forget_followed_links(environ: Mapping[str, str]) -> None:
+    """Follow mode off: a links file an earlier run of this container left must not be
+    read by the client library as current."""
+    state = environ.get("LINKINIT_FOLLOW_DIR") or "/run/linkinit-follow"
+    try:  # noqa: SIM105 (contextlib is one more import on the start path)
+        os.unlink(os.path.join(state, "links"))
+    except OSError:
+        pass  # nothing there, or a read-only /run: nothing stale either
 
 
 def _plain_init(engine: Any, options: Options, sources: Sequence[Any]) -> bool:

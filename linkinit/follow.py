@@ -16,7 +16,6 @@ comes back different.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -170,15 +169,11 @@ class Follower:
 
 def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],
             environ: Mapping[str, str], resolved: Sequence[ResolvedLink],
-            quiet: bool) -> Optional[dict]:
-    """In the resolver: leave the watcher what it needs, or clear what an earlier run of
-    this container left (a restarted container must not read old links). Returns the
-    policy and the state directory for PID 1, None when follow mode is off."""
+            quiet: bool) -> dict:
+    """In the resolver, in follow mode: leave the watcher what it needs. Returns the policy
+    and the state directory for PID 1."""
     state = environ.get("LINKINIT_FOLLOW_DIR") or STATE_DIR
     policy = declared.on_change
-    if policy in (None, "none"):
-        _remove(os.path.join(state, LINKS_FILE))
-        return None
     given = {link.alias: [link.child_id, list(link_variables(link))] for link in resolved}
     config = {"host": engine.host, "parent": dict(parent), "quiet": quiet,
               "specs": [list(spec) for spec in declared.links], "given": given,
@@ -199,12 +194,6 @@ def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],
             f"mount a tmpfs there (docker run --tmpfs {state}) or set LINKINIT_FOLLOW_DIR"
         ) from None
     return {"policy": policy, "dir": state}
-
-
-def _remove(path: str) -> None:
-    """Nothing there, or a read-only /run: nothing stale either."""
-    with contextlib.suppress(OSError):
-        os.unlink(path)
 
 
 def follow(follower: Follower, wake: Any, resync: float = RESYNC_SECONDS,
