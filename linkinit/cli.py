@@ -263,9 +263,8 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
 def _forget_followed_links(environ: Mapping[str, str]) -> None:
     """Follow mode off: a links file an earlier run of this container left must not be
     read by the client library as current."""
-    state = environ.get("LINKINIT_FOLLOW_DIR") or "/run/linkinit-follow"
     try:  # noqa: SIM105 (contextlib is one more import on the start path)
-        os.unlink(os.path.join(state, "links"))
+        os.unlink(os.path.join(supervise.follow_dir(environ), supervise.LINKS_FILE))
     except OSError:
         pass  # nothing there, or a read-only /run: nothing stale either
 

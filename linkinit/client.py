@@ -147,9 +147,6 @@ def prefix(alias: str) -> str:
     return env_prefix(alias)
 
 
-FOLLOWED_LINKS = "/run/linkinit-follow/links"  # follow mode's current links (follow.py)
-
-
 def _environ(environ: Optional[Mapping[str, str]]) -> Mapping[str, str]:
     """The mapping to read: the one given, else this process's environment with, in follow
     mode, the links as they are now laid over the ones it was started with."""
@@ -166,11 +163,10 @@ def _environ(environ: Optional[Mapping[str, str]]) -> Mapping[str, str]:
 def followed_links(state_dir: Optional[str] = None) -> Dict[str, str]:
     """Follow mode's links file (NUL-separated ``KEY=VALUE``), replaced atomically by the
     watcher on every change; empty when follow mode is off."""
-    path = os.path.join(state_dir, "links") if state_dir else FOLLOWED_LINKS
-    from .supervise import read_environ  # standard library only, like this module
+    from .supervise import FOLLOW_DIR, LINKS_FILE, read_environ  # standard library only
 
     try:
-        return read_environ(path)
+        return read_environ(os.path.join(state_dir or FOLLOW_DIR, LINKS_FILE))
     except OSError:
         return {}
 

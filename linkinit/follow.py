@@ -27,7 +27,7 @@ from .envvars import link_variables
 from .errors import DeclarationError, EngineError, LinkinitError
 from .hosts import write_hosts
 from .readiness import READY, Observation, link_address
-from .supervise import NOTIFY_SIGNAL, parse_environ
+from .supervise import ENVIRON_FILE, LINKS_FILE, NOTIFY_SIGNAL, follow_dir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from .engine import Engine
     from .envvars import ResolvedLink
 
-STATE_DIR = "/run/linkinit-follow"
-LINKS_FILE = "links"  # NUL-separated KEY=VALUE: the link variables as they are now
 CONFIG_FILE = "follow.json"  # what the resolver hands the watcher
 RESYNC_SECONDS = 30.0
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
@@ -80,11 +78,6 @@ def compare(given: Mapping[str, Seen], now: Mapping[str, Optional[Seen]]) -> tup
 
 def encode_links(variables: Mapping[str, str]) -> bytes:
     return b"".join(f"{key}={value}".encode() + b"\0" for key, value in variables.items())
-
-
-def decode_links(data: bytes) -> dict[str, str]:
-    """The links file's variables; a torn or foreign entry (no ``=``) is skipped."""
-    return parse_environ(data)
 
 
 def write_links(path: str, variables: Mapping[str, str]) -> None:
@@ -172,7 +165,7 @@ def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],
             quiet: bool) -> dict:
     """In the resolver, in follow mode: leave the watcher what it needs. Returns the policy
     and the state directory for PID 1."""
-    state = environ.get("LINKINIT_FOLLOW_DIR") or STATE_DIR
+    state = follow_dir(environ)
     policy = declared.on_change
     given = {link.alias: [link.child_id, list(link_variables(link))] for link in resolved}
     config = {"host": engine.host, "parent": dict(parent), "quiet": quiet,
@@ -185,7 +178,7 @@ def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],
         os.makedirs(state, mode=0o700, exist_ok=True)
         write_links(os.path.join(state, LINKS_FILE),
                     {k: v for link in resolved for k, v in link_variables(link)})
-        write_links(os.path.join(state, "environ"), environ)
+        write_links(os.path.join(state, ENVIRON_FILE), environ)
         with open(os.path.join(state, CONFIG_FILE), "w") as file:
             json.dump(config, file)
     except OSError as error:
@@ -222,7 +215,7 @@ def main() -> int:
     from .engine import Engine
     from .waiter import EventWatcher
 
-    state = os.environ.get("LINKINIT_FOLLOW_DIR", STATE_DIR)
+    state = follow_dir(os.environ)
     try:
         with open(os.path.join(state, CONFIG_FILE)) as file:
             config = json.load(file)

@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover - not CPython
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not free to import, and this module stays resident
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
 EX_SOFTWARE = 70  # the resolver crashed: a bug in linkinit, not in the user's setup
@@ -412,6 +412,18 @@ class Watch:
         return watch
 
 
+# Follow mode's state directory: the resolver writes the parent's own variables (ENVIRON_FILE),
+# the watcher the current link variables (LINKS_FILE); PID 1, the watcher and the client
+# library all find them here.
+FOLLOW_DIR = "/run/linkinit-follow"
+LINKS_FILE = "links"
+ENVIRON_FILE = "environ"
+
+
+def follow_dir(environ: Mapping[str, str]) -> str:
+    return environ.get("LINKINIT_FOLLOW_DIR") or FOLLOW_DIR
+
+
 def parse_environ(data: bytes) -> dict[str, str]:
     """``KEY=VALUE`` entries separated by NULs (``/proc/<pid>/environ``, follow mode's files);
     an entry without ``=`` is skipped."""
@@ -564,8 +576,8 @@ class Follow:
 
     def environment(self) -> dict[str, str]:
         """COMMAND's environment now: the current links under the parent's own variables."""
-        base = read_environ(os.path.join(self.state_dir, "environ"))
-        return {**read_environ(os.path.join(self.state_dir, "links")), **base}
+        base = read_environ(os.path.join(self.state_dir, ENVIRON_FILE))
+        return {**read_environ(os.path.join(self.state_dir, LINKS_FILE)), **base}
 
 
 def _alive(pid: int) -> bool:

@@ -21,10 +21,10 @@ from linkinit.follow import (
     Follower,
     Seen,
     compare,
-    decode_links,
     encode_links,
     follow,
 )
+from linkinit.supervise import parse_environ
 
 PARENT = {"Id": "p" * 64, "Name": "/webapp",
           "NetworkSettings": {"Networks": {"appnet": {"IPAddress": "10.5.0.3"}}}}
@@ -92,7 +92,7 @@ def test_nothing_changed_means_no_file_no_hosts_and_no_notice(rig: Rig) -> None:
 def test_a_new_address_rewrites_the_links_file_and_hosts_and_notifies_once(rig: Rig) -> None:
     rig.engine.containers["db1"] = child(ip="10.5.0.7")
     assert rig.follower.sync() == ["redis"]
-    assert decode_links(rig.links_path.read_bytes()) == dict(variables_for("10.5.0.7"))
+    assert parse_environ(rig.links_path.read_bytes()) == dict(variables_for("10.5.0.7"))
     assert rig.hosts_path.read_text() == ("127.0.0.1\tlocalhost\n"
                                           "10.5.0.7\tredis cccccccccccc db1\n")
     assert rig.notified == [["redis"]]
@@ -103,7 +103,7 @@ def test_a_new_address_rewrites_the_links_file_and_hosts_and_notifies_once(rig: 
 def test_a_changed_environment_is_a_change(rig: Rig) -> None:
     rig.engine.containers["db1"] = child(env=("PASSWORD=rotated",))
     assert rig.follower.sync() == ["redis"]
-    assert decode_links(rig.links_path.read_bytes())["REDIS_ENV_PASSWORD"] == "rotated"
+    assert parse_environ(rig.links_path.read_bytes())["REDIS_ENV_PASSWORD"] == "rotated"
 
 
 def test_a_recreated_container_is_a_change_even_with_the_same_values(rig: Rig) -> None:
@@ -180,4 +180,4 @@ def test_compare(given: dict, now: dict, expected: tuple) -> None:
                                                       blacklist_categories=("Cs",)),
                                max_size=20)))
 def test_property_the_links_file_reads_back_what_was_written(variables: dict) -> None:
-    assert decode_links(encode_links(variables)) == variables
+    assert parse_environ(encode_links(variables)) == variables
