@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+from . import swarm
 from .declare import LinkSpec, link_label_groups, parse_labels
 from .errors import DeclarationError
 
@@ -30,6 +31,7 @@ _HEX = frozenset("0123456789abcdef")
 # What ``find`` says when no single container answers to a reference.
 MISSING = "missing"
 AMBIGUOUS = "ambiguous"
+NO_MANAGER = "no-manager"  # not a container here, and this swarm worker cannot see services
 
 
 class Port(namedtuple("Port", "number proto", defaults=("tcp",))):
@@ -213,11 +215,13 @@ def holders_of_alias(
     reference: str, parent: Mapping[str, Any], containers: Iterable[Document]
 ) -> list[Document]:
     """The containers, other than the parent, holding ``reference`` as a network alias on a
-    network the parent is on (a compose service name)."""
+    network the parent is on (a compose service name); a swarm service's own tasks are not
+    its holders (the service is linked as one, by its address)."""
     shared = alias_networks(parent)
     return [
         container for container in containers
-        if container.get("Id") != parent.get("Id") and any(
+        if container.get("Id") != parent.get("Id") and not swarm.is_task_of(container, reference)
+        and any(
             reference in (networks_of(container).get(n, {}).get("Aliases") or [])
             for n in shared
         )
@@ -228,23 +232,31 @@ def holders_of_alias(
 
 
 def find(reference: str, parent: Mapping[str, Any], lookup: Any) -> Lookup:
-    """The container ``reference`` names, in the Engine's order, then by network alias.
+    """The child ``reference`` names: a container in the Engine's order, then a swarm
+    service, then a network alias.
 
-    ``lookup`` answers two questions: ``by_reference(ref)`` (full ID, exact name or unique
-    ID prefix: a ``Lookup``) and ``on_networks(names)`` (the inspect documents of the
-    containers on those networks). A name is unique on a host, so it wins; an alias is
-    looked up only when no container has that name or ID, and one held by two containers is
-    an ambiguity the user must settle.
+    ``lookup`` answers three questions: ``by_reference(ref)`` (full ID, exact name or unique
+    ID prefix: a ``Lookup``), ``service(ref)`` (a swarm service by name, ID or prefix, shaped
+    as a container by ``swarm.service_document``: a ``Lookup``, NO_MANAGER where only a
+    manager could tell) and ``on_networks(names)`` (the inspect documents of the containers
+    on those networks). A name is unique on a host, so it wins; a service comes before the
+    aliases, which its own tasks hold; an alias held by two containers is an ambiguity the
+    user must settle.
     """
     found = lookup.by_reference(reference)
     if found.container is not None or found.state == AMBIGUOUS:
         return found
+    service = lookup.service(reference)
+    if service.container is not None or service.state == AMBIGUOUS:
+        return service
     holders = holders_of_alias(reference, parent, lookup.on_networks(alias_networks(parent)))
     if len(holders) == 1:
         return Lookup(holders[0])
     if holders:
         names = ", ".join(sorted(name_of(c) for c in holders))
         return Lookup(None, AMBIGUOUS, f"the network alias {reference!r} is held by {names}")
+    if service.state == NO_MANAGER:
+        return service
     return Lookup(None, MISSING, f"no container answers to {reference!r}")
 
 
@@ -269,6 +281,9 @@ class DocumentLookup:
             names = ", ".join(sorted(name_of(c) for c in matches))
             return Lookup(None, AMBIGUOUS, f"{reference!r} is a prefix of several IDs ({names})")
         return Lookup(matches[0]) if matches else Lookup(None, MISSING)
+
+    def service(self, reference: str) -> Lookup:
+        return Lookup(None, MISSING)  # documents of containers only
 
     def on_networks(self, networks: Sequence[str]) -> Sequence[Mapping[str, Any]]:
         return self.containers  # holders_of_alias keeps those on the networks

@@ -37,6 +37,7 @@ from .errors import (
     EngineRefused,
     EngineUnreachable,
     NotFound,
+    NotSwarmManager,
 )
 
 TYPE_CHECKING = False
@@ -237,6 +238,7 @@ class Engine:
         self.deadline: Optional[float] = None  # no request outlives it (monotonic seconds)
         self.api_version: Optional[tuple[int, int]] = None  # set by the first ping
         self.kind = engines.DOCKER  # which engine answers (engines.py), set by the first ping
+        self.swarm_role: Optional[str] = None  # swarm.WORKER or NOT_IN_SWARM once a 503 said
         self.requests = 0
         self._socket_path: Optional[str] = None
         self._address: Optional[tuple[str, int]] = None
@@ -356,6 +358,14 @@ class Engine:
             return AmbiguousReference(message, status)
         if status == 404:
             return NotFound(message, status)
+        if status == 503:
+            from .swarm import manager_refusal  # only a 503 can be this
+
+            role = manager_refusal(status, message)
+            if role is not None:
+                return NotSwarmManager(
+                    f"the Docker Engine at {self.host} cannot answer for swarm services "
+                    f"({what}): {message}", status, role)
         if status >= 500:
             return EngineBusy(
                 f"the Docker Engine at {self.host} failed {what} ({status}): {message}", status
@@ -414,6 +424,25 @@ class Engine:
     def inspect_network(self, reference: str) -> Optional[dict]:
         try:
             return self.get(f"/networks/{_quote(reference)}")
+        except NotFound:
+            return None
+
+    def inspect_service(self, reference: str) -> Optional[dict]:
+        """A swarm service by name, ID or unique ID prefix, or None; a manager only
+        (``NotSwarmManager`` elsewhere)."""
+        try:
+            return self.get(f"/services/{_quote(reference)}")
+        except NotFound:
+            return None
+
+    def list_tasks(self, filters: Mapping[str, list]) -> list[dict]:
+        """Swarm tasks (a manager only), e.g. ``{"service": [id]}``: history included."""
+        return self.get("/tasks", {"filters": json.dumps(filters)})
+
+    def inspect_image(self, reference: str) -> Optional[dict]:
+        try:
+            path = _quote(reference).replace("%2F", "/").replace("%3A", ":").replace("%40", "@")
+            return self.get(f"/images/{path}/json")
         except NotFound:
             return None
 

@@ -38,7 +38,8 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
 
 class EngineKind(
     namedtuple("EngineKind",
-               "name waking_events added_env states runs_healthchecks mount_hint")
+               "name waking_events added_env states runs_healthchecks mount_hint "
+               "event_types has_swarm")
 ):
     """One engine's differences as data.
 
@@ -47,7 +48,9 @@ class EngineKind(
     engine puts in every container's ``Config.Env`` that Docker's would not show
     (``{hostname}`` stands for the container's hostname); states: the engine's own state
     words -> Docker's; runs_healthchecks: whether the
-    engine runs HEALTHCHECKs by itself; mount_hint: how to give a container its socket.
+    engine runs HEALTHCHECKs by itself; mount_hint: how to give a container its socket;
+    event_types: the event types to follow (a service's create, update and remove wake a
+    waiter on a swarm manager); has_swarm: whether ``/services`` may answer at all.
     """
 
     __slots__ = ()
@@ -56,11 +59,13 @@ class EngineKind(
 DOCKER = EngineKind(
     "docker",
     ("create", "start", "restart", "die", "stop", "kill", "destroy", "rename",
-     "pause", "unpause", "health_status", "connect", "disconnect"),
+     "pause", "unpause", "health_status", "connect", "disconnect", "update", "remove"),
     (),
     {},
     True,
     "mount it with -v /var/run/docker.sock:/var/run/docker.sock",
+    ("container", "service"),
+    True,
 )
 PODMAN = EngineKind(
     "podman",
@@ -71,6 +76,8 @@ PODMAN = EngineKind(
     False,
     "mount Podman's socket there, e.g. -v /run/podman/podman.sock:/var/run/docker.sock "
     "(rootless: -v $XDG_RUNTIME_DIR/podman/podman.sock:/var/run/docker.sock)",
+    ("container",),
+    False,
 )
 
 # -- which engine ---------------------------------------------------------------------------

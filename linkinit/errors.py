@@ -83,6 +83,16 @@ class EngineRefused(EngineError):
     forbidding it, an API version the Engine does not speak). Asking again will not help."""
 
 
+class NotSwarmManager(EngineRefused):
+    """503 "This node is not a swarm manager" for ``/services`` or ``/tasks``: asking again
+    will not help. ``role`` says why (``swarm.WORKER``: a manager could answer;
+    ``swarm.NOT_IN_SWARM``: there is no swarm)."""
+
+    def __init__(self, message: str, http_status: int | None = None, role: str = "") -> None:
+        super().__init__(message, http_status)
+        self.role = role
+
+
 class EngineProtocolError(EngineError):
     """The answer was not HTTP as the Engine speaks it (a bad status line, broken chunked
     framing, a line longer than the reader's limit)."""

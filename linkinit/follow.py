@@ -23,6 +23,7 @@ import time
 from collections import namedtuple
 
 from . import container as model
+from . import swarm
 from .envvars import link_variables
 from .errors import DeclarationError, EngineError, LinkinitError
 from .hosts import write_hosts
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 CONFIG_FILE = "follow.json"  # what the resolver hands the watcher
 RESYNC_SECONDS = 30.0
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+# While a followed swarm service has no task running: no event will say when one starts
+# (swarm.py), so its tasks are asked for this often until it is back.
+SERVICE_POLL_SECONDS = 1.0
 
 
 class Seen(namedtuple("Seen", "container_id variables")):
@@ -49,19 +53,18 @@ class Seen(namedtuple("Seen", "container_id variables")):
 
 
 def current(engine: Engine, parent: Mapping[str, Any],
-            spec: LinkSpec) -> Optional[tuple[ResolvedLink, str]]:
-    """The child's link as it would be resolved now, and its container's ID; None while it
-    is absent or down."""
+            spec: LinkSpec) -> tuple[Optional[ResolvedLink], Optional[dict]]:
+    """The child's link as it would be resolved now (None while it is absent or down), and
+    the child's document (None while absent)."""
     from .resolve import find_child, resolved_link
 
     child = find_child(engine, spec, parent)
     if child is None or model.state_of(child) != "running":
-        return None
+        return None, child
     address = link_address(spec, parent, child)
     if not address:
-        return None
-    link = resolved_link(spec, parent, Observation(READY, "running", "", child, address))
-    return link, str(child.get("Id", ""))
+        return None, child
+    return resolved_link(spec, parent, Observation(READY, "running", "", child, address)), child
 
 
 def seen_of(link: ResolvedLink, container_id: str) -> Seen:
@@ -111,18 +114,26 @@ class Follower:
         self.links_path = links_path
         self.hosts_path = hosts_path
         self.down: set[str] = set()
+        self.services: set[str] = set()  # aliases whose child was last seen as a service
         self.links: dict[str, ResolvedLink] = {}
 
     def look(self) -> dict[str, Optional[Seen]]:
         now: dict[str, Optional[Seen]] = {}
         for spec in self.specs:
-            found = current(self.engine, self.parent, spec)
-            if found is None:
+            link, child = current(self.engine, self.parent, spec)
+            if child is not None:
+                (self.services.add if swarm.is_service(child) else self.services.discard)(
+                    spec.alias)
+            if link is None or child is None:
                 now[spec.alias] = None
                 continue
-            self.links[spec.alias] = found[0]
-            now[spec.alias] = seen_of(*found)
+            self.links[spec.alias] = link
+            now[spec.alias] = seen_of(link, str(child.get("Id", "")))
         return now
+
+    def awaiting_tasks(self) -> bool:
+        """A service child is down: only asking again will show its tasks coming back."""
+        return bool(self.down & self.services)
 
     def sync(self) -> list:
         """One look; report what went down or came back; apply a change. The aliases changed."""
@@ -191,14 +202,15 @@ def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],
 
 def follow(follower: Follower, wake: Any, resync: float = RESYNC_SECONDS,
            clock: Callable[[], float] = time.monotonic, rounds: Optional[int] = None) -> None:
-    """Sync, then again at each Engine event or every ``resync`` seconds, for ever (or for
-    ``rounds``, in tests). An Engine that fails is retried with backoff, and logged once."""
+    """Sync, then again at each Engine event or every ``resync`` seconds (every
+    ``SERVICE_POLL_SECONDS`` while a service child is down), for ever (or for ``rounds``, in
+    tests). An Engine that fails is retried with backoff, and logged once."""
     failures = 0
     while rounds is None or rounds > 0:
         try:
             follower.sync()
             failures = 0
-            pause = resync
+            pause = min(resync, SERVICE_POLL_SECONDS) if follower.awaiting_tasks() else resync
         except EngineError as error:
             if failures == 0:
                 follower.report(f"follow: the Engine did not answer ({error}); retrying")

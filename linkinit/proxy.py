@@ -332,7 +332,7 @@ def _touches(keys: set[str], reference: str, children: tuple[dict, ...], by_alia
 
 
 class _Answers:
-    """``container.find``'s two questions, answered from what the proxy fetched already."""
+    """``container.find``'s questions, answered from what the proxy fetched already."""
 
     def __init__(self, named: model.Lookup, neighbours: list[dict]) -> None:
         self.named = named
@@ -340,6 +340,9 @@ class _Answers:
 
     def by_reference(self, reference: str) -> model.Lookup:
         return self.named
+
+    def service(self, reference: str) -> model.Lookup:
+        return model.Lookup(None, model.MISSING)  # containers only, so far
 
     def on_networks(self, networks: Sequence[str]) -> list[dict]:
         return self.neighbours

@@ -13,9 +13,9 @@ import socket
 import time
 
 from . import container as model
-from . import engines
+from . import engines, swarm
 from .envvars import ResolvedLink
-from .errors import AmbiguousReference, EngineUnreachable, ResolveError
+from .errors import AmbiguousReference, EngineUnreachable, NotSwarmManager, ResolveError
 from .waiter import EventWatcher, Waiter
 
 TYPE_CHECKING = False
@@ -100,14 +100,45 @@ def find_parent(engine: Engine, environ: Mapping[str, str]) -> dict:
 # -- children -----------------------------------------------------------------------------
 
 
+# What to deploy when a parent on a swarm worker cannot see services (README, "Swarm").
+WORKER_HINT = (
+    "this node is a swarm worker, and only managers know services: run `linkinit proxy "
+    "--listen tcp://0.0.0.0:2375` as a service on the managers, attached to this overlay "
+    "network, and set DOCKER_HOST=tcp://<that service>:2375 in this service "
+    "(README: Swarm)"
+)
+
+
 class EngineLookup:
     """``container.find``'s questions answered by the Engine: its own lookup for names, IDs
-    and prefixes, and an inspect of each container on the parent's alias networks (the list
-    API does not show aliases)."""
+    and prefixes, a manager's for services, and an inspect of each container on the
+    parent's alias networks (the list API does not show aliases)."""
 
     def __init__(self, engine: Engine, parent: Mapping[str, Any]) -> None:
         self.engine = engine
         self.parent = parent
+
+    def service(self, reference: str) -> model.Lookup:
+        """A swarm service shaped as a container (its tasks and, without published ports,
+        its image asked for too); MISSING where there is no swarm."""
+        role = getattr(self.engine, "swarm_role", None)
+        if role == swarm.NOT_IN_SWARM or not self.engine.kind.has_swarm:
+            return model.Lookup(None, model.MISSING)
+        try:
+            service = None if role == swarm.WORKER else self.engine.inspect_service(reference)
+        except NotSwarmManager as error:
+            self.engine.swarm_role = role = error.role  # one 503 is enough to know
+        if role == swarm.WORKER:
+            return model.Lookup(None, model.NO_MANAGER, WORKER_HINT)
+        if service is None:
+            return model.Lookup(None, model.MISSING)
+        tasks = self.engine.list_tasks({"service": [str(service.get("ID", ""))]})
+        image = None
+        if not swarm.target_ports(service) and swarm.service_image(service):
+            image = self.engine.inspect_image(swarm.service_image(service))
+        names = {str(s.get("NetworkID")): name
+                 for name, s in model.networks_of(self.parent).items() if s.get("NetworkID")}
+        return model.Lookup(swarm.service_document(service, tasks, image, names))
 
     def by_reference(self, reference: str) -> model.Lookup:
         try:
@@ -137,6 +168,9 @@ def find_child(engine: Engine, spec: LinkSpec, parent: Mapping[str, Any]) -> Opt
             f"{spec.origin}: child {spec.child!r} is ambiguous: {found.why}; "
             "link one of them by its full name or ID"
         )
+    if found.state == model.NO_MANAGER:
+        raise NotSwarmManager(f"link {spec.alias}: {spec.child!r} is not a container on this "
+                              f"node, and {found.why}", 503, swarm.WORKER)
     return found.container
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+from . import swarm
 from .engines import DOCKER
 from .errors import EngineError, EngineUnreachable, NotReady
 from .readiness import PORT_CLOSED, check_port, observe, port_open
@@ -35,6 +36,9 @@ ENGINE_RETRY_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
 # and no Engine request (the child's document is reused until an event says it changed),
 # so probe often enough to notice the port within a few tens of milliseconds.
 PORT_PROBE_DELAYS = (0.01, 0.02, 0.05)
+# Pauses while a swarm service has no task ready: the Engine sends no task events
+# (swarm.py), so its tasks are asked for again, one request per look.
+SERVICE_POLL_DELAYS = (0.1, 0.2, 0.5, 1.0)
 
 
 class SystemClock:
@@ -80,6 +84,8 @@ class Waiter:
         self.engine_error: Optional[EngineError] = None  # the last look's, if it failed
         self.engine_retries = 0
         self.port_probes = 0
+        self.service_polls = 0
+        self.polling = False  # the pause ends on a timer that must look again (a service)
 
     def run(self) -> list[tuple[LinkSpec, Observation]]:
         """Every spec with its ready observation; NotReady (75) or the Engine's error else."""
@@ -151,23 +157,33 @@ class Waiter:
         return None
 
     def next_pause(self) -> float:
-        """Until the deadline, or sooner: the next Engine retry, or the next port probe."""
+        """Until the deadline, or sooner: the next Engine retry, port probe or look at a
+        service's tasks."""
         pause = max(self.deadline - self.clock.monotonic(), 0.0)
+        self.polling = False
         if self.engine_error is not None:
-            step = min(self.engine_retries, len(ENGINE_RETRY_DELAYS) - 1)
             self.engine_retries += 1
-            return min(pause, ENGINE_RETRY_DELAYS[step])
-        if any(self.seen[s.alias].phase == PORT_CLOSED for s in self.unready()):
-            step = min(self.port_probes, len(PORT_PROBE_DELAYS) - 1)
+            return min(pause, _step(ENGINE_RETRY_DELAYS, self.engine_retries - 1))
+        unready = [self.seen[s.alias] for s in self.unready()]
+        if any(seen.phase == PORT_CLOSED for seen in unready):
             self.port_probes += 1
-            return min(pause, PORT_PROBE_DELAYS[step])
+            return min(pause, _step(PORT_PROBE_DELAYS, self.port_probes - 1))
+        if any(seen.container and swarm.is_service(seen.container) for seen in unready):
+            self.polling = True
+            self.service_polls += 1
+            return min(pause, _step(SERVICE_POLL_DELAYS, self.service_polls - 1))
         return pause
 
     def pause(self) -> None:
         if self.wake is None:
             self.wake = self._wake_source(self.started_at - 1)
         woken = self.wake.wait(self.next_pause())
-        self.stale = woken or self.engine_error is not None
+        self.stale = woken or self.polling or self.engine_error is not None
+
+
+def _step(delays: Sequence[float], taken: int) -> float:
+    """The pause after ``taken`` earlier ones: the next of ``delays``, the last repeating."""
+    return delays[min(taken, len(delays) - 1)]
 
 
 def not_ready_message(
@@ -193,7 +209,9 @@ class EventWatcher:
         self._engine = engine
         self._since = since
         self._filters = {"type": ["container"], "event": list(WAKING_EVENTS)}
-        if containers:  # only these (names or IDs): another container's events wake no one
+        # only these (names or IDs; a service's events match its name or ID too): another
+        # container's events wake no one
+        if containers:
             self._filters["container"] = list(containers)
         import threading  # only a wait needs it: most starts find every child ready
 
@@ -207,7 +225,8 @@ class EventWatcher:
                 if getattr(self._engine, "api_version", True) is None:
                     self._engine.ping()  # which engine: its events have their own names
                 kind = getattr(self._engine, "kind", DOCKER)
-                filters = dict(self._filters, event=list(kind.waking_events))
+                filters = dict(self._filters, event=list(kind.waking_events),
+                               type=list(kind.event_types))
                 for _ in self._engine.events(filters, since=self._since):
                     delay = 0.05
                     self._wake.set()

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from linkinit import swarm
 from linkinit.engine import MAX_API_VERSION, Engine
 from linkinit.errors import (
     EX_UNAVAILABLE,
@@ -25,6 +26,7 @@ from linkinit.errors import (
     EngineProtocolError,
     EngineRefused,
     EngineUnreachable,
+    NotSwarmManager,
 )
 from tests.support.fake_engine import CLOSE, FakeEngine, Step, chunked, http, json_answer, ping
 
@@ -142,6 +144,32 @@ def test_a_5xx_is_retryable(fake: FakeEngine) -> None:
         Engine(fake.host).inspect_container("db1")
     assert caught.value.retryable and caught.value.http_status == 500
     assert "database is locked" in str(caught.value)
+
+
+WORKER_503 = ("This node is not a swarm manager. Worker nodes can't be used to view or modify "
+              "cluster state. Please run this command on a manager node or promote the "
+              "current node to a manager.")
+
+
+@scripted([json_answer({"message": WORKER_503}, status=503)])
+def test_a_workers_503_for_services_is_not_retried_and_says_why(fake: FakeEngine) -> None:
+    """Asking a worker again will not make it a manager: 69 at once, with the role."""
+    with pytest.raises(NotSwarmManager) as caught:
+        Engine(fake.host).inspect_service("db")
+    error = caught.value
+    assert (error.retryable, error.http_status, error.role) == (False, 503, swarm.WORKER)
+    assert "cannot answer for swarm services (GET /v1.41/services/db)" in str(error)
+
+
+@scripted([json_answer({"message": "service db not found"}, status=404)],
+          [json_answer([{"ID": "t1"}])])
+def test_a_missing_service_is_none_and_tasks_are_asked_with_their_filter(
+        fake: FakeEngine) -> None:
+    engine = Engine(fake.host)
+    assert engine.inspect_service("db") is None
+    assert engine.list_tasks({"service": ["svc1"]}) == [{"ID": "t1"}]
+    assert fake.requests[-1].startswith(
+        "GET /v1.41/tasks?filters=%7B%22service%22%3A%20%5B%22svc1%22%5D%7D ")
 
 
 @scripted([http(200, b"", ["Content-Length: 100"], length=False) + b'{"Id": "c', CLOSE])

@@ -14,10 +14,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from linkinit import swarm
 from linkinit.declare import LinkSpec
-from linkinit.errors import EngineUnreachable
+from linkinit.engines import DOCKER
+from linkinit.errors import EngineUnreachable, NotSwarmManager
 from linkinit.follow import (
     RETRY_SECONDS,
+    SERVICE_POLL_SECONDS,
     Follower,
     Seen,
     compare,
@@ -41,6 +44,9 @@ def child(ip: str = "10.5.0.2", cid: str = "c" * 64, running: bool = True,
 class FakeEngine:
     """Answers inspect from ``containers``; ``down`` makes every request fail."""
 
+    kind = DOCKER
+    swarm_role: Optional[str] = None
+
     def __init__(self) -> None:
         self.containers: Dict[str, dict] = {}
         self.down = False
@@ -52,6 +58,9 @@ class FakeEngine:
 
     def list_containers(self, filters: Optional[dict] = None) -> List[dict]:
         return []
+
+    def inspect_service(self, reference: str) -> Optional[dict]:
+        raise NotSwarmManager("This node is not a swarm manager.", 503, swarm.NOT_IN_SWARM)
 
 
 SPEC = LinkSpec("redis", "db1", "listening", False, "label link.redis")
@@ -181,3 +190,28 @@ def test_compare(given: dict, now: dict, expected: tuple) -> None:
                                max_size=20)))
 def test_property_the_links_file_reads_back_what_was_written(variables: dict) -> None:
     assert parse_environ(encode_links(variables)) == variables
+
+
+def service_child(address: str, running: bool) -> dict:
+    """A dnsrr swarm service ``db1`` shaped as a container, with its one task."""
+    task = {"ID": "t1", "Slot": 1, "DesiredState": "running",
+            "Status": {"State": "running" if running else "preparing"},
+            "NetworksAttachments": [{"Network": {"ID": "n1", "Spec": {"Name": "appnet"}},
+                                     "Addresses": [f"{address}/24"]}]}
+    service = {"ID": "s" * 25, "Spec": {"Name": "db1", "EndpointSpec": {"Mode": "dnsrr"},
+                                        "TaskTemplate": {"ContainerSpec": {"Env": ["PASSWORD=x"]}}}}
+    return swarm.service_document(service, [task], {"Config": {"ExposedPorts": {"6379/tcp": {}}}})
+
+
+def test_a_service_scaled_to_0_is_asked_for_every_second_until_a_task_runs(rig: Rig) -> None:
+    """No event says a task started (swarm.py): while the service is down the watcher asks
+    again every SERVICE_POLL_SECONDS, and sees it back on its new task's address."""
+    rig.engine.containers["db1"] = service_child("10.5.0.2", running=False)
+    sleeps = Sleeps()
+    follow(rig.follower, sleeps, resync=30, rounds=2)
+    assert sleeps.pauses == [SERVICE_POLL_SECONDS, SERVICE_POLL_SECONDS]
+    rig.engine.containers["db1"] = service_child("10.5.0.8", running=True)
+    follow(rig.follower, sleeps, resync=30, rounds=1)
+    assert sleeps.pauses[-1] == 30
+    assert rig.notified == [["redis"]]
+    assert parse_environ(rig.links_path.read_bytes())["REDIS_PORT_6379_TCP_ADDR"] == "10.5.0.8"
