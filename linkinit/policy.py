@@ -11,7 +11,8 @@ What a caller may see: itself, and the children declared in what the operator fi
 container was created: its ``link.<alias>=<child>`` labels, ``--link`` in its configured
 Entrypoint/Cmd and ``LINKINIT_LINKS`` in its configured environment. A YAML file inside the
 container proves nothing (the container can write it), unless the operator runs the proxy
-with ``--trust-files``.
+with ``--trust-files``. A child that is a swarm service is seen as linkinit reads it: the
+service, its tasks (listed by a ``service`` filter only) and its image.
 """
 
 from __future__ import annotations
@@ -23,27 +24,36 @@ import urllib.parse
 from collections import namedtuple
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+from . import swarm
 from .container import declared_links
 
 READ = ("GET", "HEAD")
 EVERYONE = "everyone"  # any caller the proxy identified
 IN_SCOPE = "in scope"  # the container the path names must be the caller or one of its children
+SERVICE_IN_SCOPE = "service in scope"  # the service the path names must be a linked one
+IMAGE_IN_SCOPE = "image in scope"  # the image must be a linked service's
 FILTERED = "filtered"  # allowed; the answer holds only the caller and its children
 
 # One row per rule: (methods, path, route, who may see it). Paths are matched without the API
-# version prefix (/v1.41/...); ``{ref}`` is a container name, ID or ID prefix.
+# version prefix (/v1.41/...); ``{ref}`` is a container or service name, ID or ID prefix;
+# ``{image}`` an image reference (it may hold slashes: ``localhost/redis:7``).
 ROUTES: tuple[tuple[tuple[str, ...], str, str, str], ...] = (
     (READ, "/_ping", "ping", EVERYONE),
     (READ, "/version", "version", EVERYONE),
     (("GET",), "/containers/json", "list", FILTERED),
     (("GET",), "/containers/{ref}/json", "inspect", IN_SCOPE),
     (("GET",), "/events", "events", FILTERED),
+    (("GET",), "/services/{ref}", "service", SERVICE_IN_SCOPE),
+    (("GET",), "/tasks", "tasks", FILTERED),
+    (("GET",), "/images/{image}/json", "image", IMAGE_IN_SCOPE),
 )
-_PATTERNS = [re.compile("^" + path.replace("{ref}", "(?P<ref>[^/]+)") + "$")
+_PATTERNS = [re.compile("^" + path.replace("{ref}", "(?P<ref>[^/]+)")
+                        .replace("{image}", "(?P<ref>.+)") + "$")
              for _, path, _, _ in ROUTES]
 _VERSION = re.compile(r"^/v[0-9]+(?:\.[0-9]+)?(?=/)")
 _CONTAINER_PATH = re.compile(r"^/containers/(?P<ref>[^/]+)/")
 EVENT_FILTERS = ("type", "event", "container")
+TASK_FILTERS = ("service",)
 EVENT_PARAMETERS = ("filters", "since")
 _FUZZY_EVENTS = ("health_status", "exec_create", "exec_start")  # as the Engine matches them
 
@@ -52,6 +62,8 @@ ALL = "all"  # a host process let in by --allow-host, or any caller under --trus
 NOBODY = "nobody"  # not mapped to a container, and --allow-host not given
 
 LABEL_FIX = "declare the link on this container at create time, e.g. --label link.<alias>={ref}"
+SERVICE_FIX = ("a swarm task declares it in its service's container labels, e.g. docker service "
+               "create --container-label link.<alias>={ref}")
 FILE_NOTE = ("links declared only in a YAML file inside the container are not proof (the "
              "container can write that file); the operator may run the proxy with --trust-files")
 
@@ -62,11 +74,16 @@ class Visible(namedtuple("Visible", "id name")):
     __slots__ = ()
 
 
-class Caller(namedtuple("Caller", "id name view scope pid", defaults=("", NOBODY, (), 0))):
+class Caller(namedtuple("Caller", "id name view scope pid services images address document why",
+                        defaults=("", NOBODY, (), 0, (), (), "", None, ""))):
     """Who is calling, as the kernel and the Engine say.
 
     id: the container's full ID ("" for a process outside any container); name: str; view:
-    LINKS, ALL or NOBODY; scope: tuple of Visible, the caller first; pid: the peer's PID.
+    LINKS, ALL or NOBODY; scope: tuple of Visible, the caller first; pid: the peer's PID (0 on
+    TCP); services: tuple of Visible, the swarm services it links; images: their images as
+    linkinit asks for them; address: the TCP peer ("10.0.1.5:41234"), "" on the Unix socket;
+    document: the caller's own inspect document when the Engine cannot answer for it (a task
+    on another node); why: for NOBODY, what the proxy found at the caller's address.
     """
 
     __slots__ = ()
@@ -111,7 +128,8 @@ def decide(caller: Caller, request: Request) -> Decision:
     if container and not sees(caller, urllib.parse.unquote(container["ref"])):
         return not_visible(caller, urllib.parse.unquote(container["ref"]))
     return refuse(403, f"{request.method} {path} is refused: the proxy allows only /_ping, "
-                       "/version, inspecting and listing linked containers, and /events")
+                       "/version, inspecting and listing linked containers, inspecting linked "
+                       "swarm services, their tasks and images, and /events")
 
 
 def needs_scope(request: Request) -> bool:
@@ -124,14 +142,27 @@ def needs_scope(request: Request) -> bool:
 def _judge(caller: Caller, request: Request, route: str, who: str, ref: str) -> Decision:
     if who == IN_SCOPE and not sees(caller, ref):
         return not_visible(caller, ref)
+    if who == SERVICE_IN_SCOPE and not sees_service(caller, ref):
+        return service_not_visible(ref)
+    if who == IMAGE_IN_SCOPE and not sees_image(caller, ref):
+        return refuse(403, f"GET /images/{ref}/json is refused: this container may inspect "
+                           "only the image of a swarm service it links")
+    problem = ""
     if route == "events":
         problem = event_query_problem(request.query)
-        if problem:
-            return refuse(403 if "refused" in problem else 400, problem)
+    elif route == "tasks":
+        problem = task_query_problem(caller, request.query)
+    if problem:
+        return refuse(403 if "refused" in problem else 400, problem)
     return allow(route, ref)
 
 
 def _unmapped(caller: Caller) -> str:
+    if caller.address:
+        return (f"the caller at {caller.address} {caller.why or 'is no task or container'}; "
+                "this proxy serves tasks and containers on the overlay networks it is attached "
+                "to: attach the proxy to the caller's overlay network (docker service update "
+                "--network-add), or call it from a task or container on one of its networks")
     return (f"the calling process (pid {caller.pid}) is in no container this Engine runs; "
             "the proxy serves containers only: run host tools on the Engine's own socket, or "
             "start the proxy with --allow-host to let host processes read through it")
@@ -153,6 +184,29 @@ def sees(caller: Caller, ref: str) -> bool:
     )
 
 
+def sees_service(caller: Caller, ref: str) -> bool:
+    """Whether ``ref`` (a name, full ID or ID prefix) names a swarm service the caller links."""
+    return caller.view == ALL or (bool(ref) and any(
+        ref in (seen.id, seen.name) or seen.id.startswith(ref) for seen in caller.services))
+
+
+def sees_service_id(caller: Caller, service_id: str) -> bool:
+    """Whether the service with this full ID is one the caller links."""
+    return caller.view == ALL or any(service_id == seen.id for seen in caller.services)
+
+
+def sees_image(caller: Caller, image: str) -> bool:
+    """Whether ``image`` is a linked service's, as linkinit asks for it."""
+    return caller.view == ALL or image in caller.images
+
+
+def service_not_visible(ref: str) -> Decision:
+    """404 in the Engine's words for a missing service, whether it exists or not."""
+    return refuse(404, f"service {ref} not found (this container sees only the swarm services "
+                       f"it links; {LABEL_FIX.format(ref=ref)}; "
+                       f"{SERVICE_FIX.format(ref=ref)})")
+
+
 def sees_id(caller: Caller, container_id: str) -> bool:
     """Whether the container with this full ID is the caller or one of its children."""
     return caller.view == ALL or any(container_id == seen.id for seen in caller.scope)
@@ -161,6 +215,43 @@ def sees_id(caller: Caller, container_id: str) -> bool:
 def filter_containers(caller: Caller, summaries: Iterable[Mapping[str, Any]]) -> list:
     """The container list, cut to what the caller may see."""
     return [summary for summary in summaries if sees_id(caller, str(summary.get("Id", "")))]
+
+
+def filter_tasks(caller: Caller, tasks: Iterable[Mapping[str, Any]]) -> list:
+    """The task list, cut to the tasks of the services the caller links."""
+    return [task for task in tasks if sees_service_id(caller, str(task.get("ServiceID", "")))]
+
+
+def answers_for_itself(caller: Caller, ref: str) -> bool:
+    """Whether an inspect of ``ref`` is the caller asking for itself where the Engine cannot
+    answer (a task on another node): the proxy answers with ``caller.document``."""
+    return caller.document is not None and swarm.task_answers_to(caller.document, ref)
+
+
+# -- tasks ----------------------------------------------------------------------------
+
+
+def task_query_problem(caller: Caller, query: Sequence[tuple[str, str]]) -> str:
+    """What is wrong with a /tasks query ("" if nothing): a ``service`` filter naming only
+    linked services (a caller with ``ALL`` may list as it likes)."""
+    unknown = [key for key, _ in query if key != "filters"]
+    if unknown:
+        return f"/tasks?{unknown[0]}= is refused: the proxy lists tasks by filters only"
+    filters = event_filters(query)
+    if filters is None:
+        return "/tasks?filters= is not a JSON object of lists"
+    if caller.view == ALL:
+        return ""
+    others = sorted(set(filters) - set(TASK_FILTERS))
+    if others or not filters.get("service"):
+        named = f"filter {others[0]!r}" if others else "a list without a service filter"
+        return (f"/tasks with {named} is refused: the proxy lists only the tasks of the swarm "
+                'services this container links, by filters={"service":["<service>"]}')
+    hidden = [value for value in filters["service"] if not sees_service(caller, value)]
+    if hidden:
+        return (f"/tasks of service {hidden[0]!r} is refused: this container sees only the "
+                f"swarm services it links; {LABEL_FIX.format(ref=hidden[0])}")
+    return ""
 
 
 # -- events ---------------------------------------------------------------------------
@@ -215,12 +306,11 @@ def event_filters(query: Sequence[tuple[str, str]]) -> Optional[dict[str, list[s
 
 
 def event_visible(caller: Caller, event: Mapping[str, Any], filters: Mapping[str, list]) -> bool:
-    """Whether an Engine event goes to this caller: about a container it sees, and matching
-    the caller's own filters as the Engine would match them."""
+    """Whether an Engine event goes to this caller: about a container it sees or a service it
+    links, and matching the caller's own filters as the Engine would match them (the
+    ``container`` filter matches a service's ID or name too, as the Engine's does)."""
     actor = event.get("Actor") or {}
-    if event.get("Type") != "container" and caller.view != ALL:
-        return False  # network, image, volume events are not about linked containers
-    if event.get("Type") == "container" and not sees_id(caller, str(actor.get("ID", ""))):
+    if caller.view != ALL and not _about_scope(caller, event):
         return False
     action = str(event.get("Action", ""))
     name = str((actor.get("Attributes") or {}).get("name", ""))
@@ -231,6 +321,15 @@ def event_visible(caller: Caller, event: Mapping[str, Any], filters: Mapping[str
             str(actor.get("ID", "")).startswith(v) or name.startswith(v) for v in values)),
     )
     return all(not filters.get(key) or check(filters[key]) for key, check in checks)
+
+
+def _about_scope(caller: Caller, event: Mapping[str, Any]) -> bool:
+    """Whether the event is about a container the caller sees or a service it links; network,
+    image, volume, node events are about neither."""
+    subject = str((event.get("Actor") or {}).get("ID", ""))
+    if event.get("Type") == "container":
+        return sees_id(caller, subject)
+    return event.get("Type") == "service" and sees_service_id(caller, subject)
 
 
 def _event_matches(action: str, values: list) -> bool:

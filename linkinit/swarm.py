@@ -142,7 +142,11 @@ def endpoint_mode(service: Mapping[str, Any]) -> str:
 def service_image(service: Mapping[str, Any]) -> str:
     """The service's image as the local Engine may know it: without the digest swarm pins
     when it can reach a registry, if a tag says which image it is."""
-    image = str(container_spec(service).get("Image") or "")
+    return local_image(str(container_spec(service).get("Image") or ""))
+
+
+def local_image(image: str) -> str:
+    """``redis:7@sha256:...`` -> ``redis:7``; an image named by its digest alone is kept."""
     name, _, _ = image.partition("@")
     return name if ":" in name.rsplit("/", 1)[-1] else image
 
@@ -259,6 +263,13 @@ def service_state(document: Mapping[str, Any]) -> tuple[str, str]:
 # -- a task shaped as a container (a parent on another node, seen from a manager) -----------
 
 
+def _task_hostname(spec: Mapping[str, Any], container_id: str) -> str:
+    """The spec's hostname, else Docker's default (the short ID); "" for a template
+    (``{{.Node.Hostname}}``), which only the task's node fills in."""
+    hostname = str(spec.get("Hostname") or "") or container_id[:12]
+    return "" if "{{" in hostname else hostname
+
+
 def task_document(task: Mapping[str, Any], service_name: str) -> dict:
     """A task as its container's inspect document would show it on its own node: the ID,
     name, labels, environment and addresses a parent's links are read from."""
@@ -268,11 +279,12 @@ def task_document(task: Mapping[str, Any], service_name: str) -> dict:
     labels.update({SERVICE_NAME_LABEL: service_name, TASK_ID_LABEL: str(task.get("ID", ""))})
     running = task_state(task) == "running"
     slot = task.get("Slot") or task.get("NodeID", "")
+    container_id = str(container.get("ContainerID") or "")
     return {
-        "Id": str(container.get("ContainerID") or ""),
+        "Id": container_id,
         "Name": f"/{service_name}.{slot}.{task.get('ID', '')}",
         "Config": {"Env": list(spec.get("Env") or []), "Labels": labels,
-                   "Hostname": str(spec.get("Hostname") or ""),
+                   "Hostname": _task_hostname(spec, container_id),
                    "Image": str(spec.get("Image") or "")},
         "State": {"Status": "running" if running else task_state(task), "Running": running},
         "NetworkSettings": {"Networks": _task_endpoints(task, service_name)},
@@ -283,3 +295,20 @@ def task_addresses(task: Mapping[str, Any]) -> list[str]:
     """The task's IPv4 addresses on its networks (ingress left out): how a manager tells
     which task a connection from an overlay network comes from."""
     return [address for _, _, address in _attachments(task) if address]
+
+
+SELF_PREFIX = 12  # the shortest ID prefix a task's own container answers to (its hostname's)
+
+
+def task_answers_to(document: Mapping[str, Any], reference: str) -> bool:
+    """Whether ``reference`` names the task's container (``task_document``) the ways its
+    own linkinit looks for itself: the full ID (mountinfo, cgroup), an ID prefix of 12 or
+    more (the default hostname), its name, or the hostname its spec gives."""
+    container_id = str(document.get("Id") or "")
+    name = str(document.get("Name") or "").lstrip("/")
+    hostname = str((document.get("Config") or {}).get("Hostname") or "")
+    return bool(container_id) and bool(reference) and (
+        reference in (container_id, hostname)
+        or (len(reference) >= SELF_PREFIX and container_id.startswith(reference))
+        or reference.lstrip("/") == name
+    )
