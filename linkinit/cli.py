@@ -115,7 +115,8 @@ def parse_arguments(argv: Sequence[str]) -> Options:
               "       linkinit --print-env [options]\n"
               "       linkinit ls [--all] [--format table|json]\n"
               "       linkinit guard [options]\n"
-              "       linkinit proxy [--listen PATH] [--allow-host] [--trust-files]",
+              "       linkinit proxy [--listen PATH|tcp://ADDRESS:PORT]... [--allow-host] "
+              "[--trust-files]",
         description="Resolve the containers this one links to, export Docker-link variables "
                     "(REDIS_PORT_6379_TCP_ADDR...), then run COMMAND as PID 1.",
         epilog="Every option can also come from the environment (a flag wins): "

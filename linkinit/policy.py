@@ -132,6 +132,12 @@ def decide(caller: Caller, request: Request) -> Decision:
                        "swarm services, their tasks and images, and /events")
 
 
+def about_swarm(request: Request) -> bool:
+    """Whether the request is for services or tasks (only a swarm manager answers those)."""
+    path = _VERSION.sub("", request.path, count=1)
+    return path == "/tasks" or path.startswith("/services/")
+
+
 def needs_scope(request: Request) -> bool:
     """Whether judging the request needs the caller's children (not for /_ping, /version)."""
     path = _VERSION.sub("", request.path, count=1)

@@ -1,8 +1,10 @@
 """``linkinit proxy``: a host daemon between parent containers and the Docker Engine.
 
-Parents mount the proxy's directory instead of the Engine socket. For each connection the
-proxy asks the kernel who is calling (``peer``), asks the Engine which containers that caller
-declared as links at create time, and lets ``policy.decide`` judge the request; this module
+Parents mount the proxy's directory instead of the Engine socket, or (swarm tasks on any
+node) reach it over TCP on an overlay network. For each connection the proxy asks the kernel
+who is calling (``peer`` on the Unix socket, ``overlay`` on TCP), asks the Engine which
+containers and services that caller declared as links at create time, and lets
+``policy.decide`` judge the request; this module
 only forwards what is allowed and filters the answers. HTTP is aiohttp's on both sides (a
 security boundary parses HTTP with a well-kept library, never by hand). One upstream event
 stream serves every caller: it is fanned out line by line, unbuffered, and doubles as the
@@ -32,10 +34,11 @@ from aiohttp import web
 from yarl import URL
 
 from . import container as model
-from . import peer, policy
+from . import engines, overlay, peer, policy, swarm
 from .errors import LinkinitError, UsageError
 
 DEFAULT_LISTEN = "/run/linkinit/engine.sock"
+DEFAULT_TCP_PORT = 2375
 DEFAULT_UPSTREAM = "unix:///var/run/docker.sock"
 _BASE = "http://docker"
 _TOPOLOGY = {"create", "destroy", "rename", "connect", "disconnect"}  # who answers to a name
@@ -172,6 +175,8 @@ class Directory:
         self.upstream = upstream
         self.allow_host = allow_host
         self.trust_files = trust_files
+        self.addresses = overlay.Addresses(upstream.get_json)  # TCP callers
+        self.not_manager = ""  # the Engine's 503 to /services, once it said it is no manager
         self.generation = 0  # topology changes seen: event streams look at scopes again
         self.caching = False
         self._sequence = 0  # events seen
@@ -192,16 +197,20 @@ class Directory:
         self._namespaces = None
 
     def saw(self, event: dict) -> None:
-        """An Engine event: forget what it may have changed."""
+        """An Engine event: forget what it may have changed. A service event may change what
+        a name resolves to (a service comes before an alias) and which task holds an
+        address; a network event moves addresses."""
         self._sequence += 1
         keys = _keys_of(event)
         for key in keys:
             self._touched[key] = self._sequence
             self._documents.pop(key, None)
         action = str(event.get("Action", ""))
+        if event.get("Type") in ("service", "network"):
+            self.addresses.forget()
         if action in _TOPOLOGY or action in ("start", "die"):
             self._namespaces = None
-        if action in _TOPOLOGY:
+        if action in _TOPOLOGY or event.get("Type") == "service":
             self.generation += 1
             self._topology = self._sequence
             self._resolved = {key: value for key, value in self._resolved.items()
@@ -233,17 +242,69 @@ class Directory:
             return policy.Caller(own.id, own.name, policy.LINKS, (own,), pid or 0)
         return await self.scoped(document, pid or 0)
 
-    async def scoped(self, document: dict, pid: int) -> policy.Caller:
+    async def caller_at(self, peername: Any, sockname: Any,
+                        scoped: bool = True) -> policy.Caller:
+        """A TCP caller: the task or container holding its address on the overlay network
+        the connection arrived on (``overlay``); a loopback peer is this host."""
+        address = _address_text(peername)
+        peer_ip = overlay.address(peername[0] if peername else "")
+        if peer_ip is not None and peer_ip.is_loopback:
+            view = policy.ALL if self.allow_host else policy.NOBODY
+            return policy.Caller("", "", view, address=address, why=(
+                "is a process on the proxy's own host or container (loopback), refused unless "
+                f"the proxy runs with --allow-host; {overlay.SERVES}"))
+        found = await self.addresses.who(peer_ip, overlay.address(
+            sockname[0] if sockname else ""), self.caching)
+        document = await self._holder_document(found.holder)
+        if document is None:
+            return policy.Caller("", "", policy.NOBODY, address=address,
+                                 why=found.why or f"is gone; {overlay.SERVES}")
+        remote = found.holder is not None and found.holder.kind == overlay.TASK
+        if not scoped:
+            own = policy.Visible(str(document.get("Id")), _name(document))
+            return policy.Caller(own.id, own.name, policy.LINKS, (own,), address=address,
+                                 document=document if remote else None)
+        return await self.scoped(document, 0, address, remote)
+
+    async def _holder_document(self, holder: Optional[overlay.Holder]) -> Optional[dict]:
+        """A container's inspect document, or a task's as its node would show it."""
+        if holder is None:
+            return None
+        if holder.kind == overlay.TASK:
+            return await self.addresses.document(holder)
+        return await self.document(holder.id)
+
+    async def scoped(self, document: dict, pid: int, address: str = "",
+                     remote: bool = False) -> policy.Caller:
+        """The caller with what it may see; ``remote``: the Engine cannot inspect it (a task
+        on another node), so its document goes with it."""
         own = policy.Visible(str(document.get("Id")), _name(document))
+        mine = document if remote else None
         if self.trust_files:
-            return policy.Caller(own.id, own.name, policy.ALL, (own,), pid)
-        scope = [own]
+            return policy.Caller(own.id, own.name, policy.ALL, (own,), pid, address=address,
+                                 document=mine)
+        scope: list[policy.Visible] = [own]
+        services: list[policy.Visible] = []
+        images: list[str] = []
         for reference in policy.declared_references(document):
             for child in await self._resolve(reference, document):
                 seen = policy.Visible(str(child.get("Id")), _name(child))
-                if seen not in scope:
-                    scope.append(seen)
-        return policy.Caller(own.id, own.name, policy.LINKS, tuple(scope), pid)
+                into = services if swarm.is_service(child) else scope
+                if seen not in into:
+                    into.append(seen)
+                if swarm.is_service(child):
+                    image = model.image_of(child)
+                    images += [image, swarm.local_image(image)]
+        return policy.Caller(own.id, own.name, policy.LINKS, tuple(scope), pid,
+                             tuple(services), tuple(dict.fromkeys(images)), address, mine)
+
+    async def rescoped(self, caller: policy.Caller) -> policy.Caller:
+        """The caller's scope looked at again (a child may have appeared)."""
+        document = caller.document or await self.document(caller.id)
+        if document is None:
+            return caller
+        return await self.scoped(document, caller.pid, caller.address,
+                                 caller.document is not None)
 
     async def _container_of(self, pid: int) -> Optional[dict]:
         for candidate in peer.cgroup_candidates(pid):
@@ -284,16 +345,27 @@ class Directory:
         if key in self._resolved:
             return self._resolved[key][0]
         began = self._sequence + 1
-        named = await self._by_reference(reference)
-        unnamed = named.container is None and named.state != model.AMBIGUOUS
-        neighbours = await self._neighbours(parent) if unnamed else []
-        found = model.find(reference, parent, _Answers(named, neighbours))
+        answers = await self._answers(reference, parent)
+        unnamed = bool(answers.neighbours is not None)
+        found = model.find(reference, parent, answers)
         children: tuple[dict, ...] = (found.container,) if found.container is not None else ()
         names = [str(c.get("Id")) for c in children] + [_name(c) for c in children]
         if children and self._fresh(began, [reference, *names]) and (
                 not unnamed or self._topology < began):
             self._resolved[key] = (children, unnamed)
         return children
+
+    async def _answers(self, reference: str, parent: dict) -> _Answers:
+        """What ``find`` asks, in its order, each asked only if the one before found nothing
+        (the aliases' holders are None when a name or a service answered)."""
+        missing = model.Lookup(None, model.MISSING)
+        named = await self._by_reference(reference)
+        if named.container is not None or named.state == model.AMBIGUOUS:
+            return _Answers(named, missing, None)
+        service = await self._service(reference)
+        if service.container is not None or service.state == model.AMBIGUOUS:
+            return _Answers(named, service, None)
+        return _Answers(named, service, await self._neighbours(parent))
 
     async def _by_reference(self, reference: str) -> model.Lookup:
         status, body = await self.upstream.get_json(f"/containers/{_quote(reference)}/json")
@@ -302,6 +374,20 @@ class Directory:
         message = str((body or {}).get("message", "")) if isinstance(body, dict) else ""
         if status == 400 and "multiple" in message.lower():
             return model.Lookup(None, model.AMBIGUOUS, message)
+        return model.Lookup(None, model.MISSING)
+
+    async def _service(self, reference: str) -> model.Lookup:
+        """A swarm service by name, ID or unique prefix, shaped as a container (its ID, name
+        and image are what a scope needs: no tasks asked for); MISSING where there is none or
+        the Engine is no manager."""
+        status, body = await self.upstream.get_json(f"/services/{_quote(reference)}")
+        if status == 200 and isinstance(body, dict):
+            return model.Lookup(swarm.service_document(body, ()))
+        message = str((body or {}).get("message", "")) if isinstance(body, dict) else ""
+        if status == 400 and "ambiguous" in message.lower():
+            return model.Lookup(None, model.AMBIGUOUS, message)
+        if swarm.manager_refusal(status, message):
+            self.not_manager = message
         return model.Lookup(None, model.MISSING)
 
     async def _neighbours(self, parent: dict) -> list[dict]:
@@ -334,18 +420,20 @@ def _touches(keys: set[str], reference: str, children: tuple[dict, ...], by_alia
 class _Answers:
     """``container.find``'s questions, answered from what the proxy fetched already."""
 
-    def __init__(self, named: model.Lookup, neighbours: list[dict]) -> None:
+    def __init__(self, named: model.Lookup, service: model.Lookup,
+                 neighbours: Optional[list[dict]]) -> None:
         self.named = named
-        self.neighbours = neighbours
+        self.found_service = service
+        self.neighbours = neighbours  # None: not asked (a name or a service answered)
 
     def by_reference(self, reference: str) -> model.Lookup:
         return self.named
 
     def service(self, reference: str) -> model.Lookup:
-        return model.Lookup(None, model.MISSING)  # containers only, so far
+        return self.found_service
 
     def on_networks(self, networks: Sequence[str]) -> list[dict]:
-        return self.neighbours
+        return self.neighbours or []
 
 
 def _namespace_of(document: Optional[dict]) -> Optional[str]:
@@ -406,7 +494,7 @@ class EventHub:
             delay = min(delay * 2, 2.0)
 
     async def _follow(self) -> None:
-        filters = json.dumps({"type": ["container", "network"]})
+        filters = json.dumps({"type": [*await self._event_types(), "network"]})
         path = f"/events?since={self._since:.9f}&filters={_quote(filters)}"
         async with self.upstream.request("GET", path, timeout=None) as response:
             if response.status != 200:
@@ -417,6 +505,15 @@ class EventHub:
             async for line in response.content:
                 if line.strip():
                     self.publish(line.rstrip(b"\r\n"), json.loads(line))
+
+    async def _event_types(self) -> tuple[str, ...]:
+        """The engine's event types for links: Docker's service events too (Podman refuses
+        a type it does not know)."""
+        status, headers, _ = await self.upstream.fetch("GET", "/_ping")
+        if status != 200:
+            raise OSError(f"the Engine answered {status} to /_ping")
+        kind = engines.kind_from_headers({key.lower(): value for key, value in headers.items()})
+        return tuple(kind.event_types)
 
     def publish(self, raw: bytes, event: dict) -> None:
         self.directory.saw(event)
@@ -458,7 +555,8 @@ class Proxy:
         self.verbose = verbose
         self.routes: dict[str, Callable[..., Awaitable[web.StreamResponse]]] = {
             "ping": self._forward, "version": self._forward, "inspect": self._inspect,
-            "list": self._list, "events": self._events,
+            "list": self._list, "events": self._events, "service": self._service,
+            "tasks": self._tasks, "image": self._forward,
         }
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -470,10 +568,10 @@ class Proxy:
         try:
             asked = policy.Request(request.method, request.rel_url.raw_path,
                                    tuple(request.query.items()))
-            caller = await self.directory.caller(_peer_pid(request), policy.needs_scope(asked))
+            caller = await self._caller(request, policy.needs_scope(asked))
             decision = policy.decide(caller, asked)
             if not decision.allowed:
-                response = _refusal(decision)
+                response = self._refused(decision, asked)
                 log(f"refused {request.method} {request.rel_url.raw_path} for "
                     f"{_who(caller)}: {decision.status}")
             else:
@@ -491,6 +589,25 @@ class Proxy:
                 f"{waited[0] * 1000:.1f} ms) {_who(caller)}")
         return response
 
+    def _refused(self, decision: policy.Decision, asked: policy.Request) -> web.Response:
+        """The refusal; where the Engine is a swarm worker, a refused service or task list
+        is its own 503 instead, so that linkinit says what to deploy (resolve.WORKER_HINT)."""
+        if self.directory.not_manager and decision.status == 404 and policy.about_swarm(asked):
+            return _message(503, self.directory.not_manager)
+        return _refusal(decision)
+
+    async def _caller(self, request: web.BaseRequest, scoped: bool) -> policy.Caller:
+        """Who is calling, from the kernel: the peer's PID on the Unix socket, the peer's and
+        the arrival address on TCP."""
+        transport = request.transport
+        if transport is None:  # the caller hung up already
+            return policy.Caller("")
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family != socket.AF_UNIX:
+            return await self.directory.caller_at(transport.get_extra_info("peername"),
+                                                  transport.get_extra_info("sockname"), scoped)
+        return await self.directory.caller(peer.peer_pid(sock) if sock else None, scoped)
+
     async def _forward(self, request: web.BaseRequest, *_: Any) -> web.StreamResponse:
         status, headers, body = await self._fetch(request)
         return web.Response(status=status, headers=headers, body=body)
@@ -500,6 +617,8 @@ class Proxy:
 
     async def _inspect(self, request: web.BaseRequest, caller: policy.Caller,
                        decision: policy.Decision) -> web.StreamResponse:
+        if policy.answers_for_itself(caller, decision.ref):  # the Engine cannot: another node
+            return web.json_response(caller.document)
         status, headers, body = await self._fetch(request)
         if status == 404:
             return _refusal(policy.not_visible(caller, decision.ref))  # worded as a refusal
@@ -512,15 +631,41 @@ class Proxy:
                 return _refusal(policy.not_visible(caller, decision.ref))
         return web.Response(status=status, headers=headers, body=body)
 
+    async def _service(self, request: web.BaseRequest, caller: policy.Caller,
+                       decision: policy.Decision) -> web.StreamResponse:
+        """A linked service; a prefix that the Engine resolves to another service, or any
+        refusal but "unavailable", reads as a missing service."""
+        status, headers, body = await self._fetch(request)
+        if status == 503:
+            return web.Response(status=status, headers=headers, body=body)
+        try:
+            found = str(json.loads(body).get("ID", "")) if status == 200 else ""
+        except (ValueError, AttributeError):
+            found = ""
+        if not found or not policy.sees_service_id(caller, found):
+            return _refusal(policy.service_not_visible(decision.ref))
+        return web.Response(status=status, headers=headers, body=body)
+
     async def _list(self, request: web.BaseRequest, caller: policy.Caller,
                     _: policy.Decision) -> web.StreamResponse:
+        return await self._filtered(
+            request, lambda items: policy.filter_containers(caller, items), "container list")
+
+    async def _tasks(self, request: web.BaseRequest, caller: policy.Caller,
+                     _: policy.Decision) -> web.StreamResponse:
+        return await self._filtered(request, lambda items: policy.filter_tasks(caller, items),
+                                    "task list")
+
+    async def _filtered(self, request: web.BaseRequest, keep: Callable[[Any], list],
+                        what: str) -> web.StreamResponse:
+        """A list from the Engine, cut by ``keep`` to what the caller may see."""
         status, headers, body = await self._fetch(request)
         if status != 200:
             return web.Response(status=status, headers=headers, body=body)
         try:
-            shown = policy.filter_containers(caller, json.loads(body))
+            shown = keep(json.loads(body))
         except (ValueError, AttributeError, TypeError):
-            return _message(502, "linkinit proxy: the Engine's container list was not JSON")
+            return _message(502, f"linkinit proxy: the Engine's {what} was not JSON")
         return web.json_response(shown, headers={k: v for k, v in headers.items()
                                                  if k.lower() != "content-type"})
 
@@ -556,21 +701,22 @@ class Proxy:
             raw, event = item
             if generation != self.directory.generation and caller.view == policy.LINKS:
                 generation = self.directory.generation  # a child may have appeared
-                document = await self.directory.document(caller.id)
-                if document is not None:
-                    caller = await self.directory.scoped(document, caller.pid)
+                caller = await self.directory.rescoped(caller)
             if policy.event_visible(caller, event, filters):
                 await response.write(raw + b"\n")  # sent at once: no buffering
 
 
-def _peer_pid(request: web.BaseRequest) -> Optional[int]:
-    transport = request.transport
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    return peer.peer_pid(sock) if sock is not None else None
+def _address_text(peername: Any) -> str:
+    """``10.0.1.5:41234`` (``[fd00::5]:41234``) from a transport's peername."""
+    if not peername:
+        return "unknown address"
+    host = str(peername[0])
+    return (f"[{host}]" if ":" in host else host) + f":{peername[1]}"
 
 
 def _who(caller: policy.Caller) -> str:
-    return f"{caller.name or 'host'} (pid {caller.pid})"
+    where = caller.address or f"pid {caller.pid}"
+    return f"{caller.name or 'host'} ({where})"
 
 
 def _refusal(decision: policy.Decision) -> web.Response:
@@ -601,8 +747,64 @@ def prepare_socket(path: str) -> None:
     raise UsageError(f"proxy --listen {path}: another process listens there; stop it first")
 
 
+class Listen(collections.namedtuple("Listen", "text path host port")):
+    """Where the proxy listens: a Unix socket ``path``, or TCP ``host`` (None: every
+    address) and ``port``; ``text`` as the operator wrote it."""
+
+    __slots__ = ()
+
+
+def listen_address(text: str) -> Listen:
+    """``/run/linkinit/engine.sock``, ``unix:///path`` or ``tcp://ADDRESS:PORT`` (the port
+    is 2375 unless given; ``tcp://:2375`` is every address)."""
+    if not text.startswith("tcp://"):
+        path = text[len("unix://"):] if text.startswith("unix://") else text
+        if not path.startswith("/") or "://" in path:
+            raise UsageError(f"proxy --listen {text}: give an absolute socket path, "
+                             "unix:///path or tcp://ADDRESS:PORT")
+        return Listen(text, path, None, 0)
+    parsed = urllib.parse.urlsplit(text)
+    try:
+        port = parsed.port or DEFAULT_TCP_PORT
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536 or parsed.path not in ("", "/") or parsed.query:
+        raise UsageError(f"proxy --listen {text}: give tcp://ADDRESS:PORT, e.g. "
+                         f"tcp://0.0.0.0:{DEFAULT_TCP_PORT}")
+    return Listen(text, "", parsed.hostname or None, port)
+
+
+async def _start_sites(runner: web.BaseRunner, listens: Sequence[Listen],
+                       bound: list[str]) -> None:
+    """Each Unix socket (``bound`` collects them, to be removed) and TCP address."""
+    for listen in listens:
+        if listen.path:
+            prepare_socket(listen.path)
+            bound.append(listen.path)  # from here on the socket path is ours to remove
+            await web.UnixSite(runner, listen.path, shutdown_timeout=1).start()
+            os.chmod(listen.path, 0o666)  # anyone may connect; the kernel says who they are
+            continue
+        try:
+            await web.TCPSite(runner, listen.host, listen.port, shutdown_timeout=1,
+                              reuse_address=True).start()
+        except OSError as error:
+            raise UsageError(f"proxy --listen {listen.text}: {error.strerror or error}; "
+                             "another process listens there, or the address is not this "
+                             "container's") from None
+
+
+async def _announce(directory: Directory) -> None:
+    """Say once, at start, which overlay networks TCP callers are identified on."""
+    with contextlib.suppress(Unavailable):
+        await directory.addresses.rebuild(time.monotonic())
+        book = directory.addresses.book
+        networks = ", ".join(f"{own.name} ({own.interface})" for own in book.own)
+        log(f"TCP callers are the tasks and containers on: {networks or 'no overlay network'}"
+            + (f" ({book.problem})" if book.problem else ""))
+
+
 async def serve(options: Any) -> None:
-    """Listen until SIGTERM or SIGINT, then remove the socket."""
+    """Listen until SIGTERM or SIGINT, then remove the Unix sockets."""
     quiet_aiohttp()
     upstream = Upstream(options.upstream)
     await upstream.open()
@@ -617,24 +819,25 @@ async def serve(options: Any) -> None:
     loop = asyncio.get_running_loop()
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, stop.set)
-    following = asyncio.create_task(hub.run())
-    bound = False
+    tasks = [asyncio.create_task(hub.run())]
+    bound: list[str] = []
     try:
-        prepare_socket(options.listen)
-        bound = True  # from here on the socket path is ours to remove
-        await web.UnixSite(runner, options.listen, shutdown_timeout=1).start()
-        os.chmod(options.listen, 0o666)  # anyone may connect; the kernel says who they are
-        log(f"listening on {options.listen} for {upstream.host}"
-            + (" (host processes allowed)" if options.allow_host else "")
+        await _start_sites(runner, options.listens, bound)
+        log(f"listening on {', '.join(listen.text for listen in options.listens)} for "
+            f"{upstream.host}" + (" (host processes allowed)" if options.allow_host else "")
             + (" (YAML files trusted)" if options.trust_files else ""))
+        if any(not listen.path for listen in options.listens):
+            tasks.append(asyncio.create_task(_announce(directory)))
         await stop.wait()
     finally:
-        following.cancel()
+        for task in tasks:
+            task.cancel()
         await runner.cleanup()
         await upstream.close()
-        if bound:
+        for path in bound:
             with contextlib.suppress(OSError):
-                os.unlink(options.listen)
+                os.unlink(path)
+        if bound or len(tasks) > 1:
             log(f"stopped ({hub.streams_opened} upstream event stream(s) opened)")
 
 
@@ -644,11 +847,15 @@ def parse(argv: Sequence[str], environ: dict) -> Any:
     parser = UsageParser(
         prog="linkinit proxy",
         description="Serve parent containers a read-only view of the Engine scoped to their "
-                    "links, on a Unix socket they mount instead of the Engine's.")
-    parser.add_argument("--listen", default=DEFAULT_LISTEN, metavar="PATH",
-                        help=f"the socket, in a directory of its own (default {DEFAULT_LISTEN})")
+                    "links: on a Unix socket they mount instead of the Engine's, or over TCP "
+                    "to swarm tasks on the overlay networks the proxy is attached to.")
+    parser.add_argument("--listen", action="append", metavar="PATH|tcp://ADDRESS:PORT",
+                        help=f"a Unix socket in a directory of its own (default "
+                             f"{DEFAULT_LISTEN}), or a TCP address for swarm tasks; may be "
+                             "given more than once")
     parser.add_argument("--allow-host", action="store_true",
-                        help="let processes outside containers read every container")
+                        help="let processes outside containers (on TCP: loopback callers) "
+                             "read every container")
     parser.add_argument("--trust-files", action="store_true",
                         help="trust links declared in files inside containers (weaker: a "
                              "container may then read any container)")
@@ -657,18 +864,20 @@ def parse(argv: Sequence[str], environ: dict) -> Any:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log every request with its status and duration")
     options = parser.parse_args(list(argv))
+    options.listens = [listen_address(text) for text in options.listen or [DEFAULT_LISTEN]]
     options.upstream = environ.get("DOCKER_HOST") or DEFAULT_UPSTREAM
-    if os.path.abspath(options.upstream.replace("unix://", "")) == os.path.abspath(
-            options.listen):
-        raise UsageError(f"DOCKER_HOST={options.upstream} is the proxy's own socket: point it "
-                         "at the Engine")
+    for listen in options.listens:
+        if listen.path and os.path.abspath(options.upstream.replace("unix://", "")) == \
+                os.path.abspath(listen.path):
+            raise UsageError(f"DOCKER_HOST={options.upstream} is the proxy's own socket: "
+                             "point it at the Engine")
     if not options.idle_timeout > 0:
         raise UsageError(f"proxy: --idle-timeout must be > 0, not {options.idle_timeout}")
     return options
 
 
 def main(argv: Sequence[str], stdout: Any, stderr: Any) -> int:
-    """``linkinit proxy [--listen PATH] [--allow-host] [--trust-files]``."""
+    """``linkinit proxy [--listen PATH|tcp://ADDRESS:PORT]... [--allow-host] [--trust-files]``."""
     try:
         options = parse(argv, dict(os.environ))
         asyncio.run(serve(options))
