@@ -125,9 +125,10 @@ class EngineLookup:
         if role == swarm.NOT_IN_SWARM or not self.engine.kind.has_swarm:
             return model.Lookup(None, model.MISSING)
         try:
-            service = None if role == swarm.WORKER else self.engine.inspect_service(reference)
+            service = None if role == swarm.WORKER else self._inspect_service(reference)
         except NotSwarmManager as error:
             self.engine.swarm_role = role = error.role  # one 503 is enough to know
+            service = None
         if role == swarm.WORKER:
             return model.Lookup(None, model.NO_MANAGER, WORKER_HINT)
         if service is None:
@@ -146,6 +147,14 @@ class EngineLookup:
         except AmbiguousReference as error:
             return model.Lookup(None, model.AMBIGUOUS, str(error))
         return model.Lookup(found) if found is not None else model.Lookup(None, model.MISSING)
+
+    def _inspect_service(self, reference: str) -> Optional[dict]:
+        """The service by the reference as written, else inside the parent's stack."""
+        for name in swarm.service_references(reference, self.parent):
+            service = self.engine.inspect_service(name)
+            if service is not None:
+                return service
+        return None
 
     def on_networks(self, networks: Sequence[str]) -> list[dict]:
         candidates: dict[str, dict] = {}

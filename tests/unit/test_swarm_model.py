@@ -173,9 +173,16 @@ def test_a_service_comes_before_the_alias_its_own_tasks_hold() -> None:
     assert found.container is document
 
 
-def test_a_services_own_task_is_not_an_alias_holder_of_its_name() -> None:
-    found = model.find("db", PARENT, Lookup(holders=[own_task()]))
-    assert found.state == model.MISSING
+def test_a_swarm_task_is_not_an_alias_holder() -> None:
+    """A stack's task holds its short service name as an alias (``db`` for ``demo_db``)."""
+    assert model.find("db", PARENT, Lookup(holders=[own_task("demo_db")])).state == model.MISSING
+
+
+def test_a_parent_in_a_stack_finds_its_stack_mates_by_their_short_names() -> None:
+    in_stack = dict(PARENT, Config={"Labels": {swarm.STACK_LABEL: "demo"}})
+    assert swarm.service_references("db", in_stack) == ["db", "demo_db"]
+    assert swarm.service_references("demo_db", in_stack) == ["demo_db"]
+    assert swarm.service_references("db", PARENT) == ["db"]
 
 
 def test_on_a_worker_an_alias_still_links_and_only_then_the_manager_is_missing() -> None:
