@@ -102,10 +102,9 @@ def find_parent(engine: Engine, environ: Mapping[str, str]) -> dict:
 
 # What to deploy when a parent on a swarm worker cannot see services (README, "Swarm").
 WORKER_HINT = (
-    "this node is a swarm worker, and only managers know services: run `linkinit proxy "
-    "--listen tcp://0.0.0.0:2375` as a service on the managers, attached to this overlay "
-    "network, and set DOCKER_HOST=tcp://<that service>:2375 in this service "
-    "(README: Swarm)"
+    "this node is a swarm worker and only managers know services: run `linkinit proxy "
+    "--listen tcp://0.0.0.0:2375` on the managers as a service attached to this overlay "
+    "network, and set DOCKER_HOST=tcp://<that service>:2375 in this service (README: Swarm)"
 )
 
 
@@ -179,7 +178,7 @@ def find_child(engine: Engine, spec: LinkSpec, parent: Mapping[str, Any]) -> Opt
         )
     if found.state == model.NO_MANAGER:
         raise NotSwarmManager(f"link {spec.alias}: {spec.child!r} is not a container on this "
-                              f"node, and {found.why}", 503, swarm.WORKER)
+                              f"node; {found.why}", 503, swarm.WORKER)
     return found.container
 
 

@@ -3,6 +3,7 @@ Docker 20.10 manager answers with; and how ``find``, readiness and the waiter tr
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, List, Optional
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from linkinit import container as model
-from linkinit import swarm
+from linkinit import resolve, swarm
 from linkinit.declare import LinkSpec
 from linkinit.readiness import DOWN, READY, observe
 from linkinit.waiter import SERVICE_POLL_DELAYS
@@ -251,3 +252,20 @@ def test_any_task_list_gives_a_running_tasks_address_or_none(tasks: list) -> Non
     address = model.shared_address(PARENT, shaped)
     assert (address in running) if running else address is None
     assert model.is_running(shaped) == bool(running)
+
+
+# -- the README's swarm section ------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_readme_shows_the_stack_file_the_tests_deploy() -> None:
+    readme = (ROOT / "README.md").read_text()
+    stack = (ROOT / "examples" / "swarm-demo.yml").read_text()
+    assert f"```yaml\n{stack}```" in readme
+
+
+def test_the_readme_shows_the_workers_message_as_linkinit_words_it() -> None:
+    message = (f"linkinit: link redis: 'db' is not a container on this node; "
+               f"{resolve.WORKER_HINT}")
+    assert f"```\n{message}\n```" in (ROOT / "README.md").read_text()
