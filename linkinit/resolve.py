@@ -15,7 +15,13 @@ import time
 from . import container as model
 from . import engines, swarm
 from .envvars import ResolvedLink
-from .errors import AmbiguousReference, EngineUnreachable, NotSwarmManager, ResolveError
+from .errors import (
+    AmbiguousReference,
+    EngineRefused,
+    EngineUnreachable,
+    NotSwarmManager,
+    ResolveError,
+)
 from .waiter import EventWatcher, Waiter
 
 TYPE_CHECKING = False
@@ -128,6 +134,9 @@ class EngineLookup:
         except NotSwarmManager as error:
             self.engine.swarm_role = role = error.role  # one 503 is enough to know
             service = None
+        except EngineRefused:  # a proxy that serves no services: as if there were no swarm
+            self.engine.swarm_role = swarm.NOT_IN_SWARM
+            return model.Lookup(None, model.MISSING)
         if role == swarm.WORKER:
             return model.Lookup(None, model.NO_MANAGER, WORKER_HINT)
         if service is None:

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from linkinit import container as model
 from linkinit import resolve, swarm
 from linkinit.declare import LinkSpec
+from linkinit.engines import DOCKER
+from linkinit.errors import EngineRefused, NotSwarmManager
 from linkinit.readiness import DOWN, READY, observe
 from linkinit.waiter import SERVICE_POLL_DELAYS
 
@@ -269,3 +271,52 @@ def test_the_readme_shows_the_workers_message_as_linkinit_words_it() -> None:
     message = (f"linkinit: link redis: 'db' is not a container on this node; "
                f"{resolve.WORKER_HINT}")
     assert f"```\n{message}\n```" in (ROOT / "README.md").read_text()
+
+
+# -- the Engine's answers about services (resolve.EngineLookup) ------------------------------
+
+
+class ServiceEngine:
+    """Answers /services with one scripted error (or a service), counting the questions."""
+
+    kind = DOCKER
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.swarm_role: Optional[str] = None
+        self.asked = 0
+
+    def inspect_service(self, reference: str) -> Optional[dict]:
+        self.asked += 1
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def list_tasks(self, filters: dict) -> list:
+        return [task(1, "running", "10.0.1.7")]
+
+    def inspect_image(self, reference: str) -> Optional[dict]:
+        return IMAGE
+
+
+@pytest.mark.parametrize(("answer", "state"), [
+    pytest.param(NotSwarmManager("not a swarm manager", 503, swarm.NOT_IN_SWARM),
+                 model.MISSING, id="no swarm"),
+    pytest.param(EngineRefused("linkinit proxy: GET /services/db is refused", 403),
+                 model.MISSING, id="a proxy that serves no services"),
+    pytest.param(NotSwarmManager("Worker nodes can't", 503, swarm.WORKER),
+                 model.NO_MANAGER, id="a worker"),
+])
+def test_an_engine_that_shows_no_services_is_asked_once(answer: Exception, state: str) -> None:
+    engine = ServiceEngine(answer)
+    lookup = resolve.EngineLookup(engine, PARENT)  # type: ignore[arg-type]
+    assert lookup.service("db").state == state
+    assert lookup.service("db").state == state
+    assert engine.asked == 1
+
+
+def test_a_manager_shapes_the_service_with_its_tasks_and_image() -> None:
+    lookup = resolve.EngineLookup(ServiceEngine(service()), PARENT)  # type: ignore[arg-type]
+    found = lookup.service("db").container
+    assert model.shared_address(PARENT, found) == "10.0.1.2"
+    assert model.exposed_ports(found) == [model.Port(6379, "tcp")]
