@@ -162,7 +162,7 @@ def swarm(engines_under_test: dict[str, EngineUnderTest]) -> Iterator[Swarm]:
     if "docker" not in engines_under_test:
         engines_under_test["docker"] = connect_engine("docker")
     build = subprocess.run([str(ROOT / "scripts" / "build-swarm-node")],
-                           capture_output=True, text=True, timeout=1200)
+                           capture_output=True, text=True, timeout=600)
     if build.returncode != 0:
         pytest.fail(f"scripts/build-swarm-node failed: {build.stderr[-2000:]}", pytrace=False)
     with machine_lock():
