@@ -37,6 +37,7 @@ from linkproxy import (
     TARGET_RSS_MB,
     ProxyRun,
     burst,
+    direct_burst,
     round_trips,
 )
 from proxy import CountingProxy
@@ -558,7 +559,8 @@ def measure_readiness(lab: Lab, reps: int, results: Results) -> None:
 # -- through linkinit proxy --------------------------------------------------------------------
 
 
-def measure_proxy(lab: Lab, run: ProxyRun, parents: int, results: Results) -> None:
+def measure_proxy(lab: Lab, run: ProxyRun, counting: CountingProxy, parents: int,
+                  results: Results) -> None:
     """A burst of parents through the proxy, waiting on a child that comes a second late."""
     count = [0]
 
@@ -573,7 +575,9 @@ def measure_proxy(lab: Lab, run: ProxyRun, parents: int, results: Results) -> No
     log("proxy: the start path's requests, direct and through the proxy")
     trips = round_trips(lab, run, f"lb-{RUN}-c0")
     log(f"proxy: {parents} parents at once")
-    results.proxy = {**burst(lab, run, STAMP, parents, late_child),
+    through = burst(lab, run, STAMP, parents, late_child)
+    log(f"proxy: the same {parents} parents on the Engine's socket")
+    results.proxy = {**through, **direct_burst(lab, counting, STAMP, parents, late_child),
                      **{f"start requests {k}": v for k, v in trips.items()}}
 
 
@@ -672,6 +676,10 @@ def proxy_report(row: dict[str, Any]) -> str:
         f"   p99 < {TARGET_P99_MS:.0f} ms: {verdict(row['p99 ms'] < TARGET_P99_MS)}",
         f"  of which the proxy's own (not waiting for the Engine): p50 {row['own p50 ms']:.1f}"
         f" ms, p99 {row['own p99 ms']:.1f} ms",
+        f"  the same burst on the Engine's socket, no proxy ({row['direct requests']} "
+        f"requests, {row['direct resolved']} of {row['direct parents']} resolved): "
+        f"p50 {row['direct p50 ms']:.1f} ms, p99 {row['direct p99 ms']:.1f} ms, max "
+        f"{row['direct max ms']:.1f} ms",
         f"  proxy resident memory: {row['rss MB']} MB (peak {row['peak rss MB']} MB)"
         f"   < {TARGET_RSS_MB:.0f} MB: {verdict(row['peak rss MB'] < TARGET_RSS_MB)}",
         f"  event streams: {row['caller event streams']} opened by callers, "
@@ -739,7 +747,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if "scaling" not in skip:
                 measure_scaling(lab, proxy, children, levels, max(3, reps // 2), results)
             if linkproxy is not None:
-                measure_proxy(lab, linkproxy, options.parents, results)
+                measure_proxy(lab, linkproxy, proxy, options.parents, results)
     finally:
         log("removing this run's containers")
         proxy.close()

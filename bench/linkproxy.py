@@ -156,21 +156,19 @@ def round_trips(lab: Any, run: ProxyRun, child: str, rounds: int = 40) -> dict[s
             "gap ms": statistics.median(proxied) - statistics.median(direct)}
 
 
-def burst(lab: Any, run: ProxyRun, stamp: list[str], parents: int, late_child: Any,
-          workers: int = 32) -> dict[str, Any]:
+def _start_burst(lab: Any, stamp: list[str], parents: int, late_child: Any, workers: int,
+                 **create: Any) -> dict[str, Any]:
     """``parents`` parents linking one child that does not exist yet, all started at once (as
     compose does); the child is created once they all wait. Every parent must resolve."""
     name = late_child(create=False)
-    mark = run.mark()
-    streams_before = run.event_streams()
     ids = lab.parallel(parents, lambda i: lab.create(
-        stamp, entrypoint=["linkinit", "--"], binds=run.binds,
-        labels={"link.db": name, "link.db.wait": "started", "linkinit.timeout": "120"}),
-        workers=workers)
+        stamp, entrypoint=["linkinit", "--"],
+        labels={"link.db": name, "link.db.wait": "started", "linkinit.timeout": "120"},
+        **create), workers=workers)
     began = time.monotonic()
     lab.parallel(parents, lambda i: (lab.api.start(ids[i]), ids[i])[1], workers=workers)
     started = time.monotonic() - began
-    time.sleep(1.0)  # they are all waiting now, on the proxy's event streams
+    time.sleep(1.0)  # they are all waiting now, on their event streams
     late_child(create=True)
     failures = []
     for cid in ids:
@@ -180,22 +178,48 @@ def burst(lab: Any, run: ProxyRun, stamp: list[str], parents: int, late_child: A
             failures.append(f"exit {status}: {err.strip()[-300:]}")
     resolved = time.monotonic() - began
     on_host = len(lab.api.containers(all=True))
+    lab.remove(ids)
+    return {"parents": parents, "containers on host": on_host,
+            "resolved": parents - len(failures), "failures": failures[:3],
+            "seconds to start all": round(started, 2),
+            "seconds until all exited": round(resolved, 2)}
+
+
+def _spread(latencies: list[float], prefix: str = "") -> dict[str, Any]:
+    return {f"{prefix}requests": len(latencies), f"{prefix}p50 ms": percentile(latencies, 0.50),
+            f"{prefix}p99 ms": percentile(latencies, 0.99),
+            f"{prefix}max ms": max(latencies or [float("nan")])}
+
+
+def burst(lab: Any, run: ProxyRun, stamp: list[str], parents: int, late_child: Any,
+          workers: int = 32) -> dict[str, Any]:
+    """The burst through the proxy: each request's latency from the proxy's own log."""
+    mark = run.mark()
+    streams_before = run.event_streams()
+    outcome = _start_burst(lab, stamp, parents, late_child, workers, binds=run.binds)
     timed = run.latencies(mark)
     latencies = [total for total, _ in timed]
     own = [total - engine for total, engine in timed]
-    subscriptions = run.subscriptions(mark)
     rss, peak = run.rss_mb()
-    lab.remove(ids)
     return {
-        "parents": parents, "containers on host": on_host,
-        "resolved": parents - len(failures), "failures": failures[:3],
-        "seconds to start all": round(started, 2), "seconds until all exited": round(resolved, 2),
-        "requests": len(latencies), "p50 ms": percentile(latencies, 0.50),
-        "p99 ms": percentile(latencies, 0.99), "max ms": max(latencies or [float("nan")]),
+        **outcome, **_spread(latencies),
         "mean ms": statistics.fmean(latencies) if latencies else float("nan"),
         "own p50 ms": percentile(own, 0.50), "own p99 ms": percentile(own, 0.99),
         "rss MB": round(rss, 1), "peak rss MB": round(peak, 1),
-        "caller event streams": subscriptions,
+        "caller event streams": run.subscriptions(mark),
         "upstream event streams": run.event_streams() - streams_before,
         "upstream event streams since the proxy started": run.event_streams(),
     }
+
+
+def direct_burst(lab: Any, counting: CountingProxy, stamp: list[str], parents: int,
+                 late_child: Any, workers: int = 32) -> dict[str, Any]:
+    """The same burst on the Engine's socket (through the counting forwarder, which times
+    each request to its answer's first byte): what the Engine alone costs under that load,
+    so the proxy's share of the latency above can be told from the Engine's."""
+    counting.reset()
+    outcome = _start_burst(lab, stamp, parents, late_child, workers,
+                           socket_path=counting.path)
+    latencies = [seconds * 1000 for path, seconds in counting.latencies()
+                 if path != "/events"]
+    return {f"direct {key}": value for key, value in {**outcome, **_spread(latencies)}.items()}

@@ -3,6 +3,9 @@
 Mounted into a container in place of /var/run/docker.sock, it forwards every byte both ways
 and records each HTTP request line the container sends, so the benchmark can show how many
 Engine requests linkinit makes (and which), independently of what linkinit says about itself.
+It also times each request from its head to the first byte of the answer: the Engine's
+latency as a caller on its socket sees it (linkinit speaks HTTP/1.0, one request per
+connection).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class CountingProxy:
         self.upstream = upstream
         self._lock = threading.Lock()
         self._log: list[tuple[float, str, str]] = []
+        self._latencies: list[tuple[str, float]] = []
         self._server: Optional[socket.socket] = None
 
     def start(self) -> CountingProxy:
@@ -61,6 +65,13 @@ class CountingProxy:
     def reset(self) -> None:
         with self._lock:
             self._log.clear()
+            self._latencies.clear()
+
+    def latencies(self) -> list[tuple[str, float]]:
+        """(normalised path, seconds from the request's head to the answer's first byte) of
+        each connection's first request since the last reset."""
+        with self._lock:
+            return list(self._latencies)
 
     def requests(self) -> list[tuple[float, str, str]]:
         """What was asked since the last reset: (monotonic time, method, normalised path)."""
@@ -83,19 +94,28 @@ class CountingProxy:
             client.close()
             upstream.close()
             return
-        threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
-        self._pump(client, upstream, True)
+        asked: list[tuple[float, str, str]] = []  # this connection's requests
+        threading.Thread(target=self._pump, args=(upstream, client, False, asked),
+                         daemon=True).start()
+        self._pump(client, upstream, True, asked)
 
-    def _pump(self, source: socket.socket, sink: socket.socket, count: bool) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, count: bool,
+              asked: list) -> None:
         pending = b""  # request bytes not yet parsed (count direction only)
         skip = 0  # body bytes of the current request still to pass
+        answered = False
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
                 if count:
-                    pending, skip = self._parse(pending + data, skip)
+                    pending, skip = self._parse(pending + data, skip, asked)
+                elif not answered and asked:
+                    answered = True
+                    began, _, path = asked[0]
+                    with self._lock:
+                        self._latencies.append((path, time.monotonic() - began))
                 sink.sendall(data)
         except OSError:
             pass
@@ -105,7 +125,7 @@ class CountingProxy:
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
 
-    def _parse(self, buffer: bytes, skip: int) -> tuple[bytes, int]:
+    def _parse(self, buffer: bytes, skip: int, asked: list) -> tuple[bytes, int]:
         """Record each complete request head in ``buffer``; skip bodies by Content-Length."""
         while buffer:
             if skip:
@@ -121,6 +141,7 @@ class CountingProxy:
             if match:
                 entry = (time.monotonic(), match.group(1).decode(),
                          normalise(match.group(2).decode(errors="replace")))
+                asked.append(entry)
                 with self._lock:
                     self._log.append(entry)
             length = _CONTENT_LENGTH.search(head)

@@ -215,12 +215,12 @@ def holders_of_alias(
     reference: str, parent: Mapping[str, Any], containers: Iterable[Document]
 ) -> list[Document]:
     """The containers, other than the parent, holding ``reference`` as a network alias on a
-    network the parent is on (a compose service name); a swarm service's own tasks are not
-    its holders (the service is linked as one, by its address)."""
+    network the parent is on (a compose service name); swarm tasks are not holders (their
+    aliases name their service, which is linked as one, by its address)."""
     shared = alias_networks(parent)
     return [
         container for container in containers
-        if container.get("Id") != parent.get("Id") and not swarm.is_task_of(container, reference)
+        if container.get("Id") != parent.get("Id") and not swarm.is_task(container)
         and any(
             reference in (networks_of(container).get(n, {}).get("Aliases") or [])
             for n in shared

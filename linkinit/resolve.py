@@ -15,7 +15,13 @@ import time
 from . import container as model
 from . import engines, swarm
 from .envvars import ResolvedLink
-from .errors import AmbiguousReference, EngineUnreachable, NotSwarmManager, ResolveError
+from .errors import (
+    AmbiguousReference,
+    EngineRefused,
+    EngineUnreachable,
+    NotSwarmManager,
+    ResolveError,
+)
 from .waiter import EventWatcher, Waiter
 
 TYPE_CHECKING = False
@@ -102,10 +108,9 @@ def find_parent(engine: Engine, environ: Mapping[str, str]) -> dict:
 
 # What to deploy when a parent on a swarm worker cannot see services (README, "Swarm").
 WORKER_HINT = (
-    "this node is a swarm worker, and only managers know services: run `linkinit proxy "
-    "--listen tcp://0.0.0.0:2375` as a service on the managers, attached to this overlay "
-    "network, and set DOCKER_HOST=tcp://<that service>:2375 in this service "
-    "(README: Swarm)"
+    "this node is a swarm worker and only managers know services: run `linkinit proxy "
+    "--listen tcp://0.0.0.0:2375` on the managers as a service attached to this overlay "
+    "network, and set DOCKER_HOST=tcp://<that service>:2375 in this service (README: Swarm)"
 )
 
 
@@ -125,9 +130,13 @@ class EngineLookup:
         if role == swarm.NOT_IN_SWARM or not self.engine.kind.has_swarm:
             return model.Lookup(None, model.MISSING)
         try:
-            service = None if role == swarm.WORKER else self.engine.inspect_service(reference)
+            service = None if role == swarm.WORKER else self._inspect_service(reference)
         except NotSwarmManager as error:
             self.engine.swarm_role = role = error.role  # one 503 is enough to know
+            service = None
+        except EngineRefused:  # a proxy that serves no services: as if there were no swarm
+            self.engine.swarm_role = swarm.NOT_IN_SWARM
+            return model.Lookup(None, model.MISSING)
         if role == swarm.WORKER:
             return model.Lookup(None, model.NO_MANAGER, WORKER_HINT)
         if service is None:
@@ -146,6 +155,14 @@ class EngineLookup:
         except AmbiguousReference as error:
             return model.Lookup(None, model.AMBIGUOUS, str(error))
         return model.Lookup(found) if found is not None else model.Lookup(None, model.MISSING)
+
+    def _inspect_service(self, reference: str) -> Optional[dict]:
+        """The service by the reference as written, else inside the parent's stack."""
+        for name in swarm.service_references(reference, self.parent):
+            service = self.engine.inspect_service(name)
+            if service is not None:
+                return service
+        return None
 
     def on_networks(self, networks: Sequence[str]) -> list[dict]:
         candidates: dict[str, dict] = {}
@@ -170,7 +187,7 @@ def find_child(engine: Engine, spec: LinkSpec, parent: Mapping[str, Any]) -> Opt
         )
     if found.state == model.NO_MANAGER:
         raise NotSwarmManager(f"link {spec.alias}: {spec.child!r} is not a container on this "
-                              f"node, and {found.why}", 503, swarm.WORKER)
+                              f"node; {found.why}", 503, swarm.WORKER)
     return found.container
 
 

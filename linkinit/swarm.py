@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
 SERVICE_KEY = "LinkinitService"  # marks a service shaped as a container (no Engine uses it)
 SERVICE_NAME_LABEL = "com.docker.swarm.service.name"
 TASK_ID_LABEL = "com.docker.swarm.task.id"
+STACK_LABEL = "com.docker.stack.namespace"  # on a stack's services and their containers
 INGRESS = "ingress"  # the routing mesh's network: published ports, not service to service
 
 # How a 503 says why this Engine cannot answer for services.
@@ -55,11 +56,22 @@ def is_service(document: Mapping[str, Any]) -> bool:
     return SERVICE_KEY in document
 
 
-def is_task_of(container: Mapping[str, Any], service_name: str) -> bool:
-    """A container that runs one of ``service_name``'s tasks: the service is linked as a
-    service, never through one of its tasks that happens to hold its name as an alias."""
-    labels = (container.get("Config") or {}).get("Labels") or {}
-    return bool(labels.get(TASK_ID_LABEL)) and labels.get(SERVICE_NAME_LABEL) == service_name
+def is_task(container: Mapping[str, Any]) -> bool:
+    """A container that runs a swarm task. Its network aliases are its service's names: a
+    link reaches the service as a service (its address, all its tasks), never one task
+    through an alias."""
+    return bool(((container.get("Config") or {}).get("Labels") or {}).get(TASK_ID_LABEL))
+
+
+def service_references(reference: str, parent: Mapping[str, Any]) -> list[str]:
+    """The service names a reference may mean for this parent: as written, then inside the
+    parent's stack (``docker stack deploy`` names a stack's services ``<stack>_<name>`` and
+    its tasks call each other by ``<name>``)."""
+    labels = (parent.get("Config") or {}).get("Labels") or {}
+    stack = labels.get(STACK_LABEL)
+    if stack and not reference.startswith(f"{stack}_"):
+        return [reference, f"{stack}_{reference}"]
+    return [reference]
 
 
 # -- tasks ----------------------------------------------------------------------------------

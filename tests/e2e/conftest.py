@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterator
 import docker
 import pytest
 
+from tests.support.swarm import ForeignSwarm, Swarm, machine_lock
+
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("LINKINIT_BASE_IMAGE", "linkinit-base:bookworm")
 # One tag per checkout: two clones testing at once on one Engine must not run each other's
@@ -149,6 +151,42 @@ def docker_engine(engines_under_test: dict[str, EngineUnderTest]) -> EngineUnder
 def docker_client(engine: EngineUnderTest) -> docker.DockerClient:
     """The SDK client of the engine under test (Podman's too: its API is Docker's)."""
     return engine.client
+
+
+@pytest.fixture(scope="session")
+def swarm(engines_under_test: dict[str, EngineUnderTest]) -> Iterator[Swarm]:
+    """A two-node swarm (tests/support/swarm.py): this host's Engine as the manager, a node
+    container (scripts/build-swarm-node, built here on first use) as the worker, and an
+    attachable overlay network. Made once a session, on first use, one session at a time per
+    machine; left and removed at the end. A swarm the host is already in fails the test."""
+    if "docker" not in engines_under_test:
+        engines_under_test["docker"] = connect_engine("docker")
+    build = subprocess.run([str(ROOT / "scripts" / "build-swarm-node")],
+                           capture_output=True, text=True, timeout=600)
+    if build.returncode != 0:
+        pytest.fail(f"scripts/build-swarm-node failed: {build.stderr[-2000:]}", pytrace=False)
+    with machine_lock():
+        try:
+            with Swarm(engines_under_test["docker"].client, token=SESSION) as made:
+                yield made
+        except ForeignSwarm as refused:
+            pytest.fail(str(refused), pytrace=False)
+
+
+@pytest.fixture
+def make_service(swarm: Swarm) -> Iterator[Callable[..., str]]:
+    """``make_service(name, *options, image, *command)``: a service on the swarm (on its
+    overlay network, see ``Swarm.create_service``), removed after the test; returns the name."""
+    made: list[str] = []
+
+    def make(name: str, *args: str) -> str:
+        swarm.create_service(name, *args)
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        swarm.remove_service(name)
 
 
 def _remove_leftovers(client: docker.DockerClient) -> None:

@@ -3,6 +3,7 @@ Docker 20.10 manager answers with; and how ``find``, readiness and the waiter tr
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, List, Optional
 
 import pytest
@@ -10,8 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from linkinit import container as model
-from linkinit import swarm
+from linkinit import resolve, swarm
 from linkinit.declare import LinkSpec
+from linkinit.engines import DOCKER
+from linkinit.errors import EngineRefused, NotSwarmManager
 from linkinit.readiness import DOWN, READY, observe
 from linkinit.waiter import SERVICE_POLL_DELAYS
 
@@ -173,9 +176,16 @@ def test_a_service_comes_before_the_alias_its_own_tasks_hold() -> None:
     assert found.container is document
 
 
-def test_a_services_own_task_is_not_an_alias_holder_of_its_name() -> None:
-    found = model.find("db", PARENT, Lookup(holders=[own_task()]))
-    assert found.state == model.MISSING
+def test_a_swarm_task_is_not_an_alias_holder() -> None:
+    """A stack's task holds its short service name as an alias (``db`` for ``demo_db``)."""
+    assert model.find("db", PARENT, Lookup(holders=[own_task("demo_db")])).state == model.MISSING
+
+
+def test_a_parent_in_a_stack_finds_its_stack_mates_by_their_short_names() -> None:
+    in_stack = dict(PARENT, Config={"Labels": {swarm.STACK_LABEL: "demo"}})
+    assert swarm.service_references("db", in_stack) == ["db", "demo_db"]
+    assert swarm.service_references("demo_db", in_stack) == ["demo_db"]
+    assert swarm.service_references("db", PARENT) == ["db"]
 
 
 def test_on_a_worker_an_alias_still_links_and_only_then_the_manager_is_missing() -> None:
@@ -244,3 +254,69 @@ def test_any_task_list_gives_a_running_tasks_address_or_none(tasks: list) -> Non
     address = model.shared_address(PARENT, shaped)
     assert (address in running) if running else address is None
     assert model.is_running(shaped) == bool(running)
+
+
+# -- the README's swarm section ------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_readme_shows_the_stack_file_the_tests_deploy() -> None:
+    readme = (ROOT / "README.md").read_text()
+    stack = (ROOT / "examples" / "swarm-demo.yml").read_text()
+    assert f"```yaml\n{stack}```" in readme
+
+
+def test_the_readme_shows_the_workers_message_as_linkinit_words_it() -> None:
+    message = (f"linkinit: link redis: 'db' is not a container on this node; "
+               f"{resolve.WORKER_HINT}")
+    assert f"```\n{message}\n```" in (ROOT / "README.md").read_text()
+
+
+# -- the Engine's answers about services (resolve.EngineLookup) ------------------------------
+
+
+class ServiceEngine:
+    """Answers /services with one scripted error (or a service), counting the questions."""
+
+    kind = DOCKER
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.swarm_role: Optional[str] = None
+        self.asked = 0
+
+    def inspect_service(self, reference: str) -> Optional[dict]:
+        self.asked += 1
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def list_tasks(self, filters: dict) -> list:
+        return [task(1, "running", "10.0.1.7")]
+
+    def inspect_image(self, reference: str) -> Optional[dict]:
+        return IMAGE
+
+
+@pytest.mark.parametrize(("answer", "state"), [
+    pytest.param(NotSwarmManager("not a swarm manager", 503, swarm.NOT_IN_SWARM),
+                 model.MISSING, id="no swarm"),
+    pytest.param(EngineRefused("linkinit proxy: GET /services/db is refused", 403),
+                 model.MISSING, id="a proxy that serves no services"),
+    pytest.param(NotSwarmManager("Worker nodes can't", 503, swarm.WORKER),
+                 model.NO_MANAGER, id="a worker"),
+])
+def test_an_engine_that_shows_no_services_is_asked_once(answer: Exception, state: str) -> None:
+    engine = ServiceEngine(answer)
+    lookup = resolve.EngineLookup(engine, PARENT)  # type: ignore[arg-type]
+    assert lookup.service("db").state == state
+    assert lookup.service("db").state == state
+    assert engine.asked == 1
+
+
+def test_a_manager_shapes_the_service_with_its_tasks_and_image() -> None:
+    lookup = resolve.EngineLookup(ServiceEngine(service()), PARENT)  # type: ignore[arg-type]
+    found = lookup.service("db").container
+    assert model.shared_address(PARENT, found) == "10.0.1.2"
+    assert model.exposed_ports(found) == [model.Port(6379, "tcp")]
