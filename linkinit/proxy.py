@@ -362,7 +362,7 @@ class Directory:
         named = await self._by_reference(reference)
         if named.container is not None or named.state == model.AMBIGUOUS:
             return _Answers(named, missing, None)
-        service = await self._service(reference)
+        service = await self._service(reference, parent)
         if service.container is not None or service.state == model.AMBIGUOUS:
             return _Answers(named, service, None)
         return _Answers(named, service, await self._neighbours(parent))
@@ -376,18 +376,21 @@ class Directory:
             return model.Lookup(None, model.AMBIGUOUS, message)
         return model.Lookup(None, model.MISSING)
 
-    async def _service(self, reference: str) -> model.Lookup:
-        """A swarm service by name, ID or unique prefix, shaped as a container (its ID, name
-        and image are what a scope needs: no tasks asked for); MISSING where there is none or
-        the Engine is no manager."""
-        status, body = await self.upstream.get_json(f"/services/{_quote(reference)}")
-        if status == 200 and isinstance(body, dict):
-            return model.Lookup(swarm.service_document(body, ()))
-        message = str((body or {}).get("message", "")) if isinstance(body, dict) else ""
-        if status == 400 and "ambiguous" in message.lower():
-            return model.Lookup(None, model.AMBIGUOUS, message)
-        if swarm.manager_refusal(status, message):
-            self.not_manager = message
+    async def _service(self, reference: str, parent: dict) -> model.Lookup:
+        """A swarm service as linkinit looks for it (the reference as written, then inside
+        the parent's stack), shaped as a container: its ID, name and image are what a scope
+        needs, so no tasks are asked for. MISSING where there is none or the Engine is no
+        manager."""
+        for name in swarm.service_references(reference, parent):
+            status, body = await self.upstream.get_json(f"/services/{_quote(name)}")
+            if status == 200 and isinstance(body, dict):
+                return model.Lookup(swarm.service_document(body, ()))
+            message = str((body or {}).get("message", "")) if isinstance(body, dict) else ""
+            if status == 400 and "ambiguous" in message.lower():
+                return model.Lookup(None, model.AMBIGUOUS, message)
+            if swarm.manager_refusal(status, message):
+                self.not_manager = message
+                break
         return model.Lookup(None, model.MISSING)
 
     async def _neighbours(self, parent: dict) -> list[dict]:

@@ -308,3 +308,17 @@ def test_a_proxy_on_a_worker_passes_on_the_workers_answer_for_services() -> None
     asyncio.run(server.directory.scoped(parent, 1))
     status, answer = ask(server, "/v1.41/services/db", peer="10.0.1.7")
     assert (status, answer["message"]) == (503, WORKER_503)
+
+
+def test_inside_a_stack_a_short_name_links_the_stacks_service() -> None:
+    """A stack's task links ``db``; the service is ``demo_db``: linkinit asks for ``db``
+    (404, so it goes on) then ``demo_db``, which the proxy shows it."""
+    manager = FakeManager()
+    manager.services = [service(DB_SERVICE, "demo_db"), service(CACHE_SERVICE, "other_db")]
+    manager.tasks[0] = task("webtask", "svcweb", WORKER_TASK_CONTAINER, "10.0.1.5",
+                            {"link.redis": "db", swarm.STACK_LABEL: "demo"})
+    server = proxy(manager)
+    assert ask(server, "/v1.41/services/db")[0] == 404
+    status, found = ask(server, "/v1.41/services/demo_db")
+    assert (status, found["ID"]) == (200, DB_SERVICE)
+    assert ask(server, "/v1.41/services/other_db")[0] == 404
