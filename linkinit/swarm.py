@@ -284,7 +284,9 @@ def _task_hostname(spec: Mapping[str, Any], container_id: str) -> str:
 
 def task_document(task: Mapping[str, Any], service_name: str) -> dict:
     """A task as its container's inspect document would show it on its own node: the ID,
-    name, labels, environment and addresses a parent's links are read from."""
+    name, labels, environment, command and addresses a parent's links are read from. Only
+    what the service gives is known here: the image's own environment, entrypoint and
+    command are not (``--entrypoint`` is ContainerSpec.Command; arguments are Args)."""
     spec = (task.get("Spec") or {}).get("ContainerSpec") or {}
     container = (_status(task).get("ContainerStatus") or {})
     labels = dict(spec.get("Labels") or {})
@@ -297,7 +299,9 @@ def task_document(task: Mapping[str, Any], service_name: str) -> dict:
         "Name": f"/{service_name}.{slot}.{task.get('ID', '')}",
         "Config": {"Env": list(spec.get("Env") or []), "Labels": labels,
                    "Hostname": _task_hostname(spec, container_id),
-                   "Image": str(spec.get("Image") or "")},
+                   "Image": str(spec.get("Image") or ""),
+                   "Entrypoint": list(spec.get("Command") or []) or None,
+                   "Cmd": list(spec.get("Args") or []) or None},
         "State": {"Status": "running" if running else task_state(task), "Running": running},
         "NetworkSettings": {"Networks": _task_endpoints(task, service_name)},
     }

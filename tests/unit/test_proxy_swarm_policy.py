@@ -21,6 +21,7 @@ from linkinit.policy import (
     Visible,
     answers_for_itself,
     decide,
+    declared_references,
     event_visible,
     filter_tasks,
 )
@@ -211,3 +212,14 @@ def test_tasks_are_listed_only_by_linked_services(filters: dict) -> None:
     only_linked = (set(filters) == {"service"} and filters["service"]
                    and all(v in ("db", DB.id) for v in filters["service"]))
     assert decision.allowed is bool(only_linked)
+
+
+def test_a_tasks_links_come_from_its_container_labels_command_and_environment() -> None:
+    """What the service fixed at create time: --container-label, the command it gives
+    (ContainerSpec.Command and Args, as Entrypoint and Cmd) and its environment."""
+    document = swarm.task_document(
+        {"ID": "t", "Status": {"ContainerStatus": {"ContainerID": WEB.id}},
+         "Spec": {"ContainerSpec": {"Labels": {"link.redis": "db"},
+                                    "Command": ["linkinit"], "Args": ["--link", "cache", "--"],
+                                    "Env": ["LINKINIT_LINKS=queue:q"]}}}, "web")
+    assert declared_references(document) == ["db", "cache", "queue"]
