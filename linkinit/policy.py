@@ -256,7 +256,8 @@ def task_query_problem(caller: Caller, query: Sequence[tuple[str, str]]) -> str:
     hidden = [value for value in filters["service"] if not sees_service(caller, value)]
     if hidden:
         return (f"/tasks of service {hidden[0]!r} is refused: this container sees only the "
-                f"swarm services it links; {LABEL_FIX.format(ref=hidden[0])}")
+                f"swarm services it links; {LABEL_FIX.format(ref=hidden[0])}; "
+                f"{SERVICE_FIX.format(ref=hidden[0])}")
     return ""
 
 
