@@ -282,26 +282,31 @@ def _task_hostname(spec: Mapping[str, Any], container_id: str) -> str:
     return "" if "{{" in hostname else hostname
 
 
+def _task_config(task: Mapping[str, Any], service_name: str, container_id: str) -> dict:
+    """``Config`` of a task's container: what its service gives (``--entrypoint`` is
+    ContainerSpec.Command, the arguments are Args), and swarm's two labels."""
+    spec = (task.get("Spec") or {}).get("ContainerSpec") or {}
+    labels = dict(spec.get("Labels") or {})
+    labels.update({SERVICE_NAME_LABEL: service_name, TASK_ID_LABEL: str(task.get("ID", ""))})
+    return {"Env": list(spec.get("Env") or []), "Labels": labels,
+            "Hostname": _task_hostname(spec, container_id),
+            "Image": str(spec.get("Image") or ""),
+            "Entrypoint": list(spec.get("Command") or []) or None,
+            "Cmd": list(spec.get("Args") or []) or None}
+
+
 def task_document(task: Mapping[str, Any], service_name: str) -> dict:
     """A task as its container's inspect document would show it on its own node: the ID,
     name, labels, environment, command and addresses a parent's links are read from. Only
-    what the service gives is known here: the image's own environment, entrypoint and
-    command are not (``--entrypoint`` is ContainerSpec.Command; arguments are Args)."""
-    spec = (task.get("Spec") or {}).get("ContainerSpec") or {}
-    container = (_status(task).get("ContainerStatus") or {})
-    labels = dict(spec.get("Labels") or {})
-    labels.update({SERVICE_NAME_LABEL: service_name, TASK_ID_LABEL: str(task.get("ID", ""))})
+    what the service gives is known here, not what its image adds (environment, entrypoint,
+    command)."""
+    container_id = str((_status(task).get("ContainerStatus") or {}).get("ContainerID") or "")
     running = task_state(task) == "running"
     slot = task.get("Slot") or task.get("NodeID", "")
-    container_id = str(container.get("ContainerID") or "")
     return {
         "Id": container_id,
         "Name": f"/{service_name}.{slot}.{task.get('ID', '')}",
-        "Config": {"Env": list(spec.get("Env") or []), "Labels": labels,
-                   "Hostname": _task_hostname(spec, container_id),
-                   "Image": str(spec.get("Image") or ""),
-                   "Entrypoint": list(spec.get("Command") or []) or None,
-                   "Cmd": list(spec.get("Args") or []) or None},
+        "Config": _task_config(task, service_name, container_id),
         "State": {"Status": "running" if running else task_state(task), "Running": running},
         "NetworkSettings": {"Networks": _task_endpoints(task, service_name)},
     }
