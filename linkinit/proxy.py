@@ -718,8 +718,12 @@ def _address_text(peername: Any) -> str:
 
 
 def _who(caller: policy.Caller) -> str:
-    where = caller.address or f"pid {caller.pid}"
-    return f"{caller.name or 'host'} ({where})"
+    """``web.1.x7k (10.0.1.5:41234)``, ``webapp (pid 4242)``; "host" for a process outside
+    any container, "nobody" for a TCP peer that matched nothing."""
+    if caller.address:
+        anonymous = "host" if caller.view == policy.ALL or "loopback" in caller.why else "nobody"
+        return f"{caller.name or anonymous} ({caller.address})"
+    return f"{caller.name or 'host'} (pid {caller.pid})"
 
 
 def _refusal(decision: policy.Decision) -> web.Response:
