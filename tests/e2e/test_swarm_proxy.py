@@ -156,3 +156,39 @@ def test_a_worker_task_that_links_nothing_sees_only_itself(
     assert found["tasks"][0] == 403 and f"/tasks of service {db!r} is refused" in found["tasks"][1]
     assert found["every task"][0] == 403
     assert found["the proxy's container"] is None
+
+
+def test_a_worker_parent_deployed_first_waits_through_the_proxy_for_its_child(
+    swarm, make_service, linkinit_image, unique, tcp_proxy, docker_client
+):
+    """The child does not exist when the parent asks: the proxy's answer is a 404 (no
+    refusal, so linkinit waits); the child's creation reaches the parent's event stream
+    through the proxy, whose scope for it now holds the new service; then the parent reaches
+    the child's task on the other node at the exported address."""
+    swarm.load(linkinit_image)
+    child = unique("db")
+    ask = ('exec python3 /opt/linkinit-tests/tcp_hello.py ask "$DB_PORT_8080_TCP_ADDR" '
+           '"$DB_PORT_8080_TCP_PORT" 20')
+    parent = make_service(unique("web"), *ON_WORKER, *ONCE,
+                          "--env", f"DOCKER_HOST=tcp://{tcp_proxy.name}:{PORT}",
+                          "--container-label", f"link.db={child}",
+                          linkinit_image, "linkinit", "--timeout", "180", "--",
+                          "sh", "-c", ask)
+
+    def waiting() -> bool:
+        started = [task for task in swarm.tasks(parent)
+                   if (task["Status"].get("ContainerStatus") or {}).get("ContainerID")]
+        return bool(started) and f"waiting for db ({child}): missing" in worker_logs(
+            swarm, started[0], stderr=True)
+
+    poll(waiting, 90, "the parent to say it waits for its child")
+    make_service(child, *ON_MANAGER, "--endpoint-mode", "dnsrr",
+                 "--publish", "mode=host,target=8080", *serving(linkinit_image))
+    task = ended_task(swarm, parent, 180)
+    errors = worker_logs(swarm, task, stderr=True)
+    assert exit_code(task) == 0, errors + output(tcp_proxy, stdout=False, stderr=True)[-3000:]
+    on_manager = swarm.running_task(child)["Status"]["ContainerStatus"]["ContainerID"]
+    hostname = docker_client.containers.get(on_manager).attrs["Config"]["Hostname"]
+    assert worker_logs(swarm, task).strip() == f"hello from {hostname}"
+    served = output(tcp_proxy, stdout=False, stderr=True)
+    assert "GET /v1.41/events 200 streaming to " in served
