@@ -209,10 +209,10 @@ def source_tree(worktree: bool, scratch: Path) -> Path:
 
 
 def build_bundle(source: Path) -> Path:
-    """The self-contained bundle of ``source`` with its own build command (PyInstaller from
-    this venv; reused while the sources are unchanged)."""
+    """The self-contained bundle of ``source`` with its own build command, freezing the
+    Python it chooses as a user's build would (reused while the sources are unchanged)."""
     subprocess.run([str(source / "scripts" / "build-bundle")], check=True, timeout=900,
-                   env={**os.environ, "PYTHON": sys.executable}, stdout=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL)
     return source / "build" / "bundle" / "linkinit"
 
 

@@ -253,18 +253,18 @@ def resolve_links(
 
 def _lookups(
     engine: Engine, parent: Mapping[str, Any]
-) -> tuple[Callable[[LinkSpec], Optional[dict]], Callable[[float], Any]]:
+) -> tuple[Callable[[LinkSpec], Optional[dict]], Callable[..., Any]]:
     """How the waiter finds a child and is woken. An engine that runs no healthchecks by
     itself (Podman without systemd) gets them run on demand (engines.py)."""
 
     def find(spec: LinkSpec) -> Optional[dict]:
         return find_child(engine, spec, parent)
 
-    def wake_source(since: float) -> Any:
-        return EventWatcher(engine, since)
+    def wake_source(since: float, matters: Any = None) -> Any:
+        return EventWatcher(engine, since, matters=matters)
 
     if engine.kind.runs_healthchecks:
         return find, wake_source
     checks = engines.HealthchecksOnDemand(engine)
     return (lambda spec: checks.checked(spec.wait, find(spec)),
-            lambda since: checks.wake(wake_source(since)))
+            lambda since, matters=None: checks.wake(wake_source(since, matters)))

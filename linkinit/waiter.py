@@ -53,8 +53,9 @@ class Waiter:
 
     ``find`` returns a child's inspect document (None when absent) and may raise an
     ``EngineError``; retryable ones are tried again until the deadline, others end the wait.
-    ``wake_source`` is called once, when the first pause is needed, and returns an object
-    whose ``wait(seconds) -> bool`` sleeps until an event (True) or the time is up (False).
+    ``wake_source(since, matters)`` is called once, when the first pause is needed, and
+    returns an object whose ``wait(seconds) -> bool`` sleeps until an event for which
+    ``matters(event)`` is true (True) or the time is up (False).
     """
 
     def __init__(
@@ -64,7 +65,7 @@ class Waiter:
         find: Find,
         timeout: float,
         report: Report,
-        wake_source: Callable[[float], Any],
+        wake_source: Callable[..., Any],
         probe: Probe = port_open,
         clock: Any = SystemClock,
     ) -> None:
@@ -174,9 +175,27 @@ class Waiter:
             return min(pause, _step(SERVICE_POLL_DELAYS, self.service_polls - 1))
         return pause
 
+    def matters(self, event: Mapping[str, Any]) -> bool:
+        """Whether an Engine event may change how an unready child looks: one about a child
+        found already, a service's (a service child has no container here), or, while a
+        child is missing, a container created or renamed (it may be the one). Others on a
+        busy host (a hundred parents starting at once) wake no one: each waiter would inspect
+        again at every one of them."""
+        if event.get("Type") == "service":
+            return True
+        actor = str((event.get("Actor") or {}).get("ID") or "")
+        missing = False
+        for spec in self.unready():
+            seen = self.seen.get(spec.alias)
+            if seen is None or seen.container is None:
+                missing = True
+            elif actor and actor == str(seen.container.get("Id") or ""):
+                return True
+        return missing and event.get("Action") in ("create", "rename")
+
     def pause(self) -> None:
         if self.wake is None:
-            self.wake = self._wake_source(self.started_at - 1)
+            self.wake = self._wake_source(self.started_at - 1, self.matters)
         woken = self.wake.wait(self.next_pause())
         self.stale = woken or self.polling or self.engine_error is not None
 
@@ -205,9 +224,11 @@ class EventWatcher:
     which looks again at everything (the Engine's buffer may have dropped events).
     """
 
-    def __init__(self, engine: Engine, since: float, containers: Sequence[str] = ()) -> None:
+    def __init__(self, engine: Engine, since: float, containers: Sequence[str] = (),
+                 matters: Optional[Callable[[Mapping[str, Any]], bool]] = None) -> None:
         self._engine = engine
         self._since = since
+        self._matters = matters  # None: every event wakes
         self._filters = {"type": ["container"], "event": list(WAKING_EVENTS)}
         # only these (names or IDs; a service's events match its name or ID too): another
         # container's events wake no one
@@ -227,9 +248,10 @@ class EventWatcher:
                 kind = getattr(self._engine, "kind", DOCKER)
                 filters = dict(self._filters, event=list(kind.waking_events),
                                type=list(kind.event_types))
-                for _ in self._engine.events(filters, since=self._since):
+                for event in self._engine.events(filters, since=self._since):
                     delay = 0.05
-                    self._wake.set()
+                    if self._matters is None or self._matters(event):
+                        self._wake.set()
             except EngineError:
                 pass
             self._since = time.time() - 1

@@ -27,10 +27,9 @@ from typing import Any, Callable, Iterator
 import docker
 import pytest
 
+from tests.support.paths import BASE_IMAGE, ROOT
 from tests.support.swarm import ForeignSwarm, Swarm, machine_lock
 
-ROOT = Path(__file__).resolve().parents[2]
-BASE_IMAGE = os.environ.get("LINKINIT_BASE_IMAGE", "linkinit-base:bookworm")
 # One tag per checkout: two clones testing at once on one Engine must not run each other's
 # linkinit (LINKINIT_TEST_IMAGE overrides).
 TEST_IMAGE = os.environ.get(

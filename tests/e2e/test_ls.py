@@ -18,9 +18,10 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 
+from tests.support.paths import BASE_IMAGE
+
 from .dockerkit import wait_until
 
-BASE_IMAGE = os.environ.get("LINKINIT_BASE_IMAGE", "linkinit-base:bookworm")
 LS_TIMEOUT = 60  # seconds one `linkinit ls` may take
 SLEEP = "sleep 600"  # containers end by themselves even if teardown never runs
 

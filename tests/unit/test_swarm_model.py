@@ -3,7 +3,6 @@ Docker 20.10 manager answers with; and how ``find``, readiness and the waiter tr
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, List, Optional
 
 import pytest
@@ -17,6 +16,7 @@ from linkinit.engines import DOCKER
 from linkinit.errors import EngineRefused, NotSwarmManager
 from linkinit.readiness import DOWN, READY, observe
 from linkinit.waiter import SERVICE_POLL_DELAYS
+from tests.support.paths import ROOT
 
 OVERLAY_ID = "k3overlay000000000000000"
 INGRESS_ID = "ingress00000000000000000"
@@ -257,9 +257,6 @@ def test_any_task_list_gives_a_running_tasks_address_or_none(tasks: list) -> Non
 
 
 # -- the README's swarm section ------------------------------------------------------------
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_the_readme_shows_the_stack_file_the_tests_deploy() -> None:
     readme = (ROOT / "README.md").read_text()

@@ -64,7 +64,7 @@ class Timeline:
             raise answer
         return answer  # type: ignore[return-value]
 
-    def wake_source(self, since: float) -> Timeline:
+    def wake_source(self, since: float, matters: object = None) -> Timeline:
         self.wakes_made += 1
         return self
 
@@ -216,3 +216,26 @@ def test_a_closed_port_phase_is_what_the_waiter_acts_on() -> None:
     with pytest.raises(NotReady):
         waiter.run()
     assert waiter.seen["redis"].phase == PORT_CLOSED
+
+
+def event(action: str, actor: str, kind: str = "container") -> dict:
+    return {"Type": kind, "Action": action, "Actor": {"ID": actor, "Attributes": {}}}
+
+
+def test_only_events_that_may_change_an_unready_child_wake_the_waiter() -> None:
+    """A hundred parents starting at once must not each inspect again at every start."""
+    waiter, _, _ = make([spec(), spec(child_name="db2", alias="cache")],
+                        {"db1": [(0, child("created"))]})
+    waiter.look()  # db1 found (not running), db2 missing
+    assert waiter.matters(event("start", "c" * 64))  # about db1
+    assert waiter.matters(event("create", "x" * 64))  # may be db2
+    assert waiter.matters(event("update", "svc1", kind="service"))
+    assert not waiter.matters(event("start", "x" * 64))  # another container starting
+    assert not waiter.matters(event("die", "x" * 64))
+
+
+def test_once_every_child_is_found_a_creation_elsewhere_wakes_no_one() -> None:
+    waiter, _, _ = make([spec()], {"db1": [(0, child("created"))]})
+    waiter.look()
+    assert not waiter.matters(event("create", "x" * 64))
+    assert waiter.matters(event("destroy", "c" * 64))
