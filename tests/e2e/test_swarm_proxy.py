@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from tests.support.moby import moby_to_env
+from tests.support.paths import ROOT
 from tests.support.swarm import poll
 
-from .conftest import ROOT
 from .dockerkit import env_lines, output
 from .test_swarm_links import ON_MANAGER, ON_WORKER, ONCE, ended_task, exit_code, serving
 
