@@ -23,9 +23,9 @@ Retries live in the callers (``resolve``); this module only reports what happene
 
 from __future__ import annotations
 
+import _socket  # socket.py's C core: socket.py itself costs ~5 ms of imports (selectors)
 import json
 import os
-import socket
 import time
 
 from . import engines
@@ -61,7 +61,7 @@ class _Reader:
     """Buffered reads off the socket, each bounded by the request's deadline (monotonic
     seconds; None: wait as long as it takes, for the event stream)."""
 
-    def __init__(self, sock: socket.socket, deadline: Optional[float]) -> None:
+    def __init__(self, sock: _socket.socket, deadline: Optional[float]) -> None:
         self.sock = sock
         self.deadline = deadline
         self.buffer = b""
@@ -203,7 +203,7 @@ class Response:
             raise _BrokenOff("the stream ended inside a line")
 
     @property
-    def sock(self) -> socket.socket:
+    def sock(self) -> _socket.socket:
         return self._reader.sock
 
     def close(self) -> None:
@@ -285,11 +285,13 @@ class Engine:
         deadline = time.monotonic() + (timeout or self.timeout)
         return deadline if self.deadline is None else min(deadline, self.deadline)
 
-    def _connect(self, deadline: float) -> socket.socket:
+    def _connect(self, deadline: float) -> _socket.socket:
         left = max(deadline - time.monotonic(), 0.001)
         if self._address is not None:
+            import socket  # TCP (DOCKER_HOST=tcp://, the swarm proxy): a name to resolve
+
             return socket.create_connection(self._address, timeout=left)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sock.settimeout(left)
         try:
             sock.connect(str(self._socket_path))
@@ -321,7 +323,7 @@ class Engine:
         url = self._path(path, versioned) + ("?" + _query(params) if params else "")
         what = f"GET {url.split('?', 1)[0]}"
         deadline = self._deadline(None)
-        sock: Optional[socket.socket] = None
+        sock: Optional[_socket.socket] = None
         self.requests += 1
         try:
             sock = self._connect(deadline)
@@ -499,7 +501,7 @@ class EventStream:
         closes the socket itself (closing it here could pull the descriptor from under a
         ``recv`` in progress)."""
         try:  # noqa: SIM105 (contextlib is one more import on the start path)
-            self._response.sock.shutdown(socket.SHUT_RDWR)
+            self._response.sock.shutdown(_socket.SHUT_RDWR)
         except OSError:
             pass  # already closed: nothing to wake
 
@@ -520,7 +522,7 @@ def _query(params: Mapping[str, Any]) -> str:
 
 
 def _why(error: OSError) -> str:
-    if isinstance(error, socket.timeout):
+    if isinstance(error, TimeoutError):
         return "no answer in time"
     return error.strerror or str(error) or type(error).__name__
 

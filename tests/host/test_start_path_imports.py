@@ -21,7 +21,8 @@ import pytest
 from tests.support.fake_engine import FakeEngine, Step, json_answer, ping
 
 FORBIDDEN = ("typing", "dataclasses", "argparse", "http.client", "docker", "requests",
-             "urllib3", "tenacity", "yaml", "asyncio", "aiohttp", "email", "ssl")
+             "urllib3", "tenacity", "yaml", "asyncio", "aiohttp", "email", "ssl", "socket",
+             "selectors", "ctypes", "encodings.idna")
 
 PARENT = {"Id": "p" * 64, "Name": "/webapp",
           "Config": {"Labels": {"link.redis": "db1", "link.redis.wait": "started"}},
