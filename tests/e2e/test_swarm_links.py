@@ -9,44 +9,29 @@ reaching the child through them on a dnsrr one, whose address is its task's.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
 from linkinit.resolve import WORKER_HINT
 from tests.support.moby import moby_to_env
-from tests.support.processes import wait_for
 from tests.support.swarm import host_docker
 
 from .dockerkit import env_lines, output, wait_until
+from .swarmkit import (
+    ON_MANAGER,
+    ON_WORKER,
+    ONCE,
+    ended_task,
+    exit_code,
+    parent_before_child,
+    serving,
+)
 
-HELLO = "/opt/linkinit-tests/tcp_hello.py"
-ON_WORKER = ("--constraint", "node.role==worker")
-ON_MANAGER = ("--constraint", "node.role==manager")
 OWN_SOCKET = ("--mount", "type=bind,source=/var/run/docker.sock,target=/var/run/docker.sock")
-ONCE = ("--restart-condition", "none")
-ENDED = {"complete", "failed", "rejected", "shutdown"}
 LIBRARY = "import linkinit; print(linkinit.require('db').ip)"
 
 pytestmark = pytest.mark.timeout(900)  # the first swarm test of a session makes the swarm
-
-
-def serving(image: str, port: int = 8080) -> tuple[str, ...]:
-    return (image, "python3", HELLO, "serve", str(port))
-
-
-def ended_task(swarm: Any, service: str, timeout: float = 120) -> dict:
-    """The service's task once it has ended (its command exited), bounded."""
-
-    def ended() -> Optional[dict]:
-        return next((task for task in swarm.tasks(service)
-                     if task["Status"]["State"] in ENDED), None)
-
-    return wait_for(ended, timeout, f"the task of {service} to end")
-
-
-def exit_code(task: dict) -> int:
-    return int((task["Status"].get("ContainerStatus") or {}).get("ExitCode", -1))
 
 
 def manager_task_logs(docker_client: Any, task: dict, stderr: bool = False) -> str:
@@ -87,22 +72,9 @@ def test_a_parent_deployed_first_waits_and_reaches_a_dnsrr_child_on_another_node
     child listens, reaches it at the exported address and port (wait=listening)."""
     swarm.load(linkinit_image)
     child = unique("db")
-    ask = f'exec python3 {HELLO} ask "$DB_PORT_8080_TCP_ADDR" "$DB_PORT_8080_TCP_PORT" 20'
-    parent = make_service(unique("web"), *ON_MANAGER, *OWN_SOCKET, *ONCE,
-                          "--container-label", f"link.db={child}",
-                          linkinit_image, "linkinit", "--timeout", "180", "--",
-                          "sh", "-c", ask)
-
-    def waiting() -> bool:
-        started = [task for task in swarm.tasks(parent)
-                   if (task["Status"].get("ContainerStatus") or {}).get("ContainerID")]
-        return bool(started) and f"waiting for db ({child}): missing" in manager_task_logs(
-            docker_client, started[0], stderr=True)
-
-    wait_until(waiting, 90, "the parent to say it waits for its child")
-    make_service(child, *ON_WORKER, "--endpoint-mode", "dnsrr",
-                 "--publish", "mode=host,target=8080", *serving(linkinit_image))
-    task = ended_task(swarm, parent, 180)
+    task = parent_before_child(
+        swarm, make_service, linkinit_image, child, (unique("web"), *ON_MANAGER, *OWN_SOCKET),
+        ON_WORKER, lambda task, stderr=False: manager_task_logs(docker_client, task, stderr))
     errors = manager_task_logs(docker_client, task, stderr=True)
     assert exit_code(task) == 0, errors
     child_task = swarm.running_task(child)

@@ -26,7 +26,15 @@ from tests.support.paths import ROOT
 from tests.support.swarm import poll
 
 from .dockerkit import env_lines, output
-from .test_swarm_links import ON_MANAGER, ON_WORKER, ONCE, ended_task, exit_code, serving
+from .swarmkit import (
+    ON_MANAGER,
+    ON_WORKER,
+    ONCE,
+    ended_task,
+    exit_code,
+    parent_before_child,
+    serving,
+)
 
 pytestmark = pytest.mark.timeout(900)  # the first swarm test of a session makes the swarm
 
@@ -167,24 +175,10 @@ def test_a_worker_parent_deployed_first_waits_through_the_proxy_for_its_child(
     the child's task on the other node at the exported address."""
     swarm.load(linkinit_image)
     child = unique("db")
-    ask = ('exec python3 /opt/linkinit-tests/tcp_hello.py ask "$DB_PORT_8080_TCP_ADDR" '
-           '"$DB_PORT_8080_TCP_PORT" 20')
-    parent = make_service(unique("web"), *ON_WORKER, *ONCE,
-                          "--env", f"DOCKER_HOST=tcp://{tcp_proxy.name}:{PORT}",
-                          "--container-label", f"link.db={child}",
-                          linkinit_image, "linkinit", "--timeout", "180", "--",
-                          "sh", "-c", ask)
-
-    def waiting() -> bool:
-        started = [task for task in swarm.tasks(parent)
-                   if (task["Status"].get("ContainerStatus") or {}).get("ContainerID")]
-        return bool(started) and f"waiting for db ({child}): missing" in worker_logs(
-            swarm, started[0], stderr=True)
-
-    poll(waiting, 90, "the parent to say it waits for its child")
-    make_service(child, *ON_MANAGER, "--endpoint-mode", "dnsrr",
-                 "--publish", "mode=host,target=8080", *serving(linkinit_image))
-    task = ended_task(swarm, parent, 180)
+    through_proxy = ("--env", f"DOCKER_HOST=tcp://{tcp_proxy.name}:{PORT}")
+    task = parent_before_child(
+        swarm, make_service, linkinit_image, child, (unique("web"), *ON_WORKER, *through_proxy),
+        ON_MANAGER, lambda task, stderr=False: worker_logs(swarm, task, stderr))
     errors = worker_logs(swarm, task, stderr=True)
     assert exit_code(task) == 0, errors + output(tcp_proxy, stdout=False, stderr=True)[-3000:]
     on_manager = swarm.running_task(child)["Status"]["ContainerStatus"]["ContainerID"]
