@@ -126,13 +126,14 @@ def test_a_child_never_ready_times_out_at_the_deadline_with_its_last_state() -> 
 
 
 def test_a_closed_port_is_probed_again_without_inspecting_again() -> None:
-    """No event: the document holds, only the port can change; probes back off to 50 ms."""
+    """No event: the document holds, only the port can change; probes back off to 20 ms."""
     answers = iter([False, False, False, False, True])
     waiter, timeline, lines = make([spec()], {"db1": [(0, child())]},
                                    probe=lambda address, port: next(answers))
     waiter.run()
     assert len(timeline.finds) == 1
-    assert timeline.pauses == [*PORT_PROBE_DELAYS, PORT_PROBE_DELAYS[-1]]
+    assert timeline.pauses == [0.01, 0.02, 0.02, 0.02] == [
+        *PORT_PROBE_DELAYS, *[PORT_PROBE_DELAYS[-1]] * (4 - len(PORT_PROBE_DELAYS))]
     assert lines == ["waiting for redis (db1): port 6379 closed",
                      "waiting for redis (db1): port 6379 closed -> listening"]
 
