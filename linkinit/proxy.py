@@ -488,7 +488,8 @@ class EventHub:
             try:
                 await self._follow()
                 delay = 0.05
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as error:
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError,
+                    Unavailable) as error:  # Unavailable: /_ping, asked before the stream
                 if self.connected.is_set() or delay == 0.05:
                     log(f"the Engine's event stream broke ({error or type(error).__name__});"
                         " reconnecting")
