@@ -182,10 +182,21 @@ def _scene() -> Iterator[Rootless]:
 
 
 def _remove_user(engine: Rootless) -> None:
-    """userdel refuses while a process of the user lives: wait for the killed ones to go."""
-    wait_until(lambda: subprocess.run(["pgrep", "-u", str(engine.uid)],
-                                      capture_output=True).returncode == 1,
-               timeout=30, what=f"no process of {USER} left")
+    """userdel refuses while a process of the user lives: wait for the stopped ones to go,
+    then kill what is left (the user exists for this scene only: aardvark-dns or a conmon
+    can outlive the service by seconds on a loaded machine), and wait again."""
+
+    def gone() -> bool:
+        return subprocess.run(["pgrep", "-u", str(engine.uid)],
+                              capture_output=True).returncode == 1
+
+    try:
+        wait_until(gone, timeout=15, what=f"no process of {USER} left")
+    except AssertionError:
+        left = subprocess.run(["ps", "-o", "pid,comm", "-u", str(engine.uid)],
+                              capture_output=True, text=True).stdout
+        subprocess.run(["pkill", "-KILL", "-u", str(engine.uid)], capture_output=True)
+        wait_until(gone, timeout=15, what=f"no process of {USER} left after SIGKILL: {left}")
     removed = subprocess.run(["userdel", "-r", USER], capture_output=True, text=True,
                              timeout=60)
     shutil.rmtree(engine.runtime, ignore_errors=True)
