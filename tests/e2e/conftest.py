@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -243,11 +244,13 @@ def run_container(
     made: list[Any] = []
 
     def run(command: Any = None, image: str = linkinit_image, **kwargs: Any) -> Any:
-        kwargs.setdefault("detach", True)
+        if not kwargs.pop("detach", True):
+            raise TypeError("run_container starts containers detached")
         labels = dict(kwargs.pop("labels", {}) or {})
         labels[TEST_LABEL] = SESSION
-        container = docker_client.containers.run(image, command, labels=labels, **kwargs)
+        container = docker_client.containers.create(image, command, labels=labels, **kwargs)
         made.append(container)
+        _start(container)
         return container
 
     run.socket_volume = engine.socket_volume  # type: ignore[attr-defined]
@@ -255,6 +258,20 @@ def run_container(
     for container in made:
         with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True)
+
+
+def _start(container: Any, attempts: int = 5) -> None:
+    """Start it; on a swarm's attachable overlay network the Engine now and then answers
+    "network ... not found" right after another container left that network (its local
+    copy is being torn down): try again, a bounded number of times, a second apart."""
+    for attempt in range(attempts):
+        try:
+            container.start()
+            return
+        except docker.errors.NotFound as error:
+            if "network" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(1)
 
 
 @pytest.fixture
