@@ -304,17 +304,8 @@ class Swarm:
             container.remove(force=True)
 
     def _remove_network(self) -> None:
-        def removed() -> bool:
-            found = [n for n in self.api.networks(names=[self.network])
-                     if n["Name"] == self.network]
-            if not found:
-                return True
-            # Refused while the removed services' tasks still hold it: asked again.
-            with contextlib.suppress(Exception):
-                self.api.remove_network(found[0]["Id"])
-            return False
-
-        poll(removed, 30, f"{self.network} removed")
+        """Refused while the removed services' tasks still hold it: asked again."""
+        self._remove_network_named(self.network, 30)
 
     def _node_leaves(self) -> None:
         """The node's containers first (tasks of removed services, which a leave would
@@ -349,18 +340,21 @@ class Swarm:
 
     def _remove_gateway_bridge(self) -> None:
         """Left behind by a leave; refused until the ingress sandbox is gone: asked again."""
+        self._remove_network_named(GATEWAY_BRIDGE, 20)
+
+    def _remove_network_named(self, name: str, timeout: float) -> None:
+        """Remove the network of that exact name, asking again (the Engine refuses while
+        something still holds it) until it is gone, at most ``timeout`` seconds."""
 
         def removed() -> bool:
-            found = [n for n in self.api.networks(names=[GATEWAY_BRIDGE])
-                     if n["Name"] == GATEWAY_BRIDGE]
+            found = [n for n in self.api.networks(names=[name]) if n["Name"] == name]
             if not found:
                 return True
             with contextlib.suppress(Exception):
                 self.api.remove_network(found[0]["Id"])
             return False
 
-        poll(removed, 20, f"{GATEWAY_BRIDGE} removed")
-
+        poll(removed, timeout, f"{name} removed")
 
 def host_docker(*args: str, check: bool = True,
            timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess:
