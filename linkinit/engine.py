@@ -28,7 +28,7 @@ import json
 import os
 import time
 
-from . import engines
+from . import engines, swarm
 from .errors import (
     AmbiguousReference,
     EngineBusy,
@@ -361,9 +361,7 @@ class Engine:
         if status == 404:
             return NotFound(message, status)
         if status == 503:
-            from .swarm import manager_refusal  # only a 503 can be this
-
-            role = manager_refusal(status, message)
+            role = swarm.manager_refusal(status, message)
             if role is not None:
                 return NotSwarmManager(
                     f"the Docker Engine at {self.host} cannot answer for swarm services "

@@ -126,7 +126,7 @@ class EngineLookup:
     def service(self, reference: str) -> model.Lookup:
         """A swarm service shaped as a container (its tasks and, without published ports,
         its image asked for too); MISSING where there is no swarm."""
-        role = getattr(self.engine, "swarm_role", None)
+        role = self.engine.swarm_role
         if role == swarm.NOT_IN_SWARM or not self.engine.kind.has_swarm:
             return model.Lookup(None, model.MISSING)
         try:
