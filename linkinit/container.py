@@ -231,24 +231,35 @@ def holders_of_alias(
 # -- which container a reference names -----------------------------------------------------
 
 
-def find(reference: str, parent: Mapping[str, Any], lookup: Any) -> Lookup:
-    """The child ``reference`` names: a container in the Engine's order, then a swarm
-    service, then a network alias.
+def settles(found: Lookup, reference: str) -> bool:
+    """Whether the Engine's answer ends the search at once: the container's full ID or
+    exact name. An ID prefix does not: ``db`` is the prefix of one container ID in 256, and
+    a swarm service named so (a stack's ``db``) is what the user meant."""
+    container = found.container
+    return container is not None and (
+        container.get("Id") == reference or name_of(container) == reference.lstrip("/"))
 
-    ``lookup`` answers three questions: ``by_reference(ref)`` (full ID, exact name or unique
-    ID prefix: a ``Lookup``), ``service(ref)`` (a swarm service by name, ID or prefix, shaped
-    as a container by ``swarm.service_document``: a ``Lookup``, NO_MANAGER where only a
-    manager could tell) and ``on_networks(names)`` (the inspect documents of the containers
-    on those networks). A name is unique on a host, so it wins; a service comes before the
-    aliases, which its own tasks hold; an alias held by two containers is an ambiguity the
-    user must settle.
+
+def find(reference: str, parent: Mapping[str, Any], lookup: Any) -> Lookup:
+    """The child ``reference`` names: a container by full ID or exact name, then a swarm
+    service, then a container by unique ID prefix, then a network alias.
+
+    ``lookup`` answers three questions: ``by_reference(ref)`` (the Engine's own lookup: full
+    ID, exact name or unique ID prefix: a ``Lookup``), ``service(ref)`` (a swarm service by
+    name, ID or prefix, shaped as a container by ``swarm.service_document``: a ``Lookup``,
+    NO_MANAGER where only a manager could tell) and ``on_networks(names)`` (the inspect
+    documents of the containers on those networks). A name is unique on a host, so it wins;
+    a service comes before an ID prefix and before the aliases, which its own tasks hold; an
+    alias held by two containers is an ambiguity the user must settle.
     """
     found = lookup.by_reference(reference)
-    if found.container is not None or found.state == AMBIGUOUS:
+    if settles(found, reference):
         return found
     service = lookup.service(reference)
     if service.container is not None or service.state == AMBIGUOUS:
         return service
+    if found.container is not None or found.state == AMBIGUOUS:
+        return found
     holders = holders_of_alias(reference, parent, lookup.on_networks(alias_networks(parent)))
     if len(holders) == 1:
         return Lookup(holders[0])

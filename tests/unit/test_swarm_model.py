@@ -317,3 +317,14 @@ def test_a_manager_shapes_the_service_with_its_tasks_and_image() -> None:
     found = lookup.service("db").container
     assert model.shared_address(PARENT, found) == "10.0.1.2"
     assert model.exposed_ports(found) == [model.Port(6379, "tcp")]
+
+
+def test_a_service_comes_before_a_container_whose_id_merely_starts_with_its_name() -> None:
+    """``db`` is a hex prefix: an unrelated container whose ID starts with it must not take
+    the place of the stack's ``db`` (found in a fresh-clone run); its exact name still wins."""
+    prefixed = {"Id": "db" + "0" * 62, "Name": "/lt-db-fe7484b4"}
+    document = swarm.service_document(service(), [task(1, "running", "10.0.1.7")])
+    assert model.find("db", PARENT, Lookup(prefixed, document)).container is document
+    assert model.find("db", PARENT, Lookup(prefixed)).container is prefixed
+    named = {"Id": "e" * 64, "Name": "/db"}
+    assert model.find("db", PARENT, Lookup(named, document)).container is named
