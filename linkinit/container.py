@@ -242,15 +242,18 @@ def settles(found: Lookup, reference: str) -> bool:
 
 def find(reference: str, parent: Mapping[str, Any], lookup: Any) -> Lookup:
     """The child ``reference`` names: a container by full ID or exact name, then a swarm
-    service, then a container by unique ID prefix, then a network alias.
+    service, then a network alias on a network the parent is on, then a container by unique
+    ID prefix.
 
     ``lookup`` answers three questions: ``by_reference(ref)`` (the Engine's own lookup: full
     ID, exact name or unique ID prefix: a ``Lookup``), ``service(ref)`` (a swarm service by
     name, ID or prefix, shaped as a container by ``swarm.service_document``: a ``Lookup``,
     NO_MANAGER where only a manager could tell) and ``on_networks(names)`` (the inspect
     documents of the containers on those networks). A name is unique on a host, so it wins;
-    a service comes before an ID prefix and before the aliases, which its own tasks hold; an
-    alias held by two containers is an ambiguity the user must settle.
+    a service comes before the aliases, which its own tasks hold; an alias on the parent's
+    own network comes before an ID prefix, which a short reference matches by chance (``db1``
+    starts one container ID in 4096, and compose's ``db1`` is the alias). An alias held by
+    two containers is an ambiguity the user must settle.
     """
     found = lookup.by_reference(reference)
     if settles(found, reference):
@@ -258,14 +261,14 @@ def find(reference: str, parent: Mapping[str, Any], lookup: Any) -> Lookup:
     service = lookup.service(reference)
     if service.container is not None or service.state == AMBIGUOUS:
         return service
-    if found.container is not None or found.state == AMBIGUOUS:
-        return found
     holders = holders_of_alias(reference, parent, lookup.on_networks(alias_networks(parent)))
     if len(holders) == 1:
         return Lookup(holders[0])
     if holders:
         names = ", ".join(sorted(name_of(c) for c in holders))
         return Lookup(None, AMBIGUOUS, f"the network alias {reference!r} is held by {names}")
+    if found.container is not None or found.state == AMBIGUOUS:
+        return found
     if service.state == NO_MANAGER:
         return service
     return Lookup(None, MISSING, f"no container answers to {reference!r}")

@@ -357,15 +357,13 @@ class Directory:
 
     async def _answers(self, reference: str, parent: dict) -> _Answers:
         """What ``find`` asks, in its order, each asked only if the one before settled
-        nothing (the aliases' holders are None when a name, a service or an ID prefix
-        answered)."""
+        nothing (the aliases' holders are None when a name or a service answered)."""
         missing = model.Lookup(None, model.MISSING)
         named = await self._by_reference(reference)
         if model.settles(named, reference):
             return _Answers(named, missing, None)
         service = await self._service(reference, parent)
-        if service.container is not None or service.state == model.AMBIGUOUS or (
-                named.container is not None or named.state == model.AMBIGUOUS):
+        if service.container is not None or service.state == model.AMBIGUOUS:
             return _Answers(named, service, None)
         return _Answers(named, service, await self._neighbours(parent))
 

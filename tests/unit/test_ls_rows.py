@@ -176,6 +176,21 @@ def test_a_name_wins_over_an_id_prefix():
     assert by_name(ls.rows([web, other, prefixed]))["web/r"].id == other["Id"]
 
 
+def test_an_alias_on_the_parents_network_wins_over_an_id_prefix():
+    """Compose's ``db1`` is the alias of proj-db1-1; a stranger whose ID happens to start
+    with db1 (one in 4096) is not what the user meant."""
+    stranger = container("vault", "db1f00", networks={"bridge": []})
+    compose = container("proj-db1-1", "c1", networks={"net": ["db1"]})
+    web = container("web", "dd", networks={"net": []}, labels={"link.db": "db1"})
+    assert by_name(ls.rows([web, stranger, compose]))["web/db"].id == compose["Id"]
+
+
+def test_an_id_prefix_is_found_when_no_alias_answers():
+    stranger = container("vault", "db1f00", networks={"net": []})
+    web = container("web", "dd", networks={"net": []}, labels={"link.db": "db1"})
+    assert by_name(ls.rows([web, stranger]))["web/db"].id == stranger["Id"]
+
+
 def test_an_id_prefix_of_two_containers_is_ambiguous():
     """A short prefix shared by two IDs names neither."""
     one, two = container("one", "ab1"), container("two", "ab2")
