@@ -78,7 +78,13 @@ def networks_of(container: Mapping[str, Any]) -> dict[str, dict]:
 
 def alias_networks(container: Mapping[str, Any]) -> list[str]:
     """The container's networks that can carry aliases (not the default bridge, host, none)."""
-    return [n for n in networks_of(container) if n not in _NO_ALIAS_NETWORKS]
+    return [n for n in networks_of(container) if carries_aliases(n)]
+
+
+def carries_aliases(network: str) -> bool:
+    """Whether containers on this network may hold aliases (a user-defined network); an
+    unnamed network is assumed to."""
+    return network not in _NO_ALIAS_NETWORKS
 
 
 def aliases_of(container: Mapping[str, Any]) -> dict[str, list[str]]:

@@ -190,6 +190,13 @@ def sees(caller: Caller, ref: str) -> bool:
     )
 
 
+def named_exactly(caller: Caller, ref: str) -> Optional[Visible]:
+    """The container in the caller's scope that ``ref`` names by full ID or exact name (not
+    by prefix: the Engine's own answer to a prefix is what counts), or None."""
+    name = ref[1:] if ref.startswith("/") else ref
+    return next((seen for seen in caller.scope if ref == seen.id or name == seen.name), None)
+
+
 def sees_service(caller: Caller, ref: str) -> bool:
     """Whether ``ref`` (a name, full ID or ID prefix) names a swarm service the caller links."""
     return caller.view == ALL or (bool(ref) and any(

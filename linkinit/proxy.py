@@ -19,9 +19,11 @@ import asyncio
 import collections
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -35,7 +37,9 @@ from yarl import URL
 
 from . import container as model
 from . import engines, overlay, peer, policy, swarm
+from .declare import LABEL_PREFIX
 from .errors import LinkinitError, UsageError
+from .flights import Flights, Remembered
 
 DEFAULT_LISTEN = "/run/linkinit/engine.sock"
 DEFAULT_TCP_PORT = 2375
@@ -46,11 +50,33 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"
                "server", "upgrade"}
 _REPLAY = 1024  # events kept for a caller's ``since`` (the Engine keeps 256)
 _QUEUE = 1024  # events queued for one slow caller before it is dropped
+_DOCUMENTS = 1024  # inspect answers kept (the oldest go first)
+_PING_SECONDS = 1.0  # a /_ping answer is served as is for this long, then asked again
+_PING_STALE_SECONDS = 30.0  # ... in the background, while the event stream stays up
+_BEHIND_SECONDS = 0.5  # an event this late: the event stream trails the Engine
+_VERSION_PREFIX = re.compile(r"^/v[0-9]+(?:\.[0-9]+)?(?=/)")
 
 
 # Seconds one request spent waiting for the Engine (a one-element list per request).
 engine_wait: contextvars.ContextVar[Optional[list[float]]] = contextvars.ContextVar(
     "engine_wait", default=None)
+# The API version the request asked for ("/v1.47", "" for none): inspect answers differ by it.
+api_version: contextvars.ContextVar[str] = contextvars.ContextVar("api_version", default="")
+
+
+def _count_wait(seconds: float) -> None:
+    waited = engine_wait.get()
+    if waited is not None:
+        waited[0] += seconds
+
+
+def _alone(ask: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+    """``ask`` as a shared flight: its Engine time is counted by each asker's wait
+    (``Flights(on_wait=_count_wait)``), not also by the asker that happened to start it."""
+    async def flight() -> Any:
+        engine_wait.set(None)  # the flight's task has its own context: askers keep theirs
+        return await ask()
+    return flight
 
 
 class Unavailable(Exception):
@@ -148,10 +174,6 @@ class Upstream:
         except ValueError:
             return status, None
 
-    async def inspect(self, ref: str) -> Optional[dict]:
-        status, body = await self.get_json(f"/containers/{_quote(ref)}/json")
-        return body if status == 200 and isinstance(body, dict) else None
-
 
 def _quote(text: str) -> str:
     return urllib.parse.quote(text, safe="")
@@ -160,15 +182,23 @@ def _quote(text: str) -> str:
 # -- who may see what ----------------------------------------------------------------------
 
 
+class Inspected(collections.namedtuple("Inspected", "document headers body")):
+    """The Engine's 200 answer to an inspect: parsed, and as it came (served again as is)."""
+
+    __slots__ = ()
+
+
 class Directory:
     """Callers and their scopes, from the kernel and the Engine, cached while events flow.
 
     A container's labels, command and environment never change, so what it declares does
-    not. An event forgets what it names: the documents of the containers it is about, the
-    references equal to their names, the resolutions that found them, and, on create,
-    destroy, rename, connect or disconnect, every child found by network alias. Each event
-    has a sequence number; an answer fetched before an event that touched it is not kept.
-    Without an event stream nothing is cached.
+    not. An event forgets what it names: the inspect answers of the containers it is about,
+    the references equal to their names, the resolutions that found them (or found nothing),
+    and, on create, destroy, rename, connect or disconnect, every child found by network
+    alias and every reference that named nothing. Each event has a sequence number; an answer
+    fetched before an event that touched it is not kept. Without an event stream nothing is
+    cached. Inspect answers are kept per API version (their shape differs by it) and asked
+    for once however many callers ask at once (``Flights``).
     """
 
     def __init__(self, upstream: Upstream, allow_host: bool, trust_files: bool) -> None:
@@ -182,7 +212,13 @@ class Directory:
         self._sequence = 0  # events seen
         self._touched: dict[str, int] = {}  # ID or name -> sequence of the last event on it
         self._topology = 0  # sequence of the last create/destroy/rename/(dis)connect
-        self._documents: dict[str, dict] = {}
+        self._inspected: dict[str, dict[str, Inspected]] = {}  # ID -> API version -> answer
+        self.flights = Flights(on_wait=_count_wait)
+        self.behind_until = 0.0  # monotonic time until which the event stream trails
+        self.version_hint = ""  # the API version callers last asked for (for prefetches)
+        self._prefetches: set[asyncio.Task] = set()
+        # the Engine's /_ping answers: a stream (re)connecting forgets them (a new Engine)
+        self.pings = Remembered(_PING_SECONDS, self.flights, _PING_STALE_SECONDS)
         self._resolved: dict[tuple[str, str], tuple[tuple[dict, ...], bool]] = {}
         self._namespaces: Optional[dict[str, str]] = None
         self._own_namespace = peer.pid_namespace("self")
@@ -192,7 +228,8 @@ class Directory:
         self._sequence += 1
         self._topology = self._sequence
         self.caching = caching
-        self._documents.clear()
+        self._inspected.clear()
+        self.pings.forget()
         self._resolved.clear()
         self._namespaces = None
 
@@ -202,33 +239,104 @@ class Directory:
         address; a network event moves addresses."""
         self._sequence += 1
         keys = _keys_of(event)
-        for key in keys:
-            self._touched[key] = self._sequence
-            self._documents.pop(key, None)
+        self._forget(keys)
         action = str(event.get("Action", ""))
+        self._prefetch_for(event, action)
         if event.get("Type") in ("service", "network"):
             self.addresses.forget()
         if action in _TOPOLOGY or action in ("start", "die"):
             self._namespaces = None
-        if action in _TOPOLOGY or event.get("Type") == "service":
+        if _may_rename(event):
             self.generation += 1
             self._topology = self._sequence
             self._resolved = {key: value for key, value in self._resolved.items()
                               if not _touches(keys, key[0], *value)}
 
+    def _forget(self, keys: set[str]) -> None:
+        for key in keys:
+            self._touched[key] = self._sequence
+            self._inspected.pop(key, None)
+
     def _fresh(self, began: int, keys: Sequence[str]) -> bool:
         """Whether an answer fetched from sequence ``began`` on may be kept."""
         return self.caching and all(self._touched.get(key, 0) < began for key in keys)
 
+    @property
+    def serving(self) -> bool:
+        """Whether kept inspect answers may be served to callers: the event stream is up
+        and does not trail the Engine (a caller's own ``since`` then covers any event the
+        proxy has yet to see)."""
+        return self.caching and time.monotonic() >= self.behind_until
+
     async def document(self, container_id: str) -> Optional[dict]:
-        cached = self._documents.get(container_id)
-        if cached is not None:
-            return cached
+        found = await self.inspected(container_id)
+        return found.document if found is not None else None
+
+    async def inspected(self, container_id: str, running: bool = False) -> Optional[Inspected]:
+        """The Engine's answer to inspecting ``container_id`` (a full ID or a name) in the
+        current request's API version, kept while no event touches it; None if the Engine
+        knows no such container. ``running``: a kept answer saying it is not running is
+        asked again (the container asking about itself runs; its start event may be late)."""
+        version = api_version.get()
+        kept = self._inspected.get(container_id, {}).get(version)
+        if kept is not None and (not running or _running(kept.document)):
+            return kept
+        return await self.flights.run(
+            ("inspect", version, container_id, self._touched.get(container_id, 0)),
+            _alone(lambda: self._inspect(container_id, version)))
+
+    async def _inspect(self, container_id: str, version: str) -> Optional[Inspected]:
         began = self._sequence + 1
-        found = await self.upstream.inspect(container_id)
-        if found is not None and self._fresh(began, [container_id, str(found.get("Id"))]):
-            self._documents[str(found.get("Id"))] = found
+        status, headers, body = await self.upstream.fetch(
+            "GET", f"{version}/containers/{_quote(container_id)}/json")
+        try:
+            document = json.loads(body) if status == 200 else None
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            return None
+        found = Inspected(document, headers, body)
+        found_id = str(document.get("Id"))
+        if self._fresh(began, [container_id, found_id]):
+            if len(self._inspected) >= _DOCUMENTS and found_id not in self._inspected:
+                self._inspected.pop(next(iter(self._inspected)))  # the oldest kept
+            self._inspected.setdefault(found_id, {})[version] = found
         return found
+
+    def _prefetch_for(self, event: dict, action: str) -> None:
+        """What callers are about to ask, asked now: a parent that just started asks for its
+        own document and its children within milliseconds; parents waiting for a child that
+        did not exist inspect it as soon as its create event reaches them, and its start
+        would make the Engine answer them only once it has started."""
+        actor = event.get("Actor") or {}
+        container_id = str(actor.get("ID") or "")
+        if event.get("Type") != "container" or not container_id or not self.caching:
+            return
+        if action == "start" and _declares_links(event):
+            self._prefetch(container_id, scope=True)
+        elif action == "create" and (actor.get("Attributes") or {}).get("name") in \
+                self._awaited():
+            self._prefetch(container_id, scope=False)
+
+    def _awaited(self) -> set[str]:
+        """The references some parent resolved to nothing (it waits for them)."""
+        return {reference for (reference, _), (children, _) in self._resolved.items()
+                if not children}
+
+    def _prefetch(self, container_id: str, scope: bool) -> None:
+        async def fetch() -> None:
+            api_version.set(self.version_hint)
+            with contextlib.suppress(Unavailable):
+                document = await self.document(container_id)
+                if document is not None and scope:
+                    await self.scoped(document, 0)
+
+        try:
+            task = asyncio.get_running_loop().create_task(fetch())
+        except RuntimeError:  # no loop: nothing to prefetch for
+            return
+        self._prefetches.add(task)
+        task.add_done_callback(self._prefetches.discard)
 
     async def caller(self, pid: Optional[int], scoped: bool = True) -> policy.Caller:
         """The caller as the kernel names it, with the containers it may see (``scoped``;
@@ -346,12 +454,13 @@ class Directory:
             return self._resolved[key][0]
         began = self._sequence + 1
         answers = await self._answers(reference, parent)
-        unnamed = bool(answers.neighbours is not None)
         found = model.find(reference, parent, answers)
         children: tuple[dict, ...] = (found.container,) if found.container is not None else ()
+        # found by alias, or not found: any container created, renamed or connected may
+        # change the answer
+        unnamed = answers.neighbours is not None or not children
         names = [str(c.get("Id")) for c in children] + [_name(c) for c in children]
-        if children and self._fresh(began, [reference, *names]) and (
-                not unnamed or self._topology < began):
+        if self._fresh(began, [reference, *names]) and (not unnamed or self._topology < began):
             self._resolved[key] = (children, unnamed)
         return children
 
@@ -368,6 +477,13 @@ class Directory:
         return _Answers(named, service, await self._neighbours(parent))
 
     async def _by_reference(self, reference: str) -> model.Lookup:
+        """The Engine's own lookup (full ID, exact name, unique ID prefix), asked once for
+        every parent resolving the same reference now (a new flight after any create,
+        destroy or rename: an answer is never older than what its asker has seen)."""
+        return await self.flights.run(("lookup", reference, self._topology), _alone(
+            lambda: self._look_up(reference)))
+
+    async def _look_up(self, reference: str) -> model.Lookup:
         status, body = await self.upstream.get_json(f"/containers/{_quote(reference)}/json")
         if status == 200 and isinstance(body, dict):
             return model.Lookup(body)
@@ -382,7 +498,9 @@ class Directory:
         needs, so no tasks are asked for. MISSING where there is none or the Engine is no
         manager."""
         for name in swarm.service_references(reference, parent):
-            status, body = await self.upstream.get_json(f"/services/{_quote(name)}")
+            status, body = await self.flights.run(
+                ("service", name, self._topology),
+                _alone(functools.partial(self.upstream.get_json, f"/services/{_quote(name)}")))
             if status == 200 and isinstance(body, dict):
                 return model.Lookup(swarm.service_document(body, ()))
             message = str((body or {}).get("message", "")) if isinstance(body, dict) else ""
@@ -437,6 +555,31 @@ class _Answers:
 
     def on_networks(self, networks: Sequence[str]) -> list[dict]:
         return self.neighbours or []
+
+
+def _may_rename(event: dict) -> bool:
+    """Whether an event may change which container or service a reference names: a create,
+    destroy or rename, a service event, or a container joining or leaving a network that
+    carries aliases (every start connects its container to the default bridge: not that)."""
+    action = str(event.get("Action", ""))
+    if event.get("Type") == "service":
+        return True
+    if event.get("Type") == "network" and action in ("connect", "disconnect"):
+        network = str(((event.get("Actor") or {}).get("Attributes") or {}).get("name") or "")
+        return model.carries_aliases(network)
+    return action in _TOPOLOGY
+
+
+def _running(document: dict) -> bool:
+    return bool((document.get("State") or {}).get("Running"))
+
+
+def _declares_links(event: dict) -> bool:
+    """Whether a container event's labels (the Engine sends them as attributes) declare a
+    link: the container is a parent, worth a prefetch."""
+    attributes = (event.get("Actor") or {}).get("Attributes") or {}
+    return event.get("Type") == "container" and any(
+        str(key).startswith(LABEL_PREFIX) for key in attributes)
 
 
 def _namespace_of(document: Optional[dict]) -> Optional[str]:
@@ -523,6 +666,8 @@ class EventHub:
         self.directory.saw(event)
         when = float(event.get("timeNano") or 0) / 1e9 or float(event.get("time") or 0)
         self._since = max(self._since, when)
+        if time.time() - when > _BEHIND_SECONDS:  # kept answers wait until it catches up
+            self.directory.behind_until = time.monotonic() + 2 * _BEHIND_SECONDS
         self.recent.append((when, raw, event))
         for subscriber in self.subscribers:
             subscriber.offer((raw, event))
@@ -558,7 +703,7 @@ class Proxy:
         self.hub = hub
         self.verbose = verbose
         self.routes: dict[str, Callable[..., Awaitable[web.StreamResponse]]] = {
-            "ping": self._forward, "version": self._forward, "inspect": self._inspect,
+            "ping": self._ping, "version": self._forward, "inspect": self._inspect,
             "list": self._list, "events": self._events, "service": self._service,
             "tasks": self._tasks, "image": self._forward,
         }
@@ -567,6 +712,10 @@ class Proxy:
         started = time.monotonic()
         waited = [0.0]
         engine_wait.set(waited)
+        version = _VERSION_PREFIX.match(request.rel_url.raw_path)
+        api_version.set(version.group(0) if version else "")
+        if version:
+            self.directory.version_hint = version.group(0)
         caller = policy.Caller("")
         response: web.StreamResponse
         try:
@@ -616,6 +765,18 @@ class Proxy:
         status, headers, body = await self._fetch(request)
         return web.Response(status=status, headers=headers, body=body)
 
+    async def _ping(self, request: web.BaseRequest, *_: Any) -> web.StreamResponse:
+        """The Engine's ``/_ping`` answer, asked at most once a second (in the background
+        while one under 30 s old is served) as long as the event stream says the Engine is
+        up: a hundred parents starting at once all ping, and a busy Engine is slow to say
+        what it said a second ago."""
+        if not self.directory.serving:
+            return await self._forward(request)
+        key = (request.method, request.rel_url.raw_path_qs)
+        status, headers, body = await self.directory.pings.get(
+            key, _alone(lambda: self._fetch(request)), keep=lambda answer: answer[0] == 200)
+        return web.Response(status=status, headers=headers, body=body)
+
     async def _fetch(self, request: web.BaseRequest) -> tuple[int, dict, bytes]:
         return await self.upstream.fetch(request.method, request.rel_url.raw_path_qs)
 
@@ -623,6 +784,9 @@ class Proxy:
                        decision: policy.Decision) -> web.StreamResponse:
         if policy.answers_for_itself(caller, decision.ref):  # the Engine cannot: another node
             return web.json_response(caller.document)
+        kept = await self._kept_inspect(request, caller, decision.ref)
+        if kept is not None:
+            return kept
         status, headers, body = await self._fetch(request)
         if status == 404:
             return _refusal(policy.not_visible(caller, decision.ref))  # worded as a refusal
@@ -634,6 +798,19 @@ class Proxy:
             if not policy.sees_id(caller, found):  # the name now belongs to someone else
                 return _refusal(policy.not_visible(caller, decision.ref))
         return web.Response(status=status, headers=headers, body=body)
+
+    async def _kept_inspect(self, request: web.BaseRequest, caller: policy.Caller,
+                            ref: str) -> Optional[web.Response]:
+        """The Engine's answer the directory keeps (or fetches once for every caller asking
+        now) for a container the caller names by full ID or name; None: ask the Engine as
+        asked (a prefix, a query, or the event stream trailing)."""
+        named = policy.named_exactly(caller, ref)
+        if named is None or request.query or not self.directory.serving:
+            return None
+        found = await self.directory.inspected(named.id, running=named.id == caller.id)
+        if found is None:
+            return None
+        return web.Response(status=200, headers=found.headers, body=found.body)
 
     async def _service(self, request: web.BaseRequest, caller: policy.Caller,
                        decision: policy.Decision) -> web.StreamResponse:

@@ -24,6 +24,7 @@ from .conftest import ROOT
 ENGINE = "/var/run/docker.sock"
 REQUEST = ROOT / "tests" / "programs" / "engine_request.py"
 IN_CONTAINER_REQUEST = "/opt/linkinit-tests/engine_request.py"
+IN_CONTAINER_INSPECT_AFTER_EVENT = "/opt/linkinit-tests/inspect_after_event.py"
 MOUNT = "/run/linkinit"
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from .dockerkit import env_lines, output, wait_exit, wait_until
 from .linkkit import run_parent, start_child
-from .proxykit import container_request, proxies
+from .proxykit import IN_CONTAINER_INSPECT_AFTER_EVENT, MOUNT, container_request, proxies
 
 SECRET = "stranger-secret-4711"
 pytestmark = pytest.mark.timeout(180)
@@ -142,6 +142,25 @@ def test_the_list_and_events_show_only_the_caller_and_its_children(story):
     actors = {event["Actor"]["ID"] for event in events}
     assert story.child.id in actors
     assert actors <= {story.parent.id, story.child.id}
+
+
+def test_an_inspect_after_the_childs_event_shows_what_the_event_says(story):
+    """The proxy keeps inspect answers and forgets one when an event names its container: a
+    parent woken by its child's restart, inspecting it, sees the new start, not a kept copy."""
+    path = f"/containers/{story.child.name}/json"
+    before = container_request(story.parent, "GET", path)["body"]["State"]
+    assert container_request(story.parent, "GET", path)["body"]["State"] == before
+    watch = ["python3", IN_CONTAINER_INSPECT_AFTER_EVENT, f"{MOUNT}/engine.sock",
+             story.child.name, "start", "30"]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        watching = pool.submit(story.parent.exec_run, watch)
+        time.sleep(3)  # the exec has begun following (a late start only loses the event)
+        story.child.restart(timeout=1)
+        code, out = watching.result(timeout=60)
+    assert code == 0, out.decode(errors="replace")
+    after = json.loads(out.decode().strip().splitlines()[-1])
+    assert after["Running"] and after["StartedAt"] != before["StartedAt"]
+    assert after["Pid"] != before["Pid"]
 
 
 def test_a_container_with_no_links_sees_only_itself(story, run_container, unique):
