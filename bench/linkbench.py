@@ -671,7 +671,8 @@ def proxy_report(row: dict[str, Any]) -> str:
         f"{verdict(row['resolved'] == row['parents'])}   "
         f"(all started in {row['seconds to start all']} s, all exited after "
         f"{row['seconds until all exited']} s)",
-        f"  request latency through the proxy ({row['requests']} requests): "
+        f"  request latency through the proxy ({row['requests']} requests from callers, "
+        f"{row.get('upstream requests', '?')} from the proxy to the Engine): "
         f"p50 {row['p50 ms']:.1f} ms, p99 {row['p99 ms']:.1f} ms, max {row['max ms']:.1f} ms"
         f"   p99 < {TARGET_P99_MS:.0f} ms: {verdict(row['p99 ms'] < TARGET_P99_MS)}",
         f"  of which the proxy's own (not waiting for the Engine): p50 {row['own p50 ms']:.1f}"

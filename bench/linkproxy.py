@@ -10,6 +10,7 @@ answer out), its resident memory, and the upstream event streams it opened.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from proxy import CountingProxy
+from proxy import CountingProxy, normalise
 
 ROOT = Path(__file__).resolve().parents[1]
 MOUNT = "/run/linkinit"
@@ -122,7 +123,8 @@ class ProxyRun:
                 self.popen.wait(timeout=10)
         self.upstream.close()
         with contextlib.suppress(OSError):
-            os.unlink(self.log_path)
+            if not os.environ.get("BENCH_KEEP_PROXY_LOG"):
+                os.unlink(self.log_path)
         with contextlib.suppress(OSError):
             os.rmdir(self.directory)
 
@@ -196,7 +198,11 @@ def burst(lab: Any, run: ProxyRun, stamp: list[str], parents: int, late_child: A
     """The burst through the proxy: each request's latency from the proxy's own log."""
     mark = run.mark()
     streams_before = run.event_streams()
+    asked_before = len(run.upstream.requests())
     outcome = _start_burst(lab, stamp, parents, late_child, workers, binds=run.binds)
+    upstream = run.upstream.requests()[asked_before:]
+    asked = len(upstream)
+    kinds = collections.Counter(f"{method} {normalise(path)}" for _, method, path in upstream)
     timed = run.latencies(mark)
     latencies = [total for total, _ in timed]
     own = [total - engine for total, engine in timed]
@@ -205,6 +211,7 @@ def burst(lab: Any, run: ProxyRun, stamp: list[str], parents: int, late_child: A
         **outcome, **_spread(latencies),
         "mean ms": statistics.fmean(latencies) if latencies else float("nan"),
         "own p50 ms": percentile(own, 0.50), "own p99 ms": percentile(own, 0.99),
+        "upstream requests": asked, "upstream kinds": dict(kinds.most_common(6)),
         "rss MB": round(rss, 1), "peak rss MB": round(peak, 1),
         "caller event streams": run.subscriptions(mark),
         "upstream event streams": run.event_streams() - streams_before,
