@@ -193,9 +193,10 @@ class Directory:
 
     A container's labels, command and environment never change, so what it declares does
     not. An event forgets what it names: the inspect answers of the containers it is about,
-    the references equal to their names, the resolutions that found them (or found nothing),
-    and, on create, destroy, rename, connect or disconnect, every child found by network
-    alias and every reference that named nothing. Each event has a sequence number; an answer
+    the references equal to their names, the resolutions that found them, and, on create,
+    destroy, rename, a service event, or a connect or disconnect on a network that carries
+    aliases (``_may_rename``), every child found by network alias and every reference that
+    named nothing. Each event has a sequence number; an answer
     fetched before an event that touched it is not kept. Without an event stream nothing is
     cached. Inspect answers are kept per API version (their shape differs by it) and asked
     for once however many callers ask at once (``Flights``).
