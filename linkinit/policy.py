@@ -184,10 +184,8 @@ def sees(caller: Caller, ref: str) -> bool:
     """Whether ``ref`` (a name, full ID or ID prefix) names the caller or one of its children."""
     if caller.view == ALL:
         return True
-    name = ref[1:] if ref.startswith("/") else ref
-    return bool(ref) and any(
-        ref == seen.id or name == seen.name or seen.id.startswith(ref) for seen in caller.scope
-    )
+    return bool(ref) and (named_exactly(caller, ref) is not None
+                          or any(seen.id.startswith(ref) for seen in caller.scope))
 
 
 def named_exactly(caller: Caller, ref: str) -> Optional[Visible]:
