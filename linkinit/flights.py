@@ -25,12 +25,20 @@ class Flights:
     def __len__(self) -> int:
         return len(self._running)
 
-    async def run(self, key: Hashable, ask: Callable[[], Awaitable[Any]]) -> Any:
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._running
+
+    def start(self, key: Hashable, ask: Callable[[], Awaitable[Any]]) -> asyncio.Future:
+        """The flight for ``key``: the one in the air, else ``ask`` sent now."""
         running = self._running.get(key)
         if running is None:
             running = asyncio.ensure_future(ask())
             self._running[key] = running
             running.add_done_callback(lambda done: self._landed(key, done))
+        return running
+
+    async def run(self, key: Hashable, ask: Callable[[], Awaitable[Any]]) -> Any:
+        running = self.start(key, ask)
         started = time.monotonic()
         try:
             return await asyncio.shield(running)  # an asker hanging up cancels only itself
@@ -56,7 +64,6 @@ class Remembered:
         self.stale_seconds = max(stale_seconds, seconds)
         self._flights = flights
         self._kept: dict[Hashable, tuple[float, Any]] = {}
-        self._refreshing: set[asyncio.Task] = set()
 
     async def get(self, key: Hashable, ask: Callable[[], Awaitable[Any]],
                   keep: Callable[[Any], bool]) -> Any:
@@ -65,33 +72,32 @@ class Remembered:
         kept = self._kept.get(key)
         age = time.monotonic() - kept[0] if kept is not None else float("inf")
         if kept is not None and age < self.stale_seconds:
-            if age >= self.seconds:
+            if age >= self.seconds and key not in self._flights:
                 self._refresh(key, ask, keep)
             return kept[1]
-        return await self._ask(key, ask, keep)
-
-    async def _ask(self, key: Hashable, ask: Callable[[], Awaitable[Any]],
-                   keep: Callable[[Any], bool]) -> Any:
         asked_at = time.monotonic()
         answer = await self._flights.run(key, ask)
-        if keep(answer):
-            self._kept[key] = (asked_at, answer)
-        else:
-            self._kept.pop(key, None)
+        self._keep(key, asked_at, answer, keep)
         return answer
 
     def _refresh(self, key: Hashable, ask: Callable[[], Awaitable[Any]],
                  keep: Callable[[Any], bool]) -> None:
-        if any(task.get_name() == repr(key) for task in self._refreshing):
-            return
-        task = asyncio.get_running_loop().create_task(self._ask(key, ask, keep), name=repr(key))
-        self._refreshing.add(task)
-        task.add_done_callback(self._refreshed)
+        """Ask again in the background; an Engine away leaves the kept answer to age out
+        (the next asker after that waits and hears why)."""
+        asked_at = time.monotonic()
 
-    def _refreshed(self, task: asyncio.Task) -> None:
-        self._refreshing.discard(task)
-        if not task.cancelled():
-            task.exception()  # an Engine away: the next asker waits and hears it
+        def landed(done: asyncio.Future) -> None:
+            if not done.cancelled() and done.exception() is None:
+                self._keep(key, asked_at, done.result(), keep)
+
+        self._flights.start(key, ask).add_done_callback(landed)
+
+    def _keep(self, key: Hashable, asked_at: float, answer: Any,
+              keep: Callable[[Any], bool]) -> None:
+        if keep(answer):
+            self._kept[key] = (asked_at, answer)
+        else:
+            self._kept.pop(key, None)
 
     def forget(self) -> None:
         self._kept.clear()

@@ -111,3 +111,23 @@ def test_a_remembered_answer_is_served_for_its_seconds_only_if_worth_keeping() -
     assert asyncio.run(scene(60, keep=True)) == 1
     assert asyncio.run(scene(60, keep=False)) == 3
     assert asyncio.run(scene(0, keep=True)) == 3
+
+
+def test_a_stale_answer_is_served_while_one_new_request_asks_again() -> None:
+    async def scene() -> tuple[list[str], int, str]:
+        engine = Engine()
+        engine.release.set()
+        remembered = Remembered(0, Flights(), stale_seconds=60)
+
+        async def get() -> str:
+            return await remembered.get("ping", engine.answer, keep=lambda answer: True)
+
+        first = await get()
+        served = [await get() for _ in range(5)]  # stale: served, one refresh in flight
+        await turns()
+        return [first, *served], engine.asked, await get()
+
+    served, asked, after = asyncio.run(scene())
+    assert served == ["answer 1"] * 6
+    assert asked == 2
+    assert after == "answer 2"
