@@ -29,7 +29,7 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     if name in __all__:
-        from . import client
+        from linkinit import client
 
         return getattr(client, name)
     raise AttributeError(f"module 'linkinit' has no attribute {name!r}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-from . import supervise
-from .options import (
+from linkinit.init import supervise
+from linkinit.init.options import (
     ENVIRONMENT,
     Options,
     apply_environment,
@@ -58,7 +58,7 @@ def run(
     stderr = stderr or sys.stderr
     if argv and argv[0] in SUBCOMMANDS:
         return _host_tool(argv[0], list(argv[1:]), stdout, stderr)
-    from .errors import LinkinitError
+    from linkinit.errors import LinkinitError
 
     try:
         options = apply_environment(parse_arguments(argv), environ)
@@ -89,7 +89,7 @@ def _follow_plan(follow: Optional[dict], options: Options) -> Optional[supervise
         return None
     policy = follow["policy"]
     if policy.startswith("signal:"):
-        from .options import parse_signal
+        from linkinit.init.options import parse_signal
 
         policy = f"signal:{parse_signal(policy[7:], 'on-change')}"
     if getattr(sys, "frozen", False):  # a bundled linkinit is its own interpreter
@@ -106,8 +106,8 @@ def parse_arguments(argv: Sequence[str]) -> Options:
         return Options(argv[1:])
     import argparse
 
-    from .errors import UsageError
-    from .usage import UsageParser
+    from linkinit.errors import UsageError
+    from linkinit.usage import UsageParser
 
     parser = UsageParser(
         prog="linkinit",
@@ -177,7 +177,7 @@ def parse_arguments(argv: Sequence[str]) -> Options:
 
 
 def _version() -> str:
-    from . import __version__
+    from linkinit import __version__
 
     return f"linkinit {__version__}"
 
@@ -201,7 +201,7 @@ def _guarded(work: Callable[[], Resolved]) -> Callable[[], bytes]:
     def guarded() -> bytes:
         import json
 
-        from .errors import LinkinitError
+        from linkinit.errors import LinkinitError
 
         try:
             environment, link_keys, follow = work()
@@ -224,9 +224,10 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     """
     import time
 
-    from . import declare, hosts, resolve
-    from .engine import Engine
-    from .envvars import build_environment, link_environment
+    from linkinit.engine.client import Engine
+    from linkinit.init import hosts, resolve
+    from linkinit.model import declare
+    from linkinit.model.envvars import build_environment, link_environment
 
     started = time.monotonic()
     report = _reporter(options.quiet)
@@ -253,7 +254,9 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     links = link_environment(resolved)
     follow = None
     if not options.print_env and declared.on_change not in (None, "none"):
-        from .follow import prepare  # only in follow mode: its imports cost every start
+        from linkinit.init.follow import (
+            prepare,  # only in follow mode: its imports cost every start
+        )
 
         follow = prepare(declared, engine, parent, environ, resolved, options.quiet)
     elif not options.print_env:
@@ -279,8 +282,8 @@ def _plain_init(engine: Any, options: Options, sources: Sequence[Any]) -> bool:
 
 def _env_link(entry: str) -> Any:
     """One ``child[:alias]`` of LINKINIT_LINKS, read as ``--link`` reads its value."""
-    from . import declare
-    from .errors import DeclarationError
+    from linkinit.errors import DeclarationError
+    from linkinit.model import declare
 
     origin = f"LINKINIT_LINKS entry {entry}"
     child, _, alias = entry.partition(":")
@@ -296,8 +299,8 @@ def _first(*values: Optional[float]) -> float:
 
 def load_config(path: Optional[str]) -> Any:
     """The YAML declarations: --config must exist; the default file only if present."""
-    from . import declare
-    from .errors import DeclarationError
+    from linkinit.errors import DeclarationError
+    from linkinit.model import declare
 
     target = path or DEFAULT_CONFIG
     try:
@@ -323,7 +326,7 @@ def _reporter(quiet: bool) -> Callable[[str], None]:
 def print_environment(options: Options, environ: Mapping[str, str], stdout: IO[str]) -> int:
     """``--print-env``: what COMMAND would get for each link variable, on stdout; in a
     Kubernetes pod also the service variables the kubelet set, which COMMAND reads alike."""
-    from .client import service_variables
+    from linkinit.client import service_variables
 
     environment, link_keys, _ = resolve_isolated(options, environ)
     services = [key for key in service_variables(environ) if key not in link_keys]
@@ -359,16 +362,16 @@ def _host_tool(name: str, argv: list[str], stdout: IO[str], stderr: IO[str]) -> 
 
     signal.pthread_sigmask(signal.SIG_SETMASK, set())  # a host tool is no init
     if name == "_follow":  # follow mode's watcher, started by PID 1 (not for users)
-        from .follow import main
+        from linkinit.init.follow import main
 
         return main()
     if name == "ls":
-        from . import ls as tool
+        from linkinit.host import ls as tool
     elif name == "guard":
-        from . import guard as tool  # type: ignore[no-redef]
+        from linkinit.host import guard as tool  # type: ignore[no-redef]
     else:
         try:
-            from . import proxy as tool  # type: ignore[no-redef]
+            from linkinit import proxy as tool  # type: ignore[no-redef]
         except ImportError as error:
             print(f"linkinit: proxy needs aiohttp ({error}): pip install 'linkinit[host]'",
                   file=stderr)

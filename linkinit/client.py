@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
-from .declare import ALIAS_CHARS, env_prefix
+from linkinit.model.declare import ALIAS_CHARS, env_prefix
 
 __all__ = [
     "Endpoint",
@@ -163,7 +163,11 @@ def _environ(environ: Optional[Mapping[str, str]]) -> Mapping[str, str]:
 def followed_links(state_dir: Optional[str] = None) -> Dict[str, str]:
     """Follow mode's links file (NUL-separated ``KEY=VALUE``), replaced atomically by the
     watcher on every change; empty when follow mode is off."""
-    from .supervise import FOLLOW_DIR, LINKS_FILE, read_environ  # standard library only
+    from linkinit.init.supervise import (  # standard library only
+        FOLLOW_DIR,
+        LINKS_FILE,
+        read_environ,
+    )
 
     try:
         return read_environ(os.path.join(state_dir or FOLLOW_DIR, LINKS_FILE))

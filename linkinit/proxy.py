@@ -35,11 +35,14 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from . import container as model
-from . import engines, overlay, peer, policy, swarm
-from .declare import LABEL_PREFIX
-from .errors import LinkinitError, UsageError
-from .flights import Flights, Remembered
+from linkinit import overlay, policy
+from linkinit.engine import identity as peer
+from linkinit.engine import kinds as engines
+from linkinit.errors import LinkinitError, UsageError
+from linkinit.flights import Flights, Remembered
+from linkinit.model import container as model
+from linkinit.model import swarm
+from linkinit.model.declare import LABEL_PREFIX
 
 DEFAULT_LISTEN = "/run/linkinit/engine.sock"
 DEFAULT_TCP_PORT = 2375
@@ -1028,7 +1031,7 @@ async def serve(options: Any) -> None:
 
 
 def parse(argv: Sequence[str], environ: dict) -> Any:
-    from .usage import UsageParser
+    from linkinit.usage import UsageParser
 
     parser = UsageParser(
         prog="linkinit proxy",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .errors import UsageError
+from linkinit.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from linkinit.engine import Engine
+from linkinit.engine.client import Engine
 
 HOSTS = {"direct": "unix:///var/run/docker.sock", "proxy": "unix:///run/linkinit/engine.sock"}
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from linkinit import supervise
+from linkinit.init import supervise
 
 from .pid1_helpers import (
     children,

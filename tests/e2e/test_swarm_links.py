@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from linkinit.resolve import WORKER_HINT
+from linkinit.init.resolve import WORKER_HINT
 from tests.support.moby import moby_to_env
 from tests.support.swarm import host_docker
 

@@ -43,7 +43,7 @@ MANAGER_SOCKET = {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode
 # What a task that links nothing tries through the proxy, each answer as JSON.
 STRANGER = """
 import json, socket
-from linkinit.engine import Engine
+from linkinit.engine.client import Engine
 from linkinit.errors import EngineError
 engine = Engine("tcp://{proxy}:{port}")
 tries = {{

@@ -16,8 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkinit import swarm
-from linkinit.engine import MAX_API_VERSION, Engine
+from linkinit.engine.client import MAX_API_VERSION, Engine
 from linkinit.errors import (
     EX_UNAVAILABLE,
     EX_USAGE,
@@ -28,6 +27,7 @@ from linkinit.errors import (
     EngineUnreachable,
     NotSwarmManager,
 )
+from linkinit.model import swarm
 from tests.support.fake_engine import CLOSE, FakeEngine, Step, chunked, http, json_answer, ping
 
 DOC = {"Id": "c" * 64, "Name": "/db1", "Config": {"Env": ["A=1"]}}

@@ -17,7 +17,7 @@ from typing import Iterator
 
 import pytest
 
-from linkinit.engine import Engine
+from linkinit.engine.client import Engine
 from linkinit.errors import EngineRefused, UsageError
 from linkinit.proxy import Listen, listen_address, parse
 from tests.support.fake_engine import FakeEngine, Step, http, json_answer, ping

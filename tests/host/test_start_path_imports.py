@@ -69,7 +69,7 @@ def start(engine: FakeEngine, tmp_path: Path, *options: str) -> tuple[set, Path]
     assert done.stdout == "tcp://172.18.0.2:6379\n", "the link did not resolve: " + done.stderr
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "linkinit.resolve" in imported, "the resolver's imports were not seen"
+    assert "linkinit.init.resolve" in imported, "the resolver's imports were not seen"
     return imported, hosts
 
 

@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 
-from linkinit import supervise
+from linkinit.init import supervise
 from tests.support.processes import (
     MODES,
     driver_argv,
@@ -299,7 +299,7 @@ def test_send_refuses_pid_zero_and_negatives(processes):
     """The guard on kill: pid 0 (our group) and -1 (everyone) are never signalled."""
     code = (
         "import os, signal\n"
-        "from linkinit import supervise\n"
+        "from linkinit.init import supervise\n"
         "signal.signal(signal.SIGUSR1, lambda *a: os.write(1, b'hit\\n'))\n"
         "print(supervise._send(0, signal.SIGUSR1), supervise._send(-1, signal.SIGUSR1),"
         " supervise._send_group(0, signal.SIGUSR1), supervise._send_group(1, signal.SIGUSR1),"

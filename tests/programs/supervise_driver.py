@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Drive linkinit.supervise as cli.main will, with a resolver that tests can script.
+"""Drive linkinit.init.supervise as cli.main will, with a resolver that tests can script.
 
     supervise_driver.py [--group] [--grace S] [--keep-orphans] [--rewrite N:M]...
                         [--remap-exit N]... [--pdeathsig N] [--in-place] [--work KIND[:ARG]]
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from linkinit import supervise
+from linkinit.init import supervise
 
 
 def pristine_environ() -> dict:

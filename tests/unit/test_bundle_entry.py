@@ -7,8 +7,8 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linkinit import supervise
-from linkinit.frozen import container_environment
+from linkinit.init import supervise
+from linkinit.init.frozen import container_environment
 
 BUNDLE_LIBS = "/opt/linkinit/_internal"
 names = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,12}", fullmatch=True).filter(
@@ -60,4 +60,4 @@ def test_a_python_install_reexecutes_a_bare_interpreter(monkeypatch):
     command = supervise._slim_command()
     assert command is not None
     assert command[:4] == [sys.executable, "-I", "-S", "-c"]
-    assert command[-1].endswith("linkinit")
+    assert command[-1].endswith("linkinit/init")

@@ -380,9 +380,9 @@ def test_property_two_links_do_not_bleed_into_each_other(first, second):
 
 @given(alias=aliases, ip=ips, ports=port_sets, child_env=child_envs)
 def test_property_library_reads_what_linkinit_itself_exports(alias, ip, ports, child_env):
-    """linkinit.envvars writes the same variables as the restated Docker format, and the
+    """linkinit.model.envvars writes the same variables as the restated Docker format, and the
     library reads them back: the exporter and the reader agree."""
-    from linkinit import container, envvars
+    from linkinit.model import container, envvars
 
     exposed = {f"{num}/{proto}": {} for num, proto in ports}
     endpoint = envvars.ResolvedLink(

@@ -13,7 +13,7 @@ import pytest
 from linkinit import cli
 from linkinit.cli import Options, parse_arguments, resolve_environment, run
 from linkinit.errors import EX_USAGE, DeclarationError, EngineUnreachable, UsageError
-from linkinit.options import ENVIRONMENT, apply_environment, parse_signal, settle
+from linkinit.init.options import ENVIRONMENT, apply_environment, parse_signal, settle
 from tests.support.paths import ROOT
 
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkinit.declare import (
+from linkinit.errors import EX_USAGE, DeclarationError, LinkinitError
+from linkinit.model.declare import (
     DEFAULT_WAIT,
     Declaration,
     LinkSpec,
@@ -20,7 +21,6 @@ from linkinit.declare import (
     parse_link_flag,
     parse_yaml,
 )
-from linkinit.errors import EX_USAGE, DeclarationError, LinkinitError
 
 PROPERTY = settings(max_examples=100, deadline=None)
 

@@ -14,11 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linkinit import swarm
-from linkinit.declare import LinkSpec
-from linkinit.engines import DOCKER
+from linkinit.engine.kinds import DOCKER
 from linkinit.errors import EngineUnreachable, NotSwarmManager
-from linkinit.follow import (
+from linkinit.init.follow import (
     RETRY_SECONDS,
     SERVICE_POLL_SECONDS,
     Follower,
@@ -27,7 +25,9 @@ from linkinit.follow import (
     encode_links,
     follow,
 )
-from linkinit.supervise import parse_environ
+from linkinit.init.supervise import parse_environ
+from linkinit.model import swarm
+from linkinit.model.declare import LinkSpec
 
 PARENT = {"Id": "p" * 64, "Name": "/webapp",
           "NetworkSettings": {"Networks": {"appnet": {"IPAddress": "10.5.0.3"}}}}

@@ -13,8 +13,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
-from linkinit import guard
-from linkinit.guard import CHAIN, Rule, changes, parse_rules, plan
+from linkinit.host import guard
+from linkinit.host.guard import CHAIN, Rule, changes, parse_rules, plan
 
 NET_ID = "a1b2c3d4e5f6" + "0" * 52
 OTHER_ID = "ffeeddccbbaa" + "0" * 52

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkinit.envvars import ResolvedLink
-from linkinit.hosts import host_line, updated_hosts, write_hosts
+from linkinit.init.hosts import host_line, updated_hosts, write_hosts
+from linkinit.model.envvars import ResolvedLink
 
 DOCKER_HOSTS = """\
 127.0.0.1\tlocalhost

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkinit.container import Port, exposed_ports
-from linkinit.envvars import (
+from linkinit.model.container import Port, exposed_ports
+from linkinit.model.envvars import (
     ResolvedLink,
     build_environment,
     link_environment,

@@ -12,8 +12,8 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from linkinit import ls
 from linkinit.errors import EX_UNAVAILABLE, EX_USAGE
+from linkinit.host import ls
 
 
 def container(

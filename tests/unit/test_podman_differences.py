@@ -11,14 +11,14 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from linkinit import container as model
-from linkinit import engines
-from linkinit.declare import LinkSpec
-from linkinit.engines import DOCKER, PODMAN, HealthchecksOnDemand, docker_shaped
-from linkinit.envvars import ResolvedLink, link_variables
+from linkinit.engine import kinds as engines
+from linkinit.engine.kinds import DOCKER, PODMAN, HealthchecksOnDemand, docker_shaped
 from linkinit.errors import EngineRefused, EngineUnreachable
-from linkinit.readiness import READY, observe
-from linkinit.resolve import container_id_from_cgroup, container_id_from_mountinfo
+from linkinit.init.readiness import READY, observe
+from linkinit.init.resolve import container_id_from_cgroup, container_id_from_mountinfo
+from linkinit.model import container as model
+from linkinit.model.declare import LinkSpec
+from linkinit.model.envvars import ResolvedLink, link_variables
 
 ID = "2737a4d48b78522d0094e1dbd62065e3335b5136d91651fe486880e9ea6e9e4e"
 

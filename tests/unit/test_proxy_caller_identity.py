@@ -8,7 +8,12 @@ import socket
 
 import pytest
 
-from linkinit.peer import cgroup_candidates, container_ids_in_cgroup, peer_pid, pid_namespace
+from linkinit.engine.identity import (
+    cgroup_candidates,
+    container_ids_in_cgroup,
+    peer_pid,
+    pid_namespace,
+)
 
 ID = "7d11475facd1e7658b21424dc5e14a05769745cd1591788060d4898f33fbd9a6"
 OTHER = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from linkinit import engine
+from linkinit.engine import client as engine
 
 
 @pytest.fixture

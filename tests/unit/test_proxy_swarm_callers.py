@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from aiohttp.test_utils import make_mocked_request
 
-from linkinit import swarm
+from linkinit.model import swarm
 from linkinit.proxy import Directory, EventHub, Proxy
 
 NET = "netapp0000000000000000000"

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linkinit import swarm
+from linkinit.model import swarm
 from linkinit.policy import (
     ALL,
     LINKS,

@@ -10,8 +10,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
-from linkinit.container import first_tcp_port
-from linkinit.declare import LinkSpec
 from linkinit.errors import (
     EX_TEMPFAIL,
     EX_UNAVAILABLE,
@@ -20,9 +18,11 @@ from linkinit.errors import (
     NotReady,
     ResolveError,
 )
-from linkinit.readiness import PORT_CLOSED, UNHEALTHY, Observation, observe
-from linkinit.readiness import link_address as shared_address
-from linkinit.waiter import not_ready_message
+from linkinit.init.readiness import PORT_CLOSED, UNHEALTHY, Observation, observe
+from linkinit.init.readiness import link_address as shared_address
+from linkinit.init.waiter import not_ready_message
+from linkinit.model.container import first_tcp_port
+from linkinit.model.declare import LinkSpec
 
 CHILD_IP = "172.18.0.2"
 FINISHED = "2024-05-01T10:00:00.123456789Z"

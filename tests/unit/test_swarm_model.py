@@ -1,4 +1,4 @@
-"""Swarm services as children and tasks as parents (linkinit/swarm.py), from the shapes a
+"""Swarm services as children and tasks as parents (linkinit/model/swarm.py), from the shapes a
 Docker 20.10 manager answers with; and how ``find``, readiness and the waiter treat them."""
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linkinit import container as model
-from linkinit import resolve, swarm
-from linkinit.declare import LinkSpec
-from linkinit.engines import DOCKER
+from linkinit.engine.kinds import DOCKER
 from linkinit.errors import EngineRefused, NotSwarmManager
-from linkinit.readiness import DOWN, READY, observe
-from linkinit.waiter import SERVICE_POLL_DELAYS
+from linkinit.init import resolve
+from linkinit.init.readiness import DOWN, READY, observe
+from linkinit.init.waiter import SERVICE_POLL_DELAYS
+from linkinit.model import container as model
+from linkinit.model import swarm
+from linkinit.model.declare import LinkSpec
 from tests.support.paths import ROOT
 
 OVERLAY_ID = "k3overlay000000000000000"

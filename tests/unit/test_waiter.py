@@ -11,10 +11,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
-from linkinit.declare import LinkSpec
 from linkinit.errors import EngineRefused, EngineUnreachable, NotReady
-from linkinit.readiness import PORT_CLOSED, READY
-from linkinit.waiter import ENGINE_RETRY_DELAYS, PORT_PROBE_DELAYS, Waiter
+from linkinit.init.readiness import PORT_CLOSED, READY
+from linkinit.init.waiter import ENGINE_RETRY_DELAYS, PORT_PROBE_DELAYS, Waiter
+from linkinit.model.declare import LinkSpec
 
 PARENT = {"Id": "p" * 64, "Name": "/webapp",
           "NetworkSettings": {"Networks": {"demo": {"IPAddress": "172.18.0.3"}}}}

@@ -12,7 +12,7 @@ the flag or the variable.
 
 from __future__ import annotations
 
-from .errors import UsageError
+from linkinit.errors import UsageError
 
 try:  # the C module: `signal` wraps it in enums (see supervise)
     import _signal as signal
@@ -125,7 +125,7 @@ def settle(options: Options) -> Settled:
 
 def parse_bool(text: str, origin: str) -> bool:
     """A yes/no variable (an empty one never gets here: it counts as unset)."""
-    from .declare import parse_bool as parse
+    from linkinit.model.declare import parse_bool as parse
 
     return parse(text, origin, UsageError, "1 or 0 (or true/false, yes/no, on/off)")
 
@@ -196,7 +196,7 @@ def _unchecked(text: str, origin: str) -> object:
 
 def check_policy(text: str, origin: str) -> str:
     """Follow mode's policy, checked where it was given (declare knows the forms)."""
-    from .declare import check_policy as check
+    from linkinit.model.declare import check_policy as check
 
     return check(text, origin)
 

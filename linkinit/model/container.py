@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from . import swarm
-from .declare import LinkSpec, link_label_groups, parse_labels
-from .errors import DeclarationError
+from linkinit.errors import DeclarationError
+from linkinit.model import swarm
+from linkinit.model.declare import LinkSpec, link_label_groups, parse_labels
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)

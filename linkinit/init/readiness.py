@@ -10,15 +10,15 @@ from __future__ import annotations
 import _socket  # not socket.py: ~5 ms of imports on every start (engine.py)
 from collections import namedtuple
 
-from . import container as model
-from . import swarm
-from .errors import ResolveError
+from linkinit.errors import ResolveError
+from linkinit.model import container as model
+from linkinit.model import swarm
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
     from typing import Any, Callable, Mapping, Optional
 
-    from .declare import LinkSpec
+    from linkinit.model.declare import LinkSpec
 
     Probe = Callable[[str, int], bool]
 

@@ -25,7 +25,7 @@ HOST_TOOLS = ("ls", "guard", "proxy")
 
 def main() -> None:
     """Be the slim watcher, or the whole linkinit with the container's own environment."""
-    from linkinit import supervise
+    from linkinit.init import supervise
 
     if sys.argv[1:2] == [supervise.SLIM_WATCHER]:
         sys.exit(supervise._slim_main(sys.argv[2:]))

@@ -28,8 +28,8 @@ import json
 import os
 import time
 
-from . import engines, swarm
-from .errors import (
+from linkinit.engine import kinds as engines
+from linkinit.errors import (
     AmbiguousReference,
     EngineBusy,
     EngineError,
@@ -39,6 +39,7 @@ from .errors import (
     NotFound,
     NotSwarmManager,
 )
+from linkinit.model import swarm
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)

@@ -21,12 +21,12 @@ import os
 from dataclasses import asdict, dataclass
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import container as model
-from .container import AMBIGUOUS, MISSING
-from .declare import LinkSpec
-from .engine import Engine
-from .errors import EX_UNAVAILABLE, EX_USAGE, DeclarationError, EngineError, UsageError
-from .usage import UsageParser
+from linkinit.engine.client import Engine
+from linkinit.errors import EX_UNAVAILABLE, EX_USAGE, DeclarationError, EngineError, UsageError
+from linkinit.model import container as model
+from linkinit.model.container import AMBIGUOUS, MISSING
+from linkinit.model.declare import LinkSpec
+from linkinit.usage import UsageParser
 
 # Link states besides the child's own Engine state (running, exited, created, paused...):
 # MISSING (no container answers to the reference: a dangling link), AMBIGUOUS (more than

@@ -29,7 +29,7 @@ import os
 import time
 from collections import namedtuple
 
-from .errors import EngineError
+from linkinit.errors import EngineError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from .container import Port
-from .declare import env_prefix
+from linkinit.model.container import Port
+from linkinit.model.declare import env_prefix
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)

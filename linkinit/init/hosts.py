@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .envvars import ResolvedLink
+from linkinit.model.envvars import ResolvedLink
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)

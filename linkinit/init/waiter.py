@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import time
 
-from . import swarm
-from .engines import DOCKER
-from .errors import EngineError, EngineUnreachable, NotReady
-from .readiness import PORT_CLOSED, check_port, observe, port_open
+from linkinit.engine.kinds import DOCKER
+from linkinit.errors import EngineError, EngineUnreachable, NotReady
+from linkinit.init.readiness import PORT_CLOSED, check_port, observe, port_open
+from linkinit.model import swarm
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
     from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-    from .declare import LinkSpec
-    from .engine import Engine
-    from .readiness import Observation, Probe
+    from linkinit.engine.client import Engine
+    from linkinit.init.readiness import Observation, Probe
+    from linkinit.model.declare import LinkSpec
 
     Report = Callable[[str], None]
     Find = Callable[[LinkSpec], Optional[dict]]

@@ -12,25 +12,26 @@ import _socket  # not socket.py: ~5 ms of imports on every start (engine.py)
 import re
 import time
 
-from . import container as model
-from . import engines, swarm
-from .envvars import ResolvedLink
-from .errors import (
+from linkinit.engine import kinds as engines
+from linkinit.errors import (
     AmbiguousReference,
     EngineRefused,
     EngineUnreachable,
     NotSwarmManager,
     ResolveError,
 )
-from .waiter import EventWatcher, Waiter
+from linkinit.init.waiter import EventWatcher, Waiter
+from linkinit.model import container as model
+from linkinit.model import swarm
+from linkinit.model.envvars import ResolvedLink
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
     from typing import Any, Callable, Mapping, Optional, Sequence
 
-    from .declare import LinkSpec
-    from .engine import Engine
-    from .readiness import Observation
+    from linkinit.engine.client import Engine
+    from linkinit.init.readiness import Observation
+    from linkinit.model.declare import LinkSpec
 
     Report = Callable[[str], None]
 

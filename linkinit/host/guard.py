@@ -35,10 +35,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from . import container as model
-from .engine import Engine
-from .errors import EX_UNAVAILABLE, EX_USAGE, DeclarationError, EngineError, UsageError
-from .usage import UsageParser
+from linkinit.engine.client import Engine
+from linkinit.errors import EX_UNAVAILABLE, EX_USAGE, DeclarationError, EngineError, UsageError
+from linkinit.model import container as model
+from linkinit.usage import UsageParser
 
 EX_NOPERM = 77  # not root: only root may change the firewall (BSD sysexits EX_NOPERM)
 CHAIN = "LINKINIT-GUARD"

@@ -22,21 +22,21 @@ import sys
 import time
 from collections import namedtuple
 
-from . import container as model
-from . import swarm
-from .envvars import link_variables
-from .errors import DeclarationError, EngineError, LinkinitError
-from .hosts import write_hosts
-from .readiness import READY, Observation, link_address
-from .supervise import ENVIRON_FILE, LINKS_FILE, NOTIFY_SIGNAL, follow_dir
+from linkinit.errors import DeclarationError, EngineError, LinkinitError
+from linkinit.init.hosts import write_hosts
+from linkinit.init.readiness import READY, Observation, link_address
+from linkinit.init.supervise import ENVIRON_FILE, LINKS_FILE, NOTIFY_SIGNAL, follow_dir
+from linkinit.model import container as model
+from linkinit.model import swarm
+from linkinit.model.envvars import link_variables
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Mapping, Optional, Sequence
 
-    from .declare import LinkSpec
-    from .engine import Engine
-    from .envvars import ResolvedLink
+    from linkinit.engine.client import Engine
+    from linkinit.model.declare import LinkSpec
+    from linkinit.model.envvars import ResolvedLink
 
 CONFIG_FILE = "follow.json"  # what the resolver hands the watcher
 RESYNC_SECONDS = 30.0
@@ -56,7 +56,7 @@ def current(engine: Engine, parent: Mapping[str, Any],
             spec: LinkSpec) -> tuple[Optional[ResolvedLink], Optional[dict]]:
     """The child's link as it would be resolved now (None while it is absent or down), and
     the child's document (None while absent)."""
-    from .resolve import find_child, resolved_link
+    from linkinit.init.resolve import find_child, resolved_link
 
     child = find_child(engine, spec, parent)
     if child is None or model.state_of(child) != "running":
@@ -222,10 +222,10 @@ def follow(follower: Follower, wake: Any, resync: float = RESYNC_SECONDS,
 
 
 def main() -> int:
-    """``python -m linkinit.follow``: read what the resolver handed over, then follow."""
-    from .declare import LinkSpec
-    from .engine import Engine
-    from .waiter import EventWatcher
+    """``python -m linkinit.init.follow``: read what the resolver handed over, then follow."""
+    from linkinit.engine.client import Engine
+    from linkinit.init.waiter import EventWatcher
+    from linkinit.model.declare import LinkSpec
 
     state = follow_dir(os.environ)
     try:

@@ -1,0 +1,4 @@
+"""The host tools: ``linkinit ls``, ``linkinit guard`` and ``linkinit proxy``.
+
+Imports ``model`` and ``engine``; never the init.
+"""
