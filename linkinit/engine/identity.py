@@ -24,14 +24,12 @@ lookup would be misread; PIDs are not reused that fast in practice.
 from __future__ import annotations
 
 import os
-import re
 import socket
 import struct
 from typing import Optional
 
-_ID_IN_CGROUP = re.compile(
-    r"(?:^|/)(?:docker-|libpod-|crio-)?([0-9a-f]{64})(?:\.scope)?(?:/container)?$"
-)
+from linkinit.engine.cgroup import container_ids_in_cgroup
+
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
@@ -43,17 +41,6 @@ def peer_pid(sock: socket.socket) -> Optional[int]:
         return None
     pid = _UCRED.unpack(raw)[0]
     return pid if pid > 0 else None  # 0: the peer is in a PID namespace we cannot see
-
-
-def container_ids_in_cgroup(text: str) -> list[str]:
-    """Candidate container IDs in the text of /proc/<pid>/cgroup (v1 or v2), first seen first."""
-    found: list[str] = []
-    for line in text.splitlines():
-        path = line.split(":", 2)[-1].strip()
-        match = _ID_IN_CGROUP.search(path)
-        if match and match.group(1) not in found:
-            found.append(match.group(1))
-    return found
 
 
 def cgroup_candidates(pid: int, proc: str = "/proc") -> list[str]:

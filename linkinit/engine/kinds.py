@@ -113,15 +113,6 @@ def is_ambiguous(status: int, message: str) -> bool:
 
 # -- this container -------------------------------------------------------------------------
 
-# The directory that holds a container's files under its 64-hex ID, as mountinfo shows the
-# /etc/hostname bind mount: Docker .../containers/<id>/hostname, Podman
-# .../<driver>-containers/<id>/userdata/hostname (overlay-, vfs- for rootless here...).
-MOUNTINFO_ID_DIR = r"(?:[a-z0-9]+-)?containers"
-# What precedes the ID at the end of a cgroup path: /docker/<id>, docker-<id>.scope (Docker),
-# libpod-<id> or libpod-<id>.scope (Podman), or a bare /<id>.
-CGROUP_ID_PREFIXES = ("docker-", "docker/", "libpod-", "/")
-
-
 def containerenv_fields(text: str) -> dict[str, str]:
     """``key="value"`` lines of /run/.containerenv (Podman fills it for privileged
     containers, rootless ones included; rootful unprivileged ones get it empty)."""

@@ -9,10 +9,10 @@ only asks the Engine.
 from __future__ import annotations
 
 import _socket  # not socket.py: ~5 ms of imports on every start (engine.py)
-import re
 import time
 
 from linkinit.engine import kinds as engines
+from linkinit.engine.cgroup import container_id_from_cgroup, container_id_from_mountinfo
 from linkinit.errors import (
     AmbiguousReference,
     EngineRefused,
@@ -36,28 +36,7 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
     Report = Callable[[str], None]
 
 LAST_LOOK_GRACE = 1.0  # seconds a look at the deadline may take before the Engine counts as hung
-_CONTAINER_ID = r"([0-9a-f]{64})"
-_MOUNTINFO_ID = re.compile(r"/" + engines.MOUNTINFO_ID_DIR + r"/" + _CONTAINER_ID + r"/")
-_CGROUP_ID = re.compile(
-    r"(?:" + "|".join(engines.CGROUP_ID_PREFIXES) + r")" + _CONTAINER_ID + r"(?:\.scope)?\s*$",
-    re.M,
-)
-
-
 # -- this container -----------------------------------------------------------------------
-
-
-def container_id_from_mountinfo(text: str) -> Optional[str]:
-    """The engine bind-mounts .../containers/<id>/hostname (Podman: .../overlay-containers/
-    <id>/userdata/hostname): it names us even under cgroup v2."""
-    match = _MOUNTINFO_ID.search(text)
-    return match.group(1) if match else None
-
-
-def container_id_from_cgroup(text: str) -> Optional[str]:
-    """Under cgroup v1 (or a host cgroup namespace) the path ends in the container ID."""
-    match = _CGROUP_ID.search(text)
-    return match.group(1) if match else None
 
 
 def _read(path: str) -> str:

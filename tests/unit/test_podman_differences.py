@@ -189,8 +189,9 @@ def test_an_empty_health_status_is_no_healthcheck_not_unhealthy():
     pytest.param(f"9:name=systemd:/libpod_parent/libpod-{ID}\n1:cpu:/libpod_parent/libpod-{ID}"
                  f"\n0::/libpod_parent/libpod-{ID}\n", ID, id="v1-cgroupfs-as-on-this-machine"),
     pytest.param(f"0::/machine.slice/libpod-{ID}.scope\n", ID, id="systemd-scope"),
-    pytest.param(f"0::/machine.slice/libpod-{ID}.scope/container\n", None,
-                 id="nested-container-cgroup-is-not-the-end"),
+    pytest.param(f"0::/machine.slice/libpod-{ID}.scope/container\n", ID,
+                 id="v2-payload-in-the-container-subgroup"),
+    pytest.param(f"0::/kubepods.slice/crio-{ID}.scope\n", ID, id="cri-o-as-the-proxy-reads-it"),
     pytest.param(f"0::/libpod_parent/libpod-{ID[:63]}\n", None, id="63-hex-is-not-an-id"),
 ])
 def test_podmans_libpod_cgroup_names_the_container(text, expected):
