@@ -282,15 +282,9 @@ def _plain_init(engine: Any, options: Options, sources: Sequence[Any]) -> bool:
 
 def _env_link(entry: str) -> Any:
     """One ``child[:alias]`` of LINKINIT_LINKS, read as ``--link`` reads its value."""
-    from linkinit.errors import DeclarationError
     from linkinit.model import declare
 
-    origin = f"LINKINIT_LINKS entry {entry}"
-    child, _, alias = entry.partition(":")
-    child, alias = child.strip(), (alias or child).strip()
-    if not child:
-        raise DeclarationError(f"{origin}: expected <child>[:<alias>], e.g. db1:redis")
-    return declare.LinkSpec(declare.check_alias(alias, origin), child, origin=origin)
+    return declare.parse_link(entry, f"LINKINIT_LINKS entry {entry}", "db1:redis")
 
 
 def _first(*values: Optional[float]) -> float:

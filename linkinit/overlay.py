@@ -135,15 +135,10 @@ def task_holders(tasks: Iterable[Mapping[str, Any]]) -> dict[tuple[str, Address]
 def _task_addresses(task: Mapping[str, Any]) -> Iterable[tuple[str, Address]]:
     """(network ID, address) of each of the task's addresses, the ingress network's left
     out."""
-    for attachment in task.get("NetworksAttachments") or []:
-        network = attachment.get("Network") or {}
-        spec = network.get("Spec") or {}
-        if spec.get("Ingress") or spec.get("Name") == swarm.INGRESS:
-            continue
-        for text in attachment.get("Addresses") or []:
-            ip = address(text)
-            if ip is not None:
-                yield str(network.get("ID", "")), ip
+    for network_id, text in swarm.task_addresses(task):
+        ip = address(text)
+        if ip is not None:
+            yield network_id, ip
 
 
 def container_holders(network: Mapping[str, Any]) -> dict[tuple[str, Address], list[str]]:

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from linkinit.model import swarm
 from linkinit.model.container import declared_links
+from linkinit.model.declare import split_link
 
 READ = ("GET", "HEAD")
 EVERYONE = "everyone"  # any caller the proxy identified
@@ -375,8 +376,8 @@ def env_links(env: Sequence[str]) -> list[str]:
     for entry in env:
         key, _, value = str(entry).partition("=")
         if key == "LINKINIT_LINKS":
-            children += [part.partition(":")[0].strip() for part in value.split(",")
-                         if part.partition(":")[0].strip()]
+            children += [split_link(part)[0] for part in value.split(",")
+                         if split_link(part)[0]]
     return children
 
 
@@ -393,6 +394,6 @@ def link_flags(argv: Sequence[str]) -> list[str]:
             break
         value = next(words, "") if word == "--link" else (
             word[len("--link="):] if word.startswith("--link=") else None)
-        if value is not None and value.partition(":")[0].strip():
-            children.append(value.partition(":")[0].strip())
+        if value is not None and split_link(value)[0]:
+            children.append(split_link(value)[0])
     return children

@@ -12,7 +12,16 @@ if TYPE_CHECKING:
 
 
 class UsageParser(argparse.ArgumentParser):
-    """Raises ``UsageError`` (64) naming where help is, instead of printing and exiting 2."""
+    """Raises ``UsageError`` (64) naming where help is, instead of printing and exiting 2.
+
+    Abbreviations are off: ``--lin db1`` is not ``--link db1``. The proxy reads a parent's
+    command line word by word to see which children it declares, and what linkinit accepts
+    must be exactly what that reading finds.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> Any:
         command = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""

@@ -47,7 +47,6 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 PROXY_SOCKET = "/run/linkinit/engine.sock"  # where parents mount ``linkinit proxy``
-MOUNT_HINT = engines.DOCKER.mount_hint
 # Docker 20.10 speaks 1.41, Podman 4.3's compat API 1.41, Docker 29 refuses below 1.44.
 MIN_API_VERSION = (1, 41)
 MAX_API_VERSION = (1, 47)  # the newest whose answers linkinit has been checked against
@@ -240,7 +239,6 @@ class Engine:
         self.api_version: Optional[tuple[int, int]] = None  # set by the first ping
         self.kind = engines.DOCKER  # which engine answers (engines.py), set by the first ping
         self.swarm_role: Optional[str] = None  # swarm.WORKER or NOT_IN_SWARM once a 503 said
-        self.requests = 0
         self._socket_path: Optional[str] = None
         self._address: Optional[tuple[str, int]] = None
         if host.startswith("unix:///") and not any(c in host for c in "?#;"):
@@ -325,7 +323,6 @@ class Engine:
         what = f"GET {url.split('?', 1)[0]}"
         deadline = self._deadline(None)
         sock: Optional[_socket.socket] = None
-        self.requests += 1
         try:
             sock = self._connect(deadline)
             sock.sendall(f"GET {url} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())

@@ -234,4 +234,3 @@ def main(
     return 0
 
 
-run_ls = main

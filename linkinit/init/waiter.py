@@ -28,8 +28,6 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
     Report = Callable[[str], None]
     Find = Callable[[LinkSpec], Optional[dict]]
 
-# Events after which a child may look different: each engine names them its own way.
-WAKING_EVENTS = DOCKER.waking_events
 # Pauses while the Engine does not answer (each retry takes the next, the last repeats).
 ENGINE_RETRY_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
 # Pauses while a running child's port is closed: a refused connect costs next to nothing
@@ -229,11 +227,10 @@ class EventWatcher:
         self._engine = engine
         self._since = since
         self._matters = matters  # None: every event wakes
-        self._filters = {"type": ["container"], "event": list(WAKING_EVENTS)}
         # only these (names or IDs; a service's events match its name or ID too): another
-        # container's events wake no one
-        if containers:
-            self._filters["container"] = list(containers)
+        # container's events wake no one. The event types and names are the engine's own,
+        # known after the first ping (_follow).
+        self._filters: dict[str, list[str]] = {"container": list(containers)} if containers else {}
         import threading  # only a wait needs it: most starts find every child ready
 
         self._wake = threading.Event()

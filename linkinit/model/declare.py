@@ -190,15 +190,26 @@ def link_label_groups(labels: Mapping[str, str]) -> dict[str, dict[str, str]]:
     return groups
 
 
-def parse_link_flag(value: str) -> LinkSpec:
-    """Docker's own ``--link <child>[:<alias>]``; the alias defaults to the child's name."""
-    origin = f"flag --link {value}"
+def split_link(value: str) -> tuple[str, str]:
+    """Docker's ``<child>[:<alias>]`` as (child, alias); the alias defaults to the child's
+    name; the child is empty when none is given. The one reading of this form: ``--link``,
+    ``LINKINIT_LINKS`` and the proxy's view of a parent's declarations all use it."""
     child, _, alias = value.partition(":")
     child = child.strip()
-    alias = (alias or child).strip()
+    return child, (alias or child).strip()
+
+
+def parse_link(value: str, origin: str, example: str) -> LinkSpec:
+    """One ``<child>[:<alias>]`` from ``origin``, as a link spec."""
+    child, alias = split_link(value)
     if not child:
-        raise DeclarationError(f"{origin}: expected <child>[:<alias>], e.g. --link db1:redis")
+        raise DeclarationError(f"{origin}: expected <child>[:<alias>], e.g. {example}")
     return LinkSpec(check_alias(alias, origin), child, origin=origin)
+
+
+def parse_link_flag(value: str) -> LinkSpec:
+    """Docker's own ``--link <child>[:<alias>]``."""
+    return parse_link(value, f"flag --link {value}", "--link db1:redis")
 
 
 def parse_flags(links: Sequence[str], timeout: Optional[float] = None) -> Declaration:

@@ -123,21 +123,32 @@ def tasks_summary(service_name: str, tasks: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(lines) if lines else "no task"
 
 
-def _attachments(task: Mapping[str, Any], ingress: bool = False) -> list[tuple[str, str, str]]:
-    """(network ID, network name, IPv4 address without its prefix length) of each of the
-    task's networks, the ingress network left out unless asked for (then named INGRESS)."""
+def _networks(task: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """(network ID, network name or INGRESS, addresses as given, with prefix length) of each
+    of the task's network attachments: the one walk over them."""
     found = []
     for attachment in task.get("NetworksAttachments") or []:
         network = attachment.get("Network") or {}
         spec = network.get("Spec") or {}
-        if spec.get("Ingress") or spec.get("Name") == INGRESS:
-            if ingress:
-                found.append((str(network.get("ID", "")), INGRESS, ""))
-            continue
-        addresses = attachment.get("Addresses") or [""]
-        found.append((str(network.get("ID", "")), str(spec.get("Name", "")),
-                      str(addresses[0]).split("/")[0]))
+        ingress = bool(spec.get("Ingress")) or spec.get("Name") == INGRESS
+        found.append((str(network.get("ID", "")), INGRESS if ingress else str(spec.get("Name", "")),
+                      [str(text) for text in attachment.get("Addresses") or []]))
     return found
+
+
+def _attachments(task: Mapping[str, Any], ingress: bool = False) -> list[tuple[str, str, str]]:
+    """(network ID, network name, IPv4 address without its prefix length) of each of the
+    task's networks, the ingress network left out unless asked for (then named INGRESS)."""
+    return [(network_id, name, "" if name == INGRESS else (addresses or [""])[0].split("/")[0])
+            for network_id, name, addresses in _networks(task)
+            if ingress or name != INGRESS]
+
+
+def task_addresses(task: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(network ID, address as given) of every address of the task's networks, ingress left
+    out: how a manager tells which task a connection from an overlay network comes from."""
+    return [(network_id, text) for network_id, name, addresses in _networks(task)
+            if name != INGRESS for text in addresses]
 
 
 # -- a service shaped as a container ------------------------------------------------------
@@ -310,12 +321,6 @@ def task_document(task: Mapping[str, Any], service_name: str) -> dict:
         "State": {"Status": "running" if running else task_state(task), "Running": running},
         "NetworkSettings": {"Networks": _task_endpoints(task, service_name)},
     }
-
-
-def task_addresses(task: Mapping[str, Any]) -> list[str]:
-    """The task's IPv4 addresses on its networks (ingress left out): how a manager tells
-    which task a connection from an overlay network comes from."""
-    return [address for _, _, address in _attachments(task) if address]
 
 
 SELF_PREFIX = 12  # the shortest ID prefix a task's own container answers to (its hostname's)

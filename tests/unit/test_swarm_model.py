@@ -140,7 +140,7 @@ def test_a_task_seen_from_a_manager_reads_as_its_container() -> None:
     assert model.labels_of(document)[swarm.SERVICE_NAME_LABEL] == "web"
     assert model.networks_of(document)["appnet"]["IPAddress"] == "10.0.1.9"
     assert "ingress" not in model.networks_of(document)
-    assert swarm.task_addresses(seen) == ["10.0.1.9"]
+    assert [text for _, text in swarm.task_addresses(seen)] == ["10.0.1.9/24"]
     assert model.declared_links(document)[0][0] == "redis"
 
 
