@@ -222,9 +222,7 @@ def self_references(environ: Mapping[str, str]) -> list[str]:
     named = environ.get("LINKINIT_CONTAINER")
     if named:
         return [named]
-    from linkinit.init.resolve import (
-        self_references as found,  # the start path's own reading of /proc
-    )
+    from linkinit.engine.whoami import self_references as found  # the init's own reading
 
     return [reference for reference, _ in found()]
 

@@ -28,7 +28,7 @@ import socket
 import struct
 from typing import Optional
 
-from linkinit.engine.cgroup import container_ids_in_cgroup
+from linkinit.engine.whoami import container_ids_in_cgroup
 
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 

@@ -8,11 +8,10 @@ only asks the Engine.
 
 from __future__ import annotations
 
-import _socket  # not socket.py: ~5 ms of imports on every start (engine.py)
 import time
 
 from linkinit.engine import kinds as engines
-from linkinit.engine.cgroup import container_id_from_cgroup, container_id_from_mountinfo
+from linkinit.engine.whoami import self_references
 from linkinit.errors import (
     AmbiguousReference,
     EngineRefused,
@@ -37,30 +36,6 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
 
 LAST_LOOK_GRACE = 1.0  # seconds a look at the deadline may take before the Engine counts as hung
 # -- this container -----------------------------------------------------------------------
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as file:
-            return file.read()
-    except OSError:
-        return ""
-
-
-def self_references() -> list[tuple[str, str]]:
-    """Where to look for this container, in the README's order, as (reference, source)."""
-    references: list[tuple[str, str]] = []
-    podman = engines.containerenv_fields(_read(engines.CONTAINERENV))
-    for found, how in (
-        (podman.get("id"), engines.CONTAINERENV),
-        (podman.get("name"), engines.CONTAINERENV),
-        (container_id_from_mountinfo(_read("/proc/self/mountinfo")), "/proc/self/mountinfo"),
-        (container_id_from_cgroup(_read("/proc/self/cgroup")), "/proc/self/cgroup"),
-        (_socket.gethostname(), "the hostname"),
-    ):
-        if found and found not in (ref for ref, _ in references):
-            references.append((found, how))
-    return references
 
 
 def find_parent(engine: Engine, environ: Mapping[str, str]) -> dict:

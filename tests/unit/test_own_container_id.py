@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from linkinit.init.resolve import container_id_from_cgroup, container_id_from_mountinfo
+from linkinit.engine.whoami import container_id_from_cgroup, container_id_from_mountinfo
 
 ID = "3f9c2b7a1d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8"
 OUTER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"

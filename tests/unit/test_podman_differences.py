@@ -13,9 +13,9 @@ import pytest
 
 from linkinit.engine import kinds as engines
 from linkinit.engine.kinds import DOCKER, PODMAN, HealthchecksOnDemand, docker_shaped
+from linkinit.engine.whoami import container_id_from_cgroup, container_id_from_mountinfo
 from linkinit.errors import EngineRefused, EngineUnreachable
 from linkinit.init.readiness import READY, observe
-from linkinit.init.resolve import container_id_from_cgroup, container_id_from_mountinfo
 from linkinit.model import container as model
 from linkinit.model.declare import LinkSpec
 from linkinit.model.envvars import ResolvedLink, link_variables

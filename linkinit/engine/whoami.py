@@ -9,13 +9,16 @@ a prefix (nested cgroups, ``/../..`` from another cgroup namespace). Under cgrou
 private cgroup namespace the path is ``0::/`` and says nothing; the engine's bind mount of
 ``.../containers/<id>/hostname`` in mountinfo still names the container.
 
-Pure text rules (no file is read here); a candidate is only a candidate until an Engine
-knows a container with that ID.
+The rules are pure text; ``self_references`` alone reads this process's own files. A
+candidate is only a candidate until an Engine knows a container with that ID.
 """
 
 from __future__ import annotations
 
+import _socket  # not socket.py: ~5 ms of imports on every start (engine/client.py)
 import re
+
+from linkinit.engine import kinds as engines
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,3 +53,27 @@ def container_id_from_mountinfo(text: str) -> Optional[str]:
     """The container the engine's bind mount of its ``hostname`` file names, or None."""
     match = _ID_IN_MOUNTINFO.search(text)
     return match.group(1) if match else None
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as file:
+            return file.read()
+    except OSError:
+        return ""
+
+
+def self_references() -> list[tuple[str, str]]:
+    """Where to look for this container, in the README's order, as (reference, source)."""
+    references: list[tuple[str, str]] = []
+    podman = engines.containerenv_fields(_read(engines.CONTAINERENV))
+    for found, how in (
+        (podman.get("id"), engines.CONTAINERENV),
+        (podman.get("name"), engines.CONTAINERENV),
+        (container_id_from_mountinfo(_read("/proc/self/mountinfo")), "/proc/self/mountinfo"),
+        (container_id_from_cgroup(_read("/proc/self/cgroup")), "/proc/self/cgroup"),
+        (_socket.gethostname(), "the hostname"),
+    ):
+        if found and found not in (ref for ref, _ in references):
+            references.append((found, how))
+    return references
