@@ -29,6 +29,16 @@ import os
 import time
 
 from linkinit.engine import kinds as engines
+from linkinit.engine.transport import (
+    BODY_LIMIT,
+    HEADER_LIMIT,
+    Reader,
+    Response,
+    error_message,
+    query,
+    quote,
+    why,
+)
 from linkinit.errors import (
     AmbiguousReference,
     EngineBusy,
@@ -51,168 +61,6 @@ PROXY_SOCKET = "/run/linkinit/engine.sock"  # where parents mount ``linkinit pro
 MIN_API_VERSION = (1, 41)
 MAX_API_VERSION = (1, 47)  # the newest whose answers linkinit has been checked against
 REQUEST_TIMEOUT = 10.0  # seconds for one whole request (the event stream excepted)
-HEADER_LIMIT = 64 * 1024  # one status or header line
-BODY_LIMIT = 64 * 1024 * 1024  # one JSON answer (a list of a few thousand containers fits)
-EVENT_LIMIT = 1024 * 1024  # one event of the stream
-_RECV = 65536
-
-
-class _Reader:
-    """Buffered reads off the socket, each bounded by the request's deadline (monotonic
-    seconds; None: wait as long as it takes, for the event stream)."""
-
-    def __init__(self, sock: _socket.socket, deadline: Optional[float]) -> None:
-        self.sock = sock
-        self.deadline = deadline
-        self.buffer = b""
-        self.closed = False
-
-    def _fill(self) -> bool:
-        """Read more; False at the end of the stream."""
-        if self.closed:
-            return False
-        if self.deadline is not None:
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("timed out")
-            self.sock.settimeout(left)
-        data = self.sock.recv(_RECV)
-        if not data:
-            self.closed = True
-            return False
-        self.buffer += data
-        return True
-
-    def readline(self, limit: int) -> bytes:
-        """One line with its ``\\n`` (b"" at the end); longer than ``limit`` is an error."""
-        while True:
-            end = self.buffer.find(b"\n", 0, limit + 1)
-            if end >= 0:
-                line, self.buffer = self.buffer[:end + 1], self.buffer[end + 1:]
-                return line
-            if len(self.buffer) > limit:
-                raise EngineProtocolError(f"a line of the answer is longer than {limit} bytes")
-            if not self._fill():
-                line, self.buffer = self.buffer, b""
-                return line
-
-    def read(self, size: int) -> bytes:
-        """Exactly ``size`` bytes, or fewer where the stream ends first."""
-        while len(self.buffer) < size and self._fill():
-            pass
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
-
-    def read_some(self) -> bytes:
-        """What is buffered, or the next piece off the socket (b"" at the end)."""
-        if not self.buffer:
-            self._fill()
-        data, self.buffer = self.buffer, b""
-        return data
-
-
-class Response:
-    """One answer: status, the headers that frame the body, and the body as pieces."""
-
-    def __init__(self, reader: _Reader) -> None:
-        self._reader = reader
-        line = reader.readline(HEADER_LIMIT)
-        parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-            if not line:
-                raise _BrokenOff("the connection closed before an answer")
-            raise EngineProtocolError(f"not an HTTP status line: {line[:80]!r}")
-        self.status = int(parts[1])
-        self.reason = parts[2] if len(parts) > 2 else ""
-        self.headers = self._read_headers()
-        self.chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
-        length = self.headers.get("content-length", "")
-        if length and not length.isdigit():
-            raise EngineProtocolError(f"bad Content-Length {length!r}")
-        self.length: Optional[int] = int(length) if length and not self.chunked else None
-
-    def _read_headers(self) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        while True:
-            line = self._reader.readline(HEADER_LIMIT)
-            if not line.endswith(b"\n"):
-                raise _BrokenOff("the answer's headers ended early")
-            if line in (b"\r\n", b"\n"):
-                return headers
-            name, colon, value = line.decode("latin-1").partition(":")
-            if not colon:
-                raise EngineProtocolError(f"not an HTTP header line: {line[:80]!r}")
-            headers[name.strip().lower()] = value.strip()
-
-    def pieces(self) -> Iterator[bytes]:
-        """The body as it arrives, its framing removed."""
-        if self.chunked:
-            yield from self._chunks()
-        elif self.length is not None:
-            body = self._reader.read(self.length)
-            if len(body) < self.length:
-                raise _BrokenOff(f"the answer broke off after {len(body)} of {self.length} bytes")
-            yield body
-        else:
-            while True:
-                piece = self._reader.read_some()
-                if not piece:
-                    return
-                yield piece
-
-    def _chunks(self) -> Iterator[bytes]:
-        while True:
-            line = self._reader.readline(HEADER_LIMIT)
-            if not line.endswith(b"\n"):
-                raise _BrokenOff("the chunked answer broke off")
-            size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise EngineProtocolError(f"bad chunk size {size_text[:20]!r}") from None
-            if size == 0:
-                self._skip_trailers()
-                return
-            data = self._reader.read(size)
-            if len(data) < size or self._reader.readline(2) not in (b"\r\n", b"\n"):
-                raise _BrokenOff("the chunked answer broke off inside a chunk")
-            yield data
-
-    def _skip_trailers(self) -> None:
-        while self._reader.readline(HEADER_LIMIT) not in (b"\r\n", b"\n", b""):
-            pass
-
-    def body(self, limit: int = BODY_LIMIT) -> bytes:
-        data = b""
-        for piece in self.pieces():
-            data += piece
-            if len(data) > limit:
-                raise EngineProtocolError(f"the answer is larger than {limit} bytes")
-        return data
-
-    def lines(self, limit: int = EVENT_LIMIT) -> Iterator[bytes]:
-        """The body split into lines (the event stream), each at most ``limit`` bytes."""
-        pending = b""
-        for piece in self.pieces():
-            pending += piece
-            *complete, pending = pending.split(b"\n")
-            if len(pending) > limit or any(len(line) > limit for line in complete):
-                raise EngineProtocolError(f"an event is longer than {limit} bytes")
-            yield from complete
-        if pending.strip():
-            raise _BrokenOff("the stream ended inside a line")
-
-    @property
-    def sock(self) -> _socket.socket:
-        return self._reader.sock
-
-    def close(self) -> None:
-        self._reader.closed = True
-        self._reader.sock.close()
-
-
-class _BrokenOff(OSError):
-    """The connection ended in the middle of an answer (an Engine going away)."""
 
 
 def parse_version(text: str) -> Optional[tuple[int, int]]:
@@ -319,14 +167,14 @@ class Engine:
         """
         if versioned and self.api_version is None:
             self.ping()
-        url = self._path(path, versioned) + ("?" + _query(params) if params else "")
+        url = self._path(path, versioned) + ("?" + query(params) if params else "")
         what = f"GET {url.split('?', 1)[0]}"
         deadline = self._deadline(None)
         sock: Optional[_socket.socket] = None
         try:
             sock = self._connect(deadline)
             sock.sendall(f"GET {url} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
-            reader = _Reader(sock, deadline)
+            reader = Reader(sock, deadline)
             response = Response(reader)
             if stream:  # events come when they come
                 reader.deadline = None
@@ -339,7 +187,7 @@ class Engine:
             if sock is not None:
                 sock.close()
             raise EngineUnreachable(
-                f"cannot reach the Docker Engine at {self.host} ({what}): {_why(error)}"
+                f"cannot reach the Docker Engine at {self.host} ({what}): {why(error)}"
             ) from None
         if response.status >= 400:
             raise self._error(response, what)
@@ -352,7 +200,7 @@ class Engine:
             body = b""
         finally:
             response.close()
-        message = _error_message(body) or response.reason or "no message"
+        message = error_message(body) or response.reason or "no message"
         status = response.status
         if engines.is_ambiguous(status, message):
             return AmbiguousReference(message, status)
@@ -378,7 +226,7 @@ class Engine:
             return response.body(limit)
         except OSError as error:
             raise EngineUnreachable(
-                f"the Docker Engine at {self.host} broke off an answer: {_why(error)}"
+                f"the Docker Engine at {self.host} broke off an answer: {why(error)}"
             ) from None
         finally:
             response.close()
@@ -408,7 +256,7 @@ class Engine:
         An ID prefix of several containers raises ``AmbiguousReference``.
         """
         try:
-            document = self.get(f"/containers/{_quote(reference)}/json")
+            document = self.get(f"/containers/{quote(reference)}/json")
         except NotFound:
             return None
         return engines.docker_shaped(self.kind, document)
@@ -416,12 +264,12 @@ class Engine:
     def run_healthcheck(self, container_id: str) -> None:
         """Run a container's HEALTHCHECK now: Podman's own API, for engines that do not run
         checks by themselves (engines.HealthchecksOnDemand). A GET, as every request here."""
-        path = engines.LIBPOD_HEALTHCHECK.format(_quote(container_id))
+        path = engines.LIBPOD_HEALTHCHECK.format(quote(container_id))
         self._body(self.request(path, versioned=False))
 
     def inspect_network(self, reference: str) -> Optional[dict]:
         try:
-            return self.get(f"/networks/{_quote(reference)}")
+            return self.get(f"/networks/{quote(reference)}")
         except NotFound:
             return None
 
@@ -429,7 +277,7 @@ class Engine:
         """A swarm service by name, ID or unique ID prefix, or None; a manager only
         (``NotSwarmManager`` elsewhere)."""
         try:
-            return self.get(f"/services/{_quote(reference)}")
+            return self.get(f"/services/{quote(reference)}")
         except NotFound:
             return None
 
@@ -439,7 +287,7 @@ class Engine:
 
     def inspect_image(self, reference: str) -> Optional[dict]:
         try:
-            path = _quote(reference).replace("%2F", "/").replace("%3A", ":").replace("%40", "@")
+            path = quote(reference).replace("%2F", "/").replace("%3A", ":").replace("%40", "@")
             return self.get(f"/images/{path}/json")
         except NotFound:
             return None
@@ -488,7 +336,7 @@ class EventStream:
         except ValueError as error:
             raise EngineProtocolError(f"the Engine's event stream sent bad JSON: {error}") from None
         except OSError as error:
-            raise EngineUnreachable(f"the Engine's event stream broke: {_why(error)}") from None
+            raise EngineUnreachable(f"the Engine's event stream broke: {why(error)}") from None
         finally:
             self._response.close()
 
@@ -500,31 +348,3 @@ class EventStream:
             self._response.sock.shutdown(_socket.SHUT_RDWR)
         except OSError:
             pass  # already closed: nothing to wake
-
-
-_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
-
-
-def _quote(text: str) -> str:
-    """Percent-encode all but unreserved bytes, as urllib.parse.quote(safe="") does.
-
-    urllib.parse costs ~5 ms of imports inside the container, on every start.
-    """
-    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in text.encode())
-
-
-def _query(params: Mapping[str, Any]) -> str:
-    return "&".join(f"{_quote(str(key))}={_quote(str(value))}" for key, value in params.items())
-
-
-def _why(error: OSError) -> str:
-    if isinstance(error, TimeoutError):
-        return "no answer in time"
-    return error.strerror or str(error) or type(error).__name__
-
-
-def _error_message(body: bytes) -> str:
-    try:
-        return str(json.loads(body).get("message", "")).strip()
-    except (ValueError, AttributeError):
-        return body.decode(errors="replace").strip()[:200]

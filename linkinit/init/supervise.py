@@ -100,7 +100,7 @@ _FOLLOWER_STEADY = 30.0  # a watcher that lived this long starts the backoff afr
 _KILL_WAIT = 2.0  # seconds to wait for SIGKILLed processes to be reaped before giving up
 
 # The bundle's first argument when it re-executes itself as the slim watcher
-# (linkinit/init/frozen.py).
+# (linkinit/frozen.py).
 SLIM_WATCHER = "--linkinit-slim-watcher"
 
 _original_mask: set[int] | None = None
@@ -681,7 +681,7 @@ def _slim_command() -> list[str] | None:
 
     The self-contained bundle (PyInstaller, ``sys.frozen``) has no ``python3`` and no
     ``supervise.py`` on disk: it re-executes itself with ``SLIM_WATCHER`` first, and its entry
-    point (linkinit/init/frozen.py) then imports this module alone.
+    point (linkinit/frozen.py) then imports this module alone.
     """
     executable = sys.executable
     if not executable:

@@ -272,9 +272,16 @@ def test_closing_a_stream_wakes_the_thread_reading_it(fake: FakeEngine) -> None:
     """guard stops its reader thread by closing the stream from the main thread."""
     stream = Engine(fake.host).event_stream({})
     seen: list = []
-    reader = threading.Thread(target=lambda: seen.extend(stream), daemon=True)
+    first = threading.Event()  # the handshake: the reader has an event and reads on
+
+    def read() -> None:
+        for event in stream:
+            seen.append(event)
+            first.set()
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    time.sleep(0.2)
+    assert first.wait(5), "the first event never came"
     stream.close()
     reader.join(5)
     assert not reader.is_alive() and seen == [EVENT]

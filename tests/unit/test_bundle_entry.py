@@ -7,8 +7,8 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
+from linkinit.frozen import container_environment
 from linkinit.init import supervise
-from linkinit.init.frozen import container_environment
 
 BUNDLE_LIBS = "/opt/linkinit/_internal"
 names = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,12}", fullmatch=True).filter(

@@ -13,8 +13,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
-from linkinit.host import guard
-from linkinit.host.guard import CHAIN, Rule, changes, parse_rules, plan
+from linkinit.host import guard, guard_plan
+from linkinit.host.guard_plan import CHAIN, Rule, changes, parse_rules, plan
 
 NET_ID = "a1b2c3d4e5f6" + "0" * 52
 OTHER_ID = "ffeeddccbbaa" + "0" * 52
@@ -156,7 +156,7 @@ def test_each_protected_network_gets_its_own_rules_with_the_addresses_on_it() ->
 
 def test_the_default_bridge_uses_its_bridge_name_option() -> None:
     """``bridge`` is ``docker0``; a user network may set its own interface name too."""
-    bridge = network("bridge", "b" * 64, Options={guard.BRIDGE_NAME_OPTION: "docker0"})
+    bridge = network("bridge", "b" * 64, Options={guard_plan.BRIDGE_NAME_OPTION: "docker0"})
     rules = plan([], [bridge])
     docker0 = ("-i", "docker0", "-o", "docker0")
     assert rules == [replies("bridge", docker0), drop("bridge", docker0)]
