@@ -203,11 +203,26 @@ def _remove_user(engine: Rootless) -> None:
     assert removed.returncode in (0, 12), removed.stderr  # 12: no mail spool to remove
 
 
+def create_network(client: docker.DockerClient, name: str, labels: Dict[str, str]) -> Any:
+    """Podman 4.3 lists the host's interfaces and then asks each for its addresses when it
+    picks a free subnet; a veth that another engine removes in between fails the create with
+    "route ip+net: no such network interface" (seen on a fresh machine while Docker's test
+    containers went away). That race is Podman's, not linkinit's: ask again, a few times."""
+    for attempt in range(5):
+        try:
+            return client.networks.create(name, labels=labels)
+        except docker.errors.APIError as error:
+            if "no such network interface" not in str(error) or attempt == 4:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
 def test_rootless_podman_links_a_child_on_a_user_network(rootless: Rootless) -> None:
     """The seed story on a user's own engine: the variables, and a key set through them."""
     client, token = rootless.client, uuid.uuid4().hex[:8]
     labels: Dict[str, str] = {TEST_LABEL: token}
-    network = client.networks.create(f"lt-rootless-{token}", labels=labels)
+    network = create_network(client, f"lt-rootless-{token}", labels)
     child = start_child(client, BASE_IMAGE, f"lt-db1-{token}", expose=[6379],
                         environment={"PASSWORD": "dockerpass"}, network=network.name,
                         command=["redis-server", "--requirepass", "dockerpass",
