@@ -202,17 +202,16 @@ class Engine:
             response.close()
         message = error_message(body) or response.reason or "no message"
         status = response.status
-        if engines.is_ambiguous(status, message):
+        kind = engines.answer_kind(status, message)
+        if kind == engines.AMBIGUOUS:
             return AmbiguousReference(message, status)
-        if status == 404:
+        if kind == engines.MISSING:
             return NotFound(message, status)
-        if status == 503:
-            role = swarm.manager_refusal(status, message)
-            if role is not None:
-                return NotSwarmManager(
-                    f"the Docker Engine at {self.host} cannot answer for swarm services "
-                    f"({what}): {message}", status, role)
-        if status >= 500:
+        if kind == engines.NOT_MANAGER:
+            return NotSwarmManager(
+                f"the Docker Engine at {self.host} cannot answer for swarm services "
+                f"({what}): {message}", status, swarm.manager_refusal(status, message) or "")
+        if kind == engines.UNAVAILABLE:
             return EngineBusy(
                 f"the Docker Engine at {self.host} failed {what} ({status}): {message}", status
             )

@@ -30,6 +30,7 @@ import time
 from collections import namedtuple
 
 from linkinit.errors import EngineError
+from linkinit.model import swarm
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
@@ -83,9 +84,11 @@ PODMAN = EngineKind(
 # -- which engine ---------------------------------------------------------------------------
 
 CONTAINERENV = "/run/.containerenv"  # Podman writes it into every container it runs
-# How each engine says an ID prefix is not unique: Docker 400 "multiple IDs found with
-# provided prefix: 7", Podman 404 "more than one result for container ID 7: ...".
-AMBIGUOUS_ANSWERS = ((400, "multiple"), (404, "more than one result for container id"))
+# How each engine says a reference names several objects: Docker 400 "multiple IDs found with
+# provided prefix: 7" (containers) and 400 "service db is ambiguous (2 matches found)"
+# (services), Podman 404 "more than one result for container ID 7: ...".
+AMBIGUOUS_ANSWERS = ((400, "multiple"), (400, "ambiguous"),
+                     (404, "more than one result for container id"))
 # Podman's own API (not the compatible one) runs a healthcheck; 4.0.0 is its oldest version.
 LIBPOD_HEALTHCHECK = "/v4.0.0/libpod/containers/{}/healthcheck"
 
@@ -106,9 +109,28 @@ def mount_hint() -> str:
 
 
 def is_ambiguous(status: int, message: str) -> bool:
-    """Whether an error answer says "that ID prefix names several containers"."""
+    """Whether an error answer says "that reference names several containers or services"."""
     lowered = message.lower()
     return any(status == code and phrase in lowered for code, phrase in AMBIGUOUS_ANSWERS)
+
+
+# What an Engine's error answer means, for the start path's client and the proxy alike.
+AMBIGUOUS = "ambiguous"  # a reference that names several: the user must say which (64)
+MISSING = "missing"  # no such object (404)
+NOT_MANAGER = "not-manager"  # swarm questions asked of a worker or a lone Engine (503)
+UNAVAILABLE = "unavailable"  # the Engine failed or is busy: ask again (5xx)
+REFUSED = "refused"  # any other refusal, named to the user (4xx)
+
+
+def answer_kind(status: int, message: str) -> str:
+    """The one reading of an error answer (status >= 400) and its message."""
+    if is_ambiguous(status, message):
+        return AMBIGUOUS
+    if status == 404:
+        return MISSING
+    if swarm.manager_refusal(status, message) is not None:
+        return NOT_MANAGER
+    return UNAVAILABLE if status >= 500 else REFUSED
 
 
 # -- this container -------------------------------------------------------------------------

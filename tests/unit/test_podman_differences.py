@@ -95,11 +95,28 @@ def test_podman_is_followed_under_its_own_event_names():
     pytest.param(404, "more than one result for container ID 7: container already exists",
                  True, id="podman-prefix"),
     pytest.param(400, "multiple IDs found with provided prefix: 7", True, id="docker-prefix"),
+    pytest.param(400, "service db is ambiguous (2 matches found)", True, id="docker-service"),
     pytest.param(404, "no such container", False, id="podman-missing"),
     pytest.param(404, "No such container: multiple-db", False, id="docker-missing-odd-name"),
 ])
 def test_an_ambiguous_id_prefix_is_recognised_on_either_engine(status, message, ambiguous):
     assert engines.is_ambiguous(status, message) is ambiguous
+    assert (engines.answer_kind(status, message) == engines.AMBIGUOUS) is ambiguous
+
+
+@pytest.mark.parametrize(("status", "message", "kind"), [
+    (404, "No such container: db1", engines.MISSING),
+    (503, "This node is not a swarm manager. Worker nodes can't be used to view or modify "
+          "cluster state.", engines.NOT_MANAGER),
+    (503, "This node is not a swarm manager. Use \"docker swarm init\"", engines.NOT_MANAGER),
+    (500, "driver failed", engines.UNAVAILABLE),
+    (503, "busy", engines.UNAVAILABLE),
+    (409, "conflict", engines.REFUSED),
+    (400, "bad parameter", engines.REFUSED),
+])
+def test_an_error_answer_is_read_one_way(status, message, kind):
+    """The start path's client and the proxy both read an error answer with answer_kind."""
+    assert engines.answer_kind(status, message) == kind
 
 
 # -- documents ----------------------------------------------------------------------------
