@@ -1,0 +1,329 @@
+"""Templates rendered from the links: a configuration file written before COMMAND starts, and
+again when follow mode sees a child move.
+
+A template is declared with a label ``linkinit.template.<id>=SRC:DEST`` (and optionally
+``.check``, ``.mode``, ``.owner``), under ``templates:`` in the YAML file, or with
+``--template SRC:DEST``. It is Jinja2 in its sandbox with undefined names an error: the
+names are COMMAND's variables (link, derived and the container's own) and ``links``, each
+link as ``address``, ``ip``, ``port``, ``ports``, ``env``, ``name``, ``hostname``.
+
+DEST is replaced atomically (a file beside it, then a rename), so COMMAND never reads half a
+file. A ``check`` command runs first with that new file named by ``$LINKINIT_TEMPLATE_FILE``
+(confd's ``check_cmd``): failing at start it is a declaration error; failing in follow mode it
+keeps the old file, and the caller skips the policy for that change.
+
+Jinja2 is an extra (``linkinit[templates]``) and is imported here only, and only when a
+template is declared: the start path of a container without templates never loads it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import namedtuple
+
+from .errors import DeclarationError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
+    from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+    from .envvars import ResolvedLink
+
+LABEL_PREFIX = "linkinit.template."
+ATTRIBUTES = ("check", "mode", "owner")
+FILE_VARIABLE = "LINKINIT_TEMPLATE_FILE"  # the new file, for the check
+DEST_VARIABLE = "LINKINIT_TEMPLATE_DEST"
+CHECK_TIMEOUT = 60.0
+DEFAULT_MODE = 0o644
+_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class TemplateSpec(
+    namedtuple("TemplateSpec", "id source dest check mode owner origin",
+               defaults=("", None, "", ""))
+):
+    """One declared template: id; source and dest (absolute paths in the container); check
+    (a shell command, "" for none); mode (int or None: 0644); owner (``user[:group]`` or "");
+    origin (where it was declared, for error messages)."""
+
+    __slots__ = ()
+
+
+def parse_pair(value: str, origin: str) -> tuple[str, str]:
+    """``SRC:DEST``, both absolute paths."""
+    source, colon, dest = value.strip().partition(":")
+    if not colon or not source.startswith("/") or not dest.startswith("/"):
+        raise DeclarationError(
+            f"{origin}: expected SRC:DEST, two absolute paths in the container, e.g. "
+            "/etc/linkinit/upstream.conf.j2:/etc/nginx/conf.d/upstream.conf"
+        )
+    return source, dest
+
+
+def parse_mode(value: object, origin: str) -> int:
+    text = str(value).strip()
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o7777:
+        raise DeclarationError(f"{origin}: mode must be octal permissions, e.g. 0644, "
+                               f"not {text!r}")
+    return mode
+
+
+def spec(template_id: str, pair: str, origin: str, check: str = "",
+         mode: Optional[object] = None, owner: str = "") -> TemplateSpec:
+    """A checked declaration."""
+    if not _ID.match(template_id):
+        raise DeclarationError(f"{origin}: template id {template_id!r} is not valid: use "
+                               "letters, digits, '_' and '-' only")
+    source, dest = parse_pair(pair, origin)
+    checked_mode = None if mode is None else parse_mode(mode, f"{origin}.mode")
+    return TemplateSpec(template_id, source, dest, str(check).strip(), checked_mode,
+                        str(owner).strip(), origin)
+
+
+def parse_labels(labels: Mapping[str, str]) -> tuple[TemplateSpec, ...]:
+    """``linkinit.template.<id>=SRC:DEST`` and ``linkinit.template.<id>.check|mode|owner``."""
+    pairs: dict[str, str] = {}
+    attributes: dict[str, dict[str, str]] = {}
+    for key in sorted(labels):
+        if not key.startswith(LABEL_PREFIX):
+            continue
+        template_id, dot, attribute = key[len(LABEL_PREFIX):].partition(".")
+        if not dot:
+            pairs[template_id] = labels[key]
+        elif attribute in ATTRIBUTES:
+            attributes.setdefault(template_id, {})[attribute] = labels[key]
+        else:
+            raise DeclarationError(f"label {key}: unknown template attribute {attribute!r} "
+                                   f"(known: {', '.join(ATTRIBUTES)})")
+    for template_id, attrs in attributes.items():
+        if template_id not in pairs:
+            raise DeclarationError(
+                f"label {LABEL_PREFIX}{template_id}.{next(iter(attrs))} has no "
+                f"{LABEL_PREFIX}{template_id}=SRC:DEST label to go with it")
+    return tuple(
+        spec(template_id, pair, f"label {LABEL_PREFIX}{template_id}",
+             **attributes.get(template_id, {}))  # type: ignore[arg-type]
+        for template_id, pair in pairs.items()
+    )
+
+
+def parse_flag(text: str) -> TemplateSpec:
+    """``--template SRC:DEST``: its id is its DEST, so a flag replaces a file's or a label's
+    template only when that one's id is the same path."""
+    origin = f"flag --template {text}"
+    _, dest = parse_pair(text, origin)
+    return TemplateSpec(dest, *parse_pair(text, origin), origin=origin)
+
+
+def merge(sources: Iterable[Iterable[TemplateSpec]]) -> tuple[TemplateSpec, ...]:
+    """Weakest source first, a stronger one replacing an id whole; two templates writing one
+    file are refused."""
+    by_id: dict[str, TemplateSpec] = {}
+    for source in sources:
+        for one in source:
+            by_id.pop(one.id, None)
+            by_id[one.id] = one
+    dests: dict[str, TemplateSpec] = {}
+    for one in by_id.values():
+        other = dests.setdefault(one.dest, one)
+        if other is not one:
+            raise DeclarationError(f"{other.origin} and {one.origin} both write {one.dest}; "
+                                   "keep one")
+    return tuple(by_id.values())
+
+
+# -- what a template sees ------------------------------------------------------------------
+
+
+def link_values(link: ResolvedLink) -> dict:
+    """One link as a template's ``links.<alias>``."""
+    from .container import Port
+    from .envvars import child_variables, exported_address
+
+    ports = sorted(set(link.ports), key=Port.sort_key)
+    return {
+        "address": exported_address(link), "ip": link.ip,
+        "port": ports[0].number if ports else None,
+        "ports": [{"number": port.number, "proto": port.proto} for port in ports],
+        "env": dict(child_variables(link)), "name": link.child_name,
+        "hostname": link.child_hostname,
+    }
+
+
+def context(environment: Mapping[str, str], links: Iterable[ResolvedLink]) -> dict:
+    """A template's names: COMMAND's variables, and ``links`` by alias. Pure."""
+    return {**environment, "links": {link.alias: link_values(link) for link in links}}
+
+
+# -- rendering -----------------------------------------------------------------------------
+
+
+def render(template: TemplateSpec, names: Mapping[str, Any]) -> str:
+    """The template's text; any error is a DeclarationError naming the file, its line and
+    what failed (an undefined name, a syntax error)."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    folder, base = os.path.split(template.source)
+    environment = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(folder), undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True, autoescape=False)
+    try:
+        return environment.get_template(base).render(names)
+    except jinja2.TemplateNotFound as error:
+        raise DeclarationError(f"{template.origin}: template {template.source}: no such file"
+                               + ("" if str(error) == base else f" ({error})")) from None
+    except jinja2.TemplateSyntaxError as error:
+        where = f"{error.filename or template.source}:{error.lineno}"
+        raise DeclarationError(f"{template.origin}: {where}: {error.message}") from None
+    except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError,
+            ValueError) as error:
+        where = _template_line(error, folder) or template.source
+        raise DeclarationError(f"{template.origin}: {where}: {error}") from None
+
+
+def _template_line(error: BaseException, folder: str) -> str:
+    """``file:line`` of the template frame an error was raised in (Jinja2 rewrites its
+    tracebacks to point at template lines)."""
+    found = ""
+    trace = error.__traceback__
+    while trace is not None:
+        filename = trace.tb_frame.f_code.co_filename
+        if filename.startswith(folder + os.sep) and not filename.endswith(".py"):
+            found = f"{filename}:{trace.tb_lineno}"
+        trace = trace.tb_next
+    return found
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def staged_path(template: TemplateSpec) -> str:
+    folder, base = os.path.split(template.dest)
+    return os.path.join(folder, f".{base}.linkinit-new")
+
+
+def stage(template: TemplateSpec, text: str) -> str:
+    """Write the new file beside DEST (its directory created) with its mode and owner."""
+    path = staged_path(template)
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    mode = DEFAULT_MODE if template.mode is None else template.mode
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(descriptor, "w") as file:
+        file.write(text)
+        file.flush()
+        os.fchmod(descriptor, mode)
+        if template.owner:
+            os.fchown(descriptor, *owner_ids(template.owner, template.origin))
+        os.fsync(descriptor)
+    return path
+
+
+def owner_ids(owner: str, origin: str) -> tuple[int, int]:
+    """``user[:group]`` by name or number; the group defaults to the user's."""
+    import grp
+    import pwd
+
+    user, _, group = owner.partition(":")
+    try:
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+        uid, gid = entry.pw_uid, entry.pw_gid
+    except KeyError:
+        if not user.isdigit():
+            raise DeclarationError(f"{origin}.owner: no user {user!r} in this container") \
+                from None
+        uid = gid = int(user)
+    if group:
+        try:
+            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise DeclarationError(f"{origin}.owner: no group {group!r} in this container") \
+                from None
+    return uid, gid
+
+
+def run_check(template: TemplateSpec, staged: str,
+              environment: Mapping[str, str]) -> tuple[bool, str]:
+    """``sh -c CHECK`` with the new file as ``$LINKINIT_TEMPLATE_FILE``: passed, and what it
+    printed (stdout and stderr together)."""
+    import subprocess
+
+    env = {**environment, FILE_VARIABLE: staged, DEST_VARIABLE: template.dest}
+    try:
+        done = subprocess.run(["/bin/sh", "-c", template.check], env=env, text=True,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=CHECK_TIMEOUT)
+    except subprocess.TimeoutExpired as expired:
+        return False, f"{expired.output or ''}(no answer after {CHECK_TIMEOUT:.0f} s)"
+    except OSError as error:
+        return False, f"cannot run /bin/sh: {error.strerror}"
+    return done.returncode == 0, (done.stdout or "") + (
+        "" if done.returncode == 0 else f"(exit status {done.returncode})")
+
+
+def current_text(path: str) -> Optional[str]:
+    try:
+        with open(path) as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def install(template: TemplateSpec, text: str, environment: Mapping[str, str],
+            report: Callable[[str], None]) -> bool:
+    """Stage, check, rename. False (DEST untouched) when the check fails, after reporting
+    what it printed."""
+    try:
+        staged = stage(template, text)
+    except OSError as error:
+        raise DeclarationError(f"{template.origin}: cannot write {template.dest}: "
+                               f"{error.strerror}") from None
+    if template.check:
+        passed, printed = run_check(template, staged, environment)
+        if not passed:
+            os.unlink(staged)
+            lines = printed.strip().splitlines() or ["(no output)"]
+            report(f"template {template.id}: check failed, {template.dest} kept as it was: "
+                   f"{template.check}: " + " / ".join(lines[-5:]))
+            return False
+    os.replace(staged, template.dest)
+    return True
+
+
+def write_all(specs: Sequence[TemplateSpec], environment: Mapping[str, str],
+              links: Iterable[ResolvedLink], report: Callable[[str], None]) -> None:
+    """At start: render every template (any error, a failing check included, is 64 before
+    COMMAND starts), then install each."""
+    names = context(environment, links)
+    texts = [render(template, names) for template in specs]
+    for template, text in zip(specs, texts, strict=True):
+        if not install(template, text, environment, report):
+            raise DeclarationError(f"{template.origin}: the check failed for {template.dest} "
+                                   "(its output is above); COMMAND was not started")
+
+
+def rewrite(specs: Sequence[TemplateSpec], environment: Mapping[str, str],
+            links: Iterable[ResolvedLink], report: Callable[[str], None]) -> Optional[bool]:
+    """In follow mode, after a change: render every template again and install those whose
+    text changed. True: at least one changed and no check failed (apply the policy); False:
+    a check failed or a template failed to render (skip it); None: nothing changed."""
+    names = context(environment, links)
+    changed, failed = False, False
+    for template in specs:
+        try:
+            text = render(template, names)
+            if text == current_text(template.dest):
+                continue
+            installed = install(template, text, environment, report)
+        except DeclarationError as error:
+            report(f"template {template.id}: {error}; {template.dest} kept as it was")
+            installed = False
+        if installed:
+            report(f"template {template.id}: {template.dest} rendered again")
+        changed, failed = changed or installed, failed or not installed
+    return None if not (changed or failed) else changed and not failed
