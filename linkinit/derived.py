@@ -118,8 +118,8 @@ def unknown_message(origin: str, name: str, names: Mapping[str, str],
                 "variables and the container's own, not other derived ones")
     import difflib  # only on the way to an error
 
-    close = difflib.get_close_matches(name, list(names), n=3, cutoff=0.6)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close else ""
     return (f"{origin}: ${{{name}}} is not a link variable nor one of this container's "
             f"variables{hint}; write $$ for a literal $")
 
