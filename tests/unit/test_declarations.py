@@ -320,7 +320,8 @@ def test_an_empty_yaml_file_declares_nothing(text):
         ),
         pytest.param(
             "links:\n  redis:\n    container: db1\n    colour: red\n",
-            "f.yaml:2: link redis: unknown field 'colour' (known: container, wait, optional, address)",
+            "f.yaml:2: link redis: unknown field 'colour' "
+            "(known: container, wait, optional, address)",
             id="unknown-link-field",
         ),
         pytest.param(
