@@ -175,9 +175,10 @@ def render(template: TemplateSpec, names: Mapping[str, Any]) -> str:
         keep_trailing_newline=True, autoescape=False)
     try:
         return environment.get_template(base).render(names)
-    except jinja2.TemplateNotFound as error:
-        raise DeclarationError(f"{template.origin}: template {template.source}: no such file"
-                               + ("" if str(error) == base else f" ({error})")) from None
+    except jinja2.TemplateNotFound as error:  # the source, or a file it includes
+        missing = template.source if error.name == base else error.name
+        raise DeclarationError(f"{template.origin}: template {missing}: no such file") \
+            from None
     except jinja2.TemplateSyntaxError as error:
         where = f"{error.filename or template.source}:{error.lineno}"
         raise DeclarationError(f"{template.origin}: {where}: {error.message}") from None
