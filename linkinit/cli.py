@@ -256,7 +256,7 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     resolved = resolve.resolve_links(engine, parent, declared.links, remaining, report)
     hosts.write_hosts(resolved)
     links = link_environment(resolved)
-    exported = _outputs(declared, resolved, links, environ, options, report)
+    exported = _outputs(declared, resolved, links, environ, options)
     follow = None
     if not options.print_env and declared.on_change not in (None, "none"):
         from .follow import prepare  # only in follow mode: its imports cost every start
@@ -278,13 +278,12 @@ def _without_engine(engine: Any, declared: Any, environ: Mapping[str, str],
     report(f"no Docker Engine socket at {engine.socket_path} and no links "
            "declared by file, flag or LINKINIT_LINKS: running COMMAND without links "
            "(--require-engine or LINKINIT_REQUIRE_ENGINE=1 makes this exit 69)")
-    exported = _outputs(declared, [], {}, environ, options, report)
+    exported = _outputs(declared, [], {}, environ, options)
     return build_environment(environ, exported), list(exported), None
 
 
 def _outputs(declared: Any, resolved: Sequence[Any], links: Mapping[str, str],
-             environ: Mapping[str, str], options: Options,
-             report: Callable[[str], None]) -> dict[str, str]:
+             environ: Mapping[str, str], options: Options) -> dict[str, str]:
     """The link variables and the derived ones after them; then, unless only printing, the
     templates rendered from them (before COMMAND starts, so it never reads a stale file)."""
     exported = dict(links)
@@ -296,7 +295,7 @@ def _outputs(declared: Any, resolved: Sequence[Any], links: Mapping[str, str],
         from .envvars import build_environment
         from .templates import write_all  # Jinja2: only when a template is declared
 
-        write_all(declared.templates, build_environment(environ, exported), resolved, report)
+        write_all(declared.templates, build_environment(environ, exported), resolved)
     return exported
 
 

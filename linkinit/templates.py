@@ -275,10 +275,9 @@ def current_text(path: str) -> Optional[str]:
         return None
 
 
-def install(template: TemplateSpec, text: str, environment: Mapping[str, str],
-            report: Callable[[str], None]) -> bool:
-    """Stage, check, rename. False (DEST untouched) when the check fails, after reporting
-    what it printed."""
+def install(template: TemplateSpec, text: str, environment: Mapping[str, str]) -> str:
+    """Stage, check, rename. When the check fails, DEST is left untouched and the answer
+    says so with the check's last lines of output; "" when DEST was replaced."""
     try:
         staged = stage(template, text)
     except OSError as error:
@@ -289,23 +288,22 @@ def install(template: TemplateSpec, text: str, environment: Mapping[str, str],
         if not passed:
             os.unlink(staged)
             lines = printed.strip().splitlines() or ["(no output)"]
-            report(f"template {template.id}: check failed, {template.dest} kept as it was: "
-                   f"{template.check}: " + " / ".join(lines[-5:]))
-            return False
+            return (f"check failed, {template.dest} kept as it was: {template.check}: "
+                    + " / ".join(lines[-5:]))
     os.replace(staged, template.dest)
-    return True
+    return ""
 
 
 def write_all(specs: Sequence[TemplateSpec], environment: Mapping[str, str],
-              links: Iterable[ResolvedLink], report: Callable[[str], None]) -> None:
+              links: Iterable[ResolvedLink]) -> None:
     """At start: render every template (any error, a failing check included, is 64 before
     COMMAND starts), then install each."""
     names = context(environment, links)
     texts = [render(template, names) for template in specs]
     for template, text in zip(specs, texts, strict=True):
-        if not install(template, text, environment, report):
-            raise DeclarationError(f"{template.origin}: the check failed for {template.dest} "
-                                   "(its output is above); COMMAND was not started")
+        failure = install(template, text, environment)
+        if failure:
+            raise DeclarationError(f"{template.origin}: {failure}; COMMAND was not started")
 
 
 def rewrite(specs: Sequence[TemplateSpec], environment: Mapping[str, str],
@@ -320,11 +318,10 @@ def rewrite(specs: Sequence[TemplateSpec], environment: Mapping[str, str],
             text = render(template, names)
             if text == current_text(template.dest):
                 continue
-            installed = install(template, text, environment, report)
+            failure = install(template, text, environment)
         except DeclarationError as error:
-            report(f"template {template.id}: {error}; {template.dest} kept as it was")
-            installed = False
-        if installed:
-            report(f"template {template.id}: {template.dest} rendered again")
+            failure = f"{error}; {template.dest} kept as it was"
+        installed = not failure
+        report(f"template {template.id}: {failure or f'{template.dest} rendered again'}")
         changed, failed = changed or installed, failed or not installed
     return None if not (changed or failed) else changed and not failed

@@ -281,7 +281,7 @@ def test_a_missing_source_is_named(tmp_path: Path) -> None:
 
 def test_write_all_makes_the_directory_and_sets_the_mode(tmp_path: Path) -> None:
     spec = template(tmp_path, "{{ URL }}\n", mode="0640")
-    templates.write_all([spec], {"URL": "u"}, [], lambda line: None)
+    templates.write_all([spec], {"URL": "u"}, [])
     assert Path(spec.dest).read_text() == "u\n"
     assert stat.S_IMODE(os.stat(spec.dest).st_mode) == 0o640
     assert os.listdir(os.path.dirname(spec.dest)) == ["t.conf"]  # no staged file left
@@ -305,9 +305,9 @@ def test_the_check_sees_the_new_file_and_a_failure_keeps_the_old(tmp_path: Path)
 
 def test_a_failing_check_at_start_is_64_and_writes_nothing(tmp_path: Path) -> None:
     spec = template(tmp_path, "x\n", check="echo no; exit 3")
-    message = error_of(templates.write_all, [spec], {}, [], lambda line: None)
-    assert message == (f"label linkinit.template.t: the check failed for {spec.dest} (its "
-                       "output is above); COMMAND was not started")
+    message = error_of(templates.write_all, [spec], {}, [])
+    assert message == (f"label linkinit.template.t: check failed, {spec.dest} kept as it "
+                       "was: echo no; exit 3: no / (exit status 3); COMMAND was not started")
     assert not os.path.exists(spec.dest)
 
 
