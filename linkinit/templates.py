@@ -215,13 +215,17 @@ def stage(template: TemplateSpec, text: str) -> str:
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     mode = DEFAULT_MODE if template.mode is None else template.mode
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(descriptor, "w") as file:
-        file.write(text)
-        file.flush()
-        os.fchmod(descriptor, mode)
-        if template.owner:
-            os.fchown(descriptor, *owner_ids(template.owner, template.origin))
-        os.fsync(descriptor)
+    try:
+        with open(descriptor, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fchmod(descriptor, mode)
+            if template.owner:
+                os.fchown(descriptor, *owner_ids(template.owner, template.origin))
+            os.fsync(descriptor)
+    except BaseException:
+        os.unlink(path)  # no half-made file left beside DEST
+        raise
     return path
 
 

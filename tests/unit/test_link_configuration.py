@@ -303,6 +303,18 @@ def test_the_check_sees_the_new_file_and_a_failure_keeps_the_old(tmp_path: Path)
     assert os.listdir(os.path.dirname(spec.dest)) == ["t.conf"]
 
 
+def test_an_owner_by_name_and_number_and_an_unknown_one(tmp_path: Path) -> None:
+    """``user[:group]``: root by name and number; an unknown user is 64, nothing left."""
+    for owner in ("root", "0:0", "root:root"):
+        spec = template(tmp_path, "x\n")._replace(owner=owner)
+        templates.write_all([spec], {}, [])
+        assert (os.stat(spec.dest).st_uid, os.stat(spec.dest).st_gid) == (0, 0)
+    spec = template(tmp_path, "x\n")._replace(owner="no-such-user-here")
+    assert error_of(templates.write_all, [spec], {}, []) == \
+        "label linkinit.template.t.owner: no user 'no-such-user-here' in this container"
+    assert os.listdir(os.path.dirname(spec.dest)) == ["t.conf"]
+
+
 def test_a_failing_check_at_start_is_64_and_writes_nothing(tmp_path: Path) -> None:
     spec = template(tmp_path, "x\n", check="echo no; exit 3")
     message = error_of(templates.write_all, [spec], {}, [])
