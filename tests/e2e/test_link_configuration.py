@@ -40,7 +40,8 @@ def stderr_of(container: Any) -> str:
 
 
 @pytest.fixture(scope="module")
-def docker_side(engines_under_test: dict, tmp_path_factory: Any) -> EngineUnderTest:
+def docker_side(engines_under_test: dict) -> EngineUnderTest:
+    """Docker, connected once for the module's shared network and children."""
     if "docker" not in engines_under_test:
         engines_under_test["docker"] = connect_engine("docker")
     return engines_under_test["docker"]
