@@ -158,6 +158,12 @@ def parse_arguments(argv: Sequence[str]) -> Options:
                              "(default), hosts, signal:<SIG>, restart or exit")
     parser.add_argument("--splay", type=float, metavar="SECONDS",
                         help="follow mode, restart: wait a random time up to this long first")
+    parser.add_argument("--env", action="append", metavar="NAME=VALUE",
+                        help="a derived variable for COMMAND; ${VAR} in VALUE expands a link "
+                             "variable or one of the container's own, $$ is $ (repeatable)")
+    parser.add_argument("--template", action="append", metavar="SRC:DEST",
+                        help="render the Jinja2 template SRC to DEST before COMMAND starts "
+                             "(and in follow mode when a child changes) (repeatable)")
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     options = parser.parse_args(list(argv), namespace=Options())
@@ -234,14 +240,13 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     from_file = load_config(options.config)
     from_env = declare.Declaration(tuple(_env_link(entry) for entry in options.env_links))
     policy = options.on_change and declare.check_policy(options.on_change, "on-change")
-    from_flags = declare.parse_flags(options.link, options.timeout)._replace(on_change=policy)
+    from_flags = declare.parse_flags(options.link, options.timeout, options.env,
+                                     options.template)._replace(on_change=policy)
     first_timeout = _first(from_flags.timeout, from_file.timeout, declare.DEFAULT_TIMEOUT)
     engine = Engine.from_environ(environ, in_container=True)
     if _plain_init(engine, options, [from_file, from_env, from_flags]):
-        report(f"no Docker Engine socket at {engine.socket_path} and no links "
-               "declared by file, flag or LINKINIT_LINKS: running COMMAND without links "
-               "(--require-engine or LINKINIT_REQUIRE_ENGINE=1 makes this exit 69)")
-        return build_environment(environ, {}), [], None
+        return _without_engine(engine, declare.merge([from_file, from_flags]), environ,
+                               options, report)
     engine.deadline = started + first_timeout + resolve.LAST_LOOK_GRACE
     resolve.connect(engine, started + first_timeout)
     parent = resolve.find_parent(engine, environ)
@@ -252,16 +257,49 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     resolved = resolve.resolve_links(engine, parent, declared.links, remaining, report)
     hosts.write_hosts(resolved)
     links = link_environment(resolved)
+    exported = _outputs(declared, resolved, links, environ, options)
     follow = None
     if not options.print_env and declared.on_change not in (None, "none"):
         from linkinit.init.follow import (
             prepare,  # only in follow mode: its imports cost every start
         )
 
-        follow = prepare(declared, engine, parent, environ, resolved, options.quiet)
+        follow = prepare(declared, engine, parent, environ, resolved, options.quiet,
+                         {key: exported[key] for key in exported if key not in links})
     elif not options.print_env:
         _forget_followed_links(environ)
-    return build_environment(environ, links), list(links), follow
+    return build_environment(environ, exported), list(exported), follow
+
+
+def _without_engine(engine: Any, declared: Any, environ: Mapping[str, str],
+                    options: Options, report: Callable[[str], None]) -> Resolved:
+    """A plain init: no links, but the derived variables and templates the file and the
+    flags declare (the container's own variables may hold what they need: a Kubernetes
+    pod's service variables)."""
+    from linkinit.model.envvars import build_environment
+
+    report(f"no Docker Engine socket at {engine.socket_path} and no links "
+           "declared by file, flag or LINKINIT_LINKS: running COMMAND without links "
+           "(--require-engine or LINKINIT_REQUIRE_ENGINE=1 makes this exit 69)")
+    exported = _outputs(declared, [], {}, environ, options)
+    return build_environment(environ, exported), list(exported), None
+
+
+def _outputs(declared: Any, resolved: Sequence[Any], links: Mapping[str, str],
+             environ: Mapping[str, str], options: Options) -> dict[str, str]:
+    """The link variables and the derived ones after them; then, unless only printing, the
+    templates rendered from them (before COMMAND starts, so it never reads a stale file)."""
+    exported = dict(links)
+    if declared.env:
+        from linkinit.model.derived import derive
+
+        exported.update(derive(declared.env, links, environ))
+    if declared.templates and not options.print_env:
+        from linkinit.init.templates import write_all  # Jinja2: only when a template is declared
+        from linkinit.model.envvars import build_environment
+
+        write_all(declared.templates, build_environment(environ, exported), resolved)
+    return exported
 
 
 def _forget_followed_links(environ: Mapping[str, str]) -> None:

@@ -46,8 +46,10 @@ RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 SERVICE_POLL_SECONDS = 1.0
 
 
-class Seen(namedtuple("Seen", "container_id variables")):
-    """One child as COMMAND knows it: the container's ID and its link variables (pairs)."""
+class Seen(namedtuple("Seen", "container_id variables ip", defaults=("",))):
+    """One child as COMMAND knows it: the container's ID, its link variables (pairs) and,
+    where they carry a name instead (``address=name``), its IP ("" otherwise), so that a
+    move still rewrites ``/etc/hosts`` and the templates."""
 
     __slots__ = ()
 
@@ -68,7 +70,7 @@ def current(engine: Engine, parent: Mapping[str, Any],
 
 
 def seen_of(link: ResolvedLink, container_id: str) -> Seen:
-    return Seen(container_id, tuple(link_variables(link)))
+    return Seen(container_id, tuple(link_variables(link)), link.ip if link.address else "")
 
 
 def compare(given: Mapping[str, Seen], now: Mapping[str, Optional[Seen]]) -> tuple[list, list]:
@@ -104,6 +106,7 @@ class Follower:
         changed: Callable[[list], None],
         links_path: str,
         hosts_path: str = "/etc/hosts",
+        outputs: Optional[Outputs] = None,
     ) -> None:
         self.engine = engine
         self.parent = parent
@@ -116,6 +119,7 @@ class Follower:
         self.down: set[str] = set()
         self.services: set[str] = set()  # aliases whose child was last seen as a service
         self.links: dict[str, ResolvedLink] = {}
+        self.outputs = outputs or Outputs()
 
     def look(self) -> dict[str, Optional[Seen]]:
         now: dict[str, Optional[Seen]] = {}
@@ -146,8 +150,8 @@ class Follower:
             self.report(f"follow: {alias} ({self._spec(alias).child}) changed: now at "
                         f"{self.links[alias].ip}")
             self.given[alias] = now[alias]  # type: ignore[assignment]
-        self._apply()
-        self.changed(changed)
+        if self._apply() is not False:
+            self.changed(changed)
         return changed
 
     def _spec(self, alias: str) -> LinkSpec:
@@ -161,34 +165,75 @@ class Follower:
             self.report(f"follow: {alias} ({self._spec(alias).child}) is up again")
         self.down = set(down)
 
-    def _apply(self) -> None:
-        """The hosts file and the links file, from every link as COMMAND should now see it."""
+    def _apply(self) -> Optional[bool]:
+        """The hosts file, the links file (with the derived variables) and the templates,
+        from every link as COMMAND should now see it. False: skip the policy (a template's
+        check failed, or templates are declared and none changed)."""
         variables: dict[str, str] = {}
         for seen in self.given.values():
             variables.update(seen.variables)
+        variables.update(self.outputs.derive(variables, self.report))
         write_links(self.links_path, variables)
         current_links = [self.links[a] for a in self.given if a in self.links]
         write_hosts(current_links, self.hosts_path)
+        return self.outputs.render(variables, current_links, self.report)
+
+
+class Outputs:
+    """What follow mode computes from the links beyond their variables: the derived
+    variables (``derived.py``) and the templates (``templates.py``), with the container's
+    own variables (``own``) that both read."""
+
+    def __init__(self, derived: Sequence[Any] = (), templates: Sequence[Any] = (),
+                 own: Optional[Mapping[str, str]] = None,
+                 last: Optional[Mapping[str, str]] = None) -> None:
+        self.derived = list(derived)
+        self.templates = list(templates)
+        self.own = dict(own or {})
+        self.last = dict(last or {})  # the derived values COMMAND was last given
+
+    def derive(self, link_env: Mapping[str, str], report: Callable[[str], None]) -> dict:
+        """The derived variables again; a value that no longer expands (a child lost the
+        variable it names) keeps its last value, reported."""
+        if not self.derived:
+            return {}
+        from linkinit.model.derived import derive
+
+        values = dict(self.last)
+        for spec in self.derived:
+            try:
+                values.update(derive([spec], link_env, self.own))
+            except LinkinitError as error:
+                report(f"follow: {error}; {spec.name} keeps its last value")
+        self.last = values
+        return values
+
+    def render(self, variables: Mapping[str, str], links: Sequence[ResolvedLink],
+               report: Callable[[str], None]) -> Optional[bool]:
+        """Render the templates again (None when none are declared); see
+        ``templates.rewrite``."""
+        if not self.templates:
+            return None
+        from linkinit.init.templates import rewrite
+
+        return rewrite(self.templates, {**variables, **self.own}, links, report) is True
 
 
 def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],
             environ: Mapping[str, str], resolved: Sequence[ResolvedLink],
-            quiet: bool) -> dict:
-    """In the resolver, in follow mode: leave the watcher what it needs. Returns the policy
-    and the state directory for PID 1."""
+            quiet: bool, derived: Optional[Mapping[str, str]] = None) -> dict:
+    """In the resolver, in follow mode: leave the watcher what it needs (``derived``: the
+    derived variables' values COMMAND gets). Returns the policy and the state directory for
+    PID 1."""
     state = follow_dir(environ)
     policy = declared.on_change
-    given = {link.alias: [link.child_id, list(link_variables(link))] for link in resolved}
-    config = {"host": engine.host, "parent": dict(parent), "quiet": quiet,
-              "specs": [list(spec) for spec in declared.links], "given": given,
-              "notify": 0 if policy == "hosts" else NOTIFY_SIGNAL,
-              "watch": sorted({ref for link in resolved for ref in (link.child_id,
-                                                                     link.child_name)}
-                              | {spec.child for spec in declared.links})}
+    derived = dict(derived or {})
+    config = _config(declared, engine, parent, resolved, quiet, derived)
     try:
         os.makedirs(state, mode=0o700, exist_ok=True)
         write_links(os.path.join(state, LINKS_FILE),
-                    {k: v for link in resolved for k, v in link_variables(link)})
+                    {**{k: v for link in resolved for k, v in link_variables(link)},
+                     **derived})
         write_links(os.path.join(state, ENVIRON_FILE), environ)
         with open(os.path.join(state, CONFIG_FILE), "w") as file:
             json.dump(config, file)
@@ -198,6 +243,21 @@ def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],
             f"mount a tmpfs there (docker run --tmpfs {state}) or set LINKINIT_FOLLOW_DIR"
         ) from None
     return {"policy": policy, "dir": state}
+
+
+def _config(declared: Any, engine: Engine, parent: Mapping[str, Any],
+            resolved: Sequence[ResolvedLink], quiet: bool, derived: Mapping[str, str]) -> dict:
+    """``follow.json``: what the watcher starts from."""
+    given = {link.alias: list(seen_of(link, link.child_id)) for link in resolved}
+    return {"host": engine.host, "parent": dict(parent), "quiet": quiet,
+            "specs": [list(spec) for spec in declared.links], "given": given,
+            "derived": [list(spec) for spec in declared.env],
+            "templates": [list(spec) for spec in declared.templates],
+            "derived_values": dict(derived),
+            "notify": 0 if declared.on_change == "hosts" else NOTIFY_SIGNAL,
+            "watch": sorted({ref for link in resolved for ref in (link.child_id,
+                                                                   link.child_name)}
+                            | {spec.child for spec in declared.links})}
 
 
 def follow(follower: Follower, wake: Any, resync: float = RESYNC_SECONDS,
@@ -246,10 +306,11 @@ def main() -> int:
             os.kill(parent_pid, int(config["notify"]))
 
     specs = [LinkSpec(*fields) for fields in config["specs"]]
-    given = {alias: Seen(cid, tuple(map(tuple, variables)))
-             for alias, (cid, variables) in config["given"].items()}
+    given = {alias: Seen(cid, tuple(map(tuple, variables)), *rest)
+             for alias, (cid, variables, *rest) in config["given"].items()}
     follower = Follower(engine, config["parent"], specs, given, report, changed,
-                        os.path.join(state, LINKS_FILE), config.get("hosts", "/etc/hosts"))
+                        os.path.join(state, LINKS_FILE), config.get("hosts", "/etc/hosts"),
+                        _outputs(config, state))
     try:
         wake = EventWatcher(engine, time.time(), config.get("watch", ()))
         follow(follower, wake, config.get("resync", RESYNC_SECONDS))
@@ -257,6 +318,19 @@ def main() -> int:
         report(f"follow: {error}")
         return error.exit_status
     return 0
+
+
+def _outputs(config: Mapping[str, Any], state: str) -> Outputs:
+    """The derived variables and templates the resolver handed over, and the container's
+    own variables they read (``ENVIRON_FILE``)."""
+    from linkinit.init.supervise import read_environ
+    from linkinit.model.derived import DerivedSpec
+    from linkinit.model.templates import TemplateSpec
+
+    derived = [DerivedSpec(*fields) for fields in config.get("derived", ())]
+    templates = [TemplateSpec(*fields) for fields in config.get("templates", ())]
+    own = read_environ(os.path.join(state, ENVIRON_FILE)) if derived or templates else {}
+    return Outputs(derived, templates, own, config.get("derived_values"))
 
 
 if __name__ == "__main__":

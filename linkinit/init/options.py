@@ -49,6 +49,8 @@ class Options:
         self.pdeathsig: Optional[str] = None
         self.on_change: Optional[str] = None  # follow mode's policy, checked by declare
         self.splay: Optional[float] = None
+        self.env: list[str] = []  # --env NAME=VALUE: derived variables (no LINKINIT_ variable)
+        self.template: list[str] = []  # --template SRC:DEST (no LINKINIT_ variable)
         self.command = list(command)
 
 

@@ -188,6 +188,8 @@ def resolved_link(spec: LinkSpec, parent: Mapping[str, Any], seen: Observation) 
         child_name=model.name_of(child),
         child_hostname=model.hostname_of(child),
         child_id=str(child.get("Id", "")),
+        address=spec.alias if spec.address == "name" else "",
+        by_dns=spec.address == "name" and spec.alias in model.dns_names(parent, child),
     )
 
 

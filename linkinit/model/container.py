@@ -189,6 +189,17 @@ def shared_address(parent: Mapping[str, Any], child: Mapping[str, Any]) -> Optio
     return ""
 
 
+def dns_names(parent: Mapping[str, Any], child: Mapping[str, Any]) -> set[str]:
+    """The names the Engine's DNS answers with this child for the parent: its name and its
+    network aliases, on the user-defined networks they share (the default bridge has no DNS)."""
+    names: set[str] = set()
+    for network in shared_networks(parent, child):
+        if carries_aliases(network):
+            settings = networks_of(child).get(network) or {}
+            names.update([name_of(child), *(settings.get("Aliases") or [])])
+    return names
+
+
 def no_shared_network_message(alias: str, parent: Mapping[str, Any],
                               child: Mapping[str, Any]) -> str:
     """Why a child cannot be linked: both network lists, and the command that fixes it."""

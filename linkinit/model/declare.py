@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
     from typing import Iterable, Mapping, Optional, Sequence
 
 WAIT_MODES = ("started", "healthy", "listening", "none")
+ADDRESS_MODES = ("ip", "name")  # what _ADDR carries: the IP (moby's), or the alias
 DEFAULT_WAIT = "listening"
 DEFAULT_TIMEOUT = 60.0
 LABEL_PREFIX = "link."
@@ -34,12 +35,14 @@ _FALSE = {"false", "0", "no", "off", ""}
 
 
 class LinkSpec(
-    namedtuple("LinkSpec", "alias child wait optional origin", defaults=(DEFAULT_WAIT, False, ""))
+    namedtuple("LinkSpec", "alias child wait optional origin address",
+               defaults=(DEFAULT_WAIT, False, "", "ip"))
 ):
     """One declared link: the parent will know ``child`` as ``alias``.
 
     alias: str; child: str (name, ID, ID prefix or network alias); wait: one of WAIT_MODES;
-    optional: bool; origin: str, where it was declared, for error messages.
+    optional: bool; origin: str, where it was declared, for error messages; address: one of
+    ADDRESS_MODES.
     """
 
     __slots__ = ()
@@ -51,12 +54,14 @@ class LinkSpec(
 
 
 class Declaration(
-    namedtuple("Declaration", "links timeout on_change", defaults=((), None, None))
+    namedtuple("Declaration", "links timeout on_change env templates",
+               defaults=((), None, None, (), ()))
 ):
     """The links of one source (or of all, merged), and the settings it made, if any.
 
     links: tuple of LinkSpec; timeout: seconds (float) or None; on_change: follow mode's
-    policy (``check_policy``'s form) or None.
+    policy (``check_policy``'s form) or None; env: derived variables (``derived.DerivedSpec``);
+    templates: ``templates.TemplateSpec``.
     """
 
     __slots__ = ()
@@ -72,6 +77,14 @@ def check_alias(alias: str, origin: str) -> str:
             f"{origin}: alias {alias!r} is not valid: use letters, digits, '_' and '-' only"
         )
     return alias
+
+
+def check_address(value: str, origin: str) -> str:
+    if value not in ADDRESS_MODES:
+        raise DeclarationError(
+            f"{origin}: address must be one of {', '.join(ADDRESS_MODES)}, not {value!r}"
+        )
+    return value
 
 
 def check_wait(value: str, origin: str) -> str:
@@ -134,14 +147,18 @@ def check_policy(value: object, origin: str) -> str:
 
 
 def parse_labels(labels: Mapping[str, str]) -> Declaration:
-    """Read ``link.<alias>=<child>``, ``link.<alias>.wait|optional``, ``linkinit.timeout``
-    and ``linkinit.on-change``."""
+    """Read ``link.<alias>=<child>``, ``link.<alias>.wait|optional|address``,
+    ``linkinit.timeout``, ``linkinit.on-change``, ``linkinit.env.*`` and
+    ``linkinit.template.*``."""
+    from linkinit.model import derived, templates
+
     timeout = on_change = None
     if TIMEOUT_LABEL in labels:
         timeout = parse_timeout(labels[TIMEOUT_LABEL], f"label {TIMEOUT_LABEL}")
     if ON_CHANGE_LABEL in labels:
         on_change = check_policy(labels[ON_CHANGE_LABEL], f"label {ON_CHANGE_LABEL}")
-    return Declaration(_label_links(labels), timeout, on_change)
+    return Declaration(_label_links(labels), timeout, on_change, derived.parse_labels(labels),
+                       templates.parse_labels(labels))
 
 
 def _label_links(labels: Mapping[str, str]) -> tuple[LinkSpec, ...]:
@@ -158,11 +175,12 @@ def _label_links(labels: Mapping[str, str]) -> tuple[LinkSpec, ...]:
             if not value.strip():
                 raise DeclarationError(f"{origin}: name the child container, e.g. {key}=db1")
             children[alias] = value.strip()
-        elif attribute in ("wait", "optional"):
+        elif attribute in _LINK_ATTRIBUTES:
             attributes.setdefault(alias, {})[attribute] = value
         else:
             raise DeclarationError(
-                f"label {key}: unknown link attribute {attribute!r} (known: wait, optional)"
+                f"label {key}: unknown link attribute {attribute!r} "
+                f"(known: {', '.join(_LINK_ATTRIBUTES)})"
             )
     for alias in attributes:
         if alias not in children:
@@ -176,8 +194,12 @@ def _label_links(labels: Mapping[str, str]) -> tuple[LinkSpec, ...]:
         key = f"{LABEL_PREFIX}{alias}"
         wait = check_wait(attrs.get("wait", DEFAULT_WAIT).strip(), f"label {key}.wait")
         optional = parse_bool(attrs.get("optional", "false"), f"label {key}.optional")
-        links.append(LinkSpec(alias, child, wait, optional, f"label {key}"))
+        address = check_address(attrs.get("address", "ip").strip(), f"label {key}.address")
+        links.append(LinkSpec(alias, child, wait, optional, f"label {key}", address))
     return tuple(links)
+
+
+_LINK_ATTRIBUTES = ("wait", "optional", "address")
 
 
 def link_label_groups(labels: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -212,12 +234,21 @@ def parse_link_flag(value: str) -> LinkSpec:
     return parse_link(value, f"flag --link {value}", "--link db1:redis")
 
 
-def parse_flags(links: Sequence[str], timeout: Optional[float] = None) -> Declaration:
-    return Declaration(tuple(parse_link_flag(value) for value in links), timeout)
+def parse_flags(links: Sequence[str], timeout: Optional[float] = None,
+                env: Sequence[str] = (), templates: Sequence[str] = ()) -> Declaration:
+    from linkinit.model import derived
+    from linkinit.model import templates as template_specs
+
+    return Declaration(tuple(parse_link_flag(value) for value in links), timeout, None,
+                       tuple(derived.merge([[derived.parse_flag(text) for text in env]])),
+                       tuple(template_specs.parse_flag(text) for text in templates))
 
 
 def merge(declarations: Iterable[Declaration]) -> Declaration:
     """Merge sources from weakest to strongest: a later source replaces an alias whole."""
+    from linkinit.model import derived, templates
+
+    declarations = list(declarations)
     by_alias: dict[str, LinkSpec] = {}
     timeout = on_change = None
     for declaration in declarations:
@@ -227,7 +258,9 @@ def merge(declarations: Iterable[Declaration]) -> Declaration:
         timeout = declaration.timeout if declaration.timeout is not None else timeout
         on_change = declaration.on_change or on_change
     check_prefixes_unique(by_alias.values())
-    return Declaration(tuple(by_alias.values()), timeout, on_change)
+    return Declaration(tuple(by_alias.values()), timeout, on_change,
+                       derived.merge(d.env for d in declarations),
+                       templates.merge(d.templates for d in declarations))
 
 
 def check_prefixes_unique(specs: Iterable[LinkSpec]) -> None:
@@ -259,23 +292,26 @@ def parse_yaml(text: str, path: str) -> Declaration:
     if root is None:
         return Declaration()
     mapping = _unique(path, _mapping(root, path, "the file"), "key")
-    links: list[LinkSpec] = []
+    sections: dict[str, list] = {"links": [], "env": [], "templates": []}
     settings: dict[str, object] = {}
     for key_node, value_node in mapping:
         key = key_node.value
         where = _where(path, key_node)
-        if key == "links" and _is_null(value_node):
+        if key in sections and _is_null(value_node):
             continue  # ``links:`` with nothing under it: no links
-        if key == "links":
-            links.extend(_yaml_links(path, value_node))
+        if key in sections:
+            sections[key].extend(_YAML_SECTIONS[key](path, value_node))
         elif key in _YAML_SETTINGS:
             settings[key] = _YAML_SETTINGS[key](value_node.value, f"{where}: {key}")
         else:
             raise DeclarationError(
-                f"{where}: unknown key {key!r} (known: links, {', '.join(_YAML_SETTINGS)})"
+                f"{where}: unknown key {key!r} (known: {', '.join(sections)}, "
+                f"{', '.join(_YAML_SETTINGS)})"
             )
-    check_prefixes_unique(links)
-    return Declaration(tuple(links), settings.get("timeout"), settings.get("on_change"))
+    check_prefixes_unique(sections["links"])
+    return Declaration(tuple(sections["links"]), settings.get("timeout"),
+                       settings.get("on_change"), tuple(sections["env"]),
+                       tuple(sections["templates"]))
 
 
 _YAML_SETTINGS = {"timeout": parse_timeout, "on_change": check_policy}
@@ -333,14 +369,72 @@ def _yaml_link(path: str, key_node: object, value_node: object) -> LinkSpec:
                     f"{_where(path, field_value)}: {field_node.value} must be a plain value"
                 )
             fields[field_node.value] = field_value.value
-    unknown = set(fields) - {"container", "wait", "optional"}
+    unknown = set(fields) - {"container", *_LINK_ATTRIBUTES}
     if unknown:
         raise DeclarationError(
-            f"{origin}: unknown field {sorted(unknown)[0]!r} (known: container, wait, optional)"
+            f"{origin}: unknown field {sorted(unknown)[0]!r} (known: container, "
+            f"{', '.join(_LINK_ATTRIBUTES)})"
         )
     child = str(fields.get("container", "")).strip()
     if not child:
         raise DeclarationError(f"{origin}: name the child, e.g. {alias}: {{container: db1}}")
     wait = check_wait(str(fields.get("wait", DEFAULT_WAIT)), f"{origin}.wait")
     optional = parse_bool(fields.get("optional", False), f"{origin}.optional")
-    return LinkSpec(alias, child, wait, optional, origin)
+    address = check_address(str(fields.get("address", "ip")), f"{origin}.address")
+    return LinkSpec(alias, child, wait, optional, origin, address)
+
+
+def _yaml_env(path: str, node: object) -> list:
+    """``env: {NAME: value}``: derived variables, each named by its line."""
+    import yaml
+
+    from linkinit.model import derived
+
+    found = []
+    for key_node, value_node in _unique(path, _mapping(node, path, "env"), "variable"):
+        origin = f"{_where(path, key_node)}: env {key_node.value}"
+        if not isinstance(value_node, yaml.ScalarNode):
+            raise DeclarationError(f"{origin}: the value must be a plain string")
+        found.append(derived.spec(str(key_node.value), str(value_node.value), origin))
+    return found
+
+
+def _yaml_templates(path: str, node: object) -> list:
+    """``templates: {id: {source: SRC, dest: DEST, check: CMD, mode: "0644", owner: USER}}``
+    or ``id: SRC:DEST``."""
+    import yaml
+
+    from linkinit.model import templates
+
+    known = ("source", "dest", *templates.ATTRIBUTES)
+    found = []
+    for key_node, value_node in _unique(path, _mapping(node, path, "templates"), "template"):
+        origin = f"{_where(path, key_node)}: template {key_node.value}"
+        if isinstance(value_node, yaml.ScalarNode):
+            found.append(templates.spec(str(key_node.value), value_node.value, origin))
+            continue
+        fields = _plain_fields(path, value_node)
+        unknown = set(fields) - set(known)
+        if unknown:
+            raise DeclarationError(f"{origin}: unknown field {sorted(unknown)[0]!r} (known: "
+                                   f"{', '.join(known)})")
+        pair = f"{fields.pop('source', '')}:{fields.pop('dest', '')}"
+        found.append(templates.spec(str(key_node.value), pair, origin, **fields))
+    return found
+
+
+def _plain_fields(path: str, node: object) -> dict:
+    """A mapping whose values are plain (scalars), by key."""
+    import yaml
+
+    fields = {}
+    for field_node, field_value in _mapping(node, path, "a template"):
+        if not isinstance(field_value, yaml.ScalarNode):
+            raise DeclarationError(
+                f"{_where(path, field_value)}: {field_node.value} must be a plain value"
+            )
+        fields[str(field_node.value)] = field_value.value
+    return fields
+
+
+_YAML_SECTIONS = {"links": _yaml_links, "env": _yaml_env, "templates": _yaml_templates}

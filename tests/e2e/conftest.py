@@ -48,7 +48,7 @@ ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 COPY wheels/ /tmp/wheels/
 RUN PIP_BREAK_SYSTEM_PACKAGES=1 pip install --no-cache-dir --no-index \
-        --find-links /tmp/wheels linkinit && rm -rf /tmp/wheels
+        --find-links /tmp/wheels 'linkinit[templates]' && rm -rf /tmp/wheels
 COPY programs/ /opt/linkinit-tests/
 """
 
@@ -71,13 +71,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def build_wheels(target: Path) -> Path:
-    """linkinit and its dependencies as wheels: containers cannot reach a package index."""
+    """linkinit and its dependencies (the templates' Jinja2 too) as wheels: containers
+    cannot reach a package index."""
     target.mkdir(parents=True, exist_ok=True)
     for old in target.glob("linkinit-*.whl"):
         old.unlink()
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
-         "-w", str(target), str(ROOT)],
+         "-w", str(target), f"{ROOT}[templates]"],
         check=True, timeout=600,
     )
     return target

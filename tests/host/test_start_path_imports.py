@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator, List
+from typing import Callable, Iterator, List
 
 import pytest
 
@@ -22,7 +22,7 @@ from tests.support.fake_engine import FakeEngine, Step, json_answer, ping
 
 FORBIDDEN = ("typing", "dataclasses", "argparse", "http.client", "docker", "requests",
              "urllib3", "tenacity", "yaml", "asyncio", "aiohttp", "email", "ssl", "socket",
-             "selectors", "ctypes", "encodings.idna")
+             "selectors", "ctypes", "encodings.idna", "jinja2", "markupsafe")
 
 PARENT = {"Id": "p" * 64, "Name": "/webapp",
           "Config": {"Labels": {"link.redis": "db1", "link.redis.wait": "started"}},
@@ -33,14 +33,22 @@ CHILD = {"Id": "c" * 64, "Name": "/db1",
          "NetworkSettings": {"Networks": {"demo": {"IPAddress": "172.18.0.2"}}}}
 
 
-def answer(line: str) -> List[Step]:
-    if line.startswith("GET /_ping"):
-        return [ping()]
-    if "/containers/webapp/json" in line:
-        return [json_answer(PARENT)]
-    if "/containers/db1/json" in line:
-        return [json_answer(CHILD)]
-    return [json_answer({"message": f"unexpected {line}"}, status=500)]
+def answering(parent: dict) -> Callable[[str], List[Step]]:
+    """The fake Engine's answers for this parent and CHILD."""
+
+    def answer(line: str) -> List[Step]:
+        if line.startswith("GET /_ping"):
+            return [ping()]
+        if "/containers/webapp/json" in line:
+            return [json_answer(parent)]
+        if "/containers/db1/json" in line:
+            return [json_answer(CHILD)]
+        return [json_answer({"message": f"unexpected {line}"}, status=500)]
+
+    return answer
+
+
+answer = answering(PARENT)
 
 
 @pytest.fixture
@@ -90,3 +98,16 @@ def test_the_check_sees_a_heavy_import_when_there_is_one(engine: FakeEngine,
     """The control: options before ``--`` load argparse, and the check catches it."""
     imported, _ = start(engine, tmp_path, "--timeout", "5")
     assert "argparse" in heavy(imported)
+
+
+def test_jinja2_is_loaded_when_a_template_is_declared(engine: FakeEngine,
+                                                     tmp_path: Path) -> None:
+    """The control for the templates' extra: the same start with a template declared loads
+    Jinja2 (and renders it), so its absence above means something."""
+    source, dest = tmp_path / "redis.j2", tmp_path / "out" / "redis.conf"
+    source.write_text("{{ REDIS_PORT }}\n")
+    labels = {**PARENT["Config"]["Labels"], "linkinit.template.r": f"{source}:{dest}"}
+    engine.answer = answering({**PARENT, "Config": {"Labels": labels}})
+    imported, _ = start(engine, tmp_path)
+    assert "jinja2" in heavy(imported)
+    assert dest.read_text() == "tcp://172.18.0.2:6379\n"

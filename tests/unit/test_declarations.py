@@ -110,12 +110,13 @@ def test_optional_reads_the_usual_spellings_of_a_boolean(text, expected):
         ),
         pytest.param(
             {"link.my.db": "db1"},
-            "label link.my.db: unknown link attribute 'db' (known: wait, optional)",
+            "label link.my.db: unknown link attribute 'db' (known: wait, optional, address)",
             id="alias-with-a-dot-reads-as-an-attribute",
         ),
         pytest.param(
             {"link.redis": "db1", "link.redis.colour": "red"},
-            "label link.redis.colour: unknown link attribute 'colour' (known: wait, optional)",
+            "label link.redis.colour: unknown link attribute 'colour' "
+            "(known: wait, optional, address)",
             id="unknown-attribute",
         ),
         pytest.param(
@@ -314,12 +315,13 @@ def test_an_empty_yaml_file_declares_nothing(text):
     [
         pytest.param(
             "links:\n  redis: db1\ncolour: red\n",
-            "f.yaml:3: unknown key 'colour' (known: links, timeout, on_change)",
+            "f.yaml:3: unknown key 'colour' (known: links, env, templates, timeout, on_change)",
             id="unknown-top-level-key",
         ),
         pytest.param(
             "links:\n  redis:\n    container: db1\n    colour: red\n",
-            "f.yaml:2: link redis: unknown field 'colour' (known: container, wait, optional)",
+            "f.yaml:2: link redis: unknown field 'colour' "
+            "(known: container, wait, optional, address)",
             id="unknown-link-field",
         ),
         pytest.param(
