@@ -251,6 +251,11 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     resolved = resolve.resolve_links(engine, parent, declared.links, remaining, report)
     hosts.write_hosts(resolved)
     links = link_environment(resolved)
+    secret = [spec.alias for spec in declared.links if spec.secrets]
+    if secret:  # only then: its imports (hashlib, _ctypes) cost every start
+        from . import secretfiles
+
+        links = secretfiles.export(resolved, secret, secretfiles.secrets_dir(environ), report)
     follow = None
     if not options.print_env and declared.on_change not in (None, "none"):
         from .follow import prepare  # only in follow mode: its imports cost every start

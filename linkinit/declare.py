@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import namedtuple
 
+from . import childenv
 from .errors import DeclarationError, LinkinitError
 
 TYPE_CHECKING = False
@@ -23,6 +24,7 @@ LABEL_PREFIX = "link."
 TIMEOUT_LABEL = "linkinit.timeout"
 ON_CHANGE_LABEL = "linkinit.on-change"
 POLICIES = ("none", "hosts", "signal:<SIG>", "restart", "exit")
+LINK_ATTRIBUTES = ("wait", "optional", "env", "secrets")  # link.<alias>.<attribute>
 ALIAS_CHARS = "[A-Za-z0-9_-]"  # what an alias is made of (no dot: link.<alias>.wait)
 _ALIAS = re.compile(f"^{ALIAS_CHARS}+$")
 _TRUE = {"true", "1", "yes", "on"}
@@ -34,12 +36,15 @@ _FALSE = {"false", "0", "no", "off", ""}
 
 
 class LinkSpec(
-    namedtuple("LinkSpec", "alias child wait optional origin", defaults=(DEFAULT_WAIT, False, ""))
+    namedtuple("LinkSpec", "alias child wait optional origin env secrets",
+               defaults=(DEFAULT_WAIT, False, "", childenv.ALL, ""))
 ):
     """One declared link: the parent will know ``child`` as ``alias``.
 
     alias: str; child: str (name, ID, ID prefix or network alias); wait: one of WAIT_MODES;
-    optional: bool; origin: str, where it was declared, for error messages.
+    optional: bool; origin: str, where it was declared, for error messages; env: the child's
+    keys the parent receives (``childenv``: None for all, a tuple of keys); secrets: "" or
+    "files" (the values handed over as files, ``secretfiles``).
     """
 
     __slots__ = ()
@@ -158,11 +163,12 @@ def _label_links(labels: Mapping[str, str]) -> tuple[LinkSpec, ...]:
             if not value.strip():
                 raise DeclarationError(f"{origin}: name the child container, e.g. {key}=db1")
             children[alias] = value.strip()
-        elif attribute in ("wait", "optional"):
+        elif attribute in LINK_ATTRIBUTES:
             attributes.setdefault(alias, {})[attribute] = value
         else:
             raise DeclarationError(
-                f"label {key}: unknown link attribute {attribute!r} (known: wait, optional)"
+                f"label {key}: unknown link attribute {attribute!r} "
+                f"(known: {', '.join(LINK_ATTRIBUTES)})"
             )
     for alias in attributes:
         if alias not in children:
@@ -176,8 +182,18 @@ def _label_links(labels: Mapping[str, str]) -> tuple[LinkSpec, ...]:
         key = f"{LABEL_PREFIX}{alias}"
         wait = check_wait(attrs.get("wait", DEFAULT_WAIT).strip(), f"label {key}.wait")
         optional = parse_bool(attrs.get("optional", "false"), f"label {key}.optional")
-        links.append(LinkSpec(alias, child, wait, optional, f"label {key}"))
+        links.append(LinkSpec(alias, child, wait, optional, f"label {key}",
+                              *_label_env(attrs, key)))
     return tuple(links)
+
+
+def _label_env(attrs: Mapping[str, str], key: str) -> tuple[childenv.Allowed, str]:
+    """``link.<alias>.env`` and ``link.<alias>.secrets``: what the parent gets of the child's
+    environment, and how."""
+    env = childenv.parse_env(attrs.get("env", "all"), f"label {key}.env={attrs.get('env')}")
+    secrets = childenv.parse_secrets(attrs.get("secrets", ""),
+                                     f"label {key}.secrets={attrs.get('secrets')}")
+    return env, secrets
 
 
 def link_label_groups(labels: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -317,19 +333,34 @@ def _yaml_link(path: str, key_node: object, value_node: object) -> LinkSpec:
     else:
         fields = {}
         for field_node, field_value in _mapping(value_node, path, f"link {alias}"):
-            if not isinstance(field_value, yaml.ScalarNode):
-                raise DeclarationError(
-                    f"{_where(path, field_value)}: {field_node.value} must be a plain value"
-                )
-            fields[field_node.value] = field_value.value
-    unknown = set(fields) - {"container", "wait", "optional"}
+            fields[field_node.value] = _yaml_field(path, field_node, field_value)
+    unknown = set(fields) - {"container", *LINK_ATTRIBUTES}
     if unknown:
         raise DeclarationError(
-            f"{origin}: unknown field {sorted(unknown)[0]!r} (known: container, wait, optional)"
+            f"{origin}: unknown field {sorted(unknown)[0]!r} "
+            f"(known: container, {', '.join(LINK_ATTRIBUTES)})"
         )
     child = str(fields.get("container", "")).strip()
     if not child:
         raise DeclarationError(f"{origin}: name the child, e.g. {alias}: {{container: db1}}")
     wait = check_wait(str(fields.get("wait", DEFAULT_WAIT)), f"{origin}.wait")
     optional = parse_bool(fields.get("optional", False), f"{origin}.optional")
-    return LinkSpec(alias, child, wait, optional, origin)
+    env = fields.get("env", "all")
+    allowed = (childenv.check_keys(env, f"{origin}.env") if isinstance(env, list)
+               else childenv.parse_env(env, f"{origin}.env"))
+    secrets = childenv.parse_secrets(fields.get("secrets", ""), f"{origin}.secrets")
+    return LinkSpec(alias, child, wait, optional, origin, allowed, secrets)
+
+
+def _yaml_field(path: str, name_node: object, node: object) -> object:
+    """A link's field: a plain value, or for ``env`` a list of plain values (the keys)."""
+    import yaml
+
+    name = name_node.value  # type: ignore[attr-defined]
+    if name == "env" and isinstance(node, yaml.SequenceNode):
+        if all(isinstance(item, yaml.ScalarNode) for item in node.value):
+            return [item.value for item in node.value]
+        raise DeclarationError(f"{_where(path, node)}: env must be a list of variable names")
+    if not isinstance(node, yaml.ScalarNode):
+        raise DeclarationError(f"{_where(path, node)}: {name} must be a plain value")
+    return node.value

@@ -24,10 +24,16 @@ from collections import namedtuple
 
 from . import container as model
 from . import swarm
-from .envvars import link_variables
 from .errors import DeclarationError, EngineError, LinkinitError
 from .hosts import write_hosts
 from .readiness import READY, Observation, link_address
+from .secretfiles import (
+    SECRETS_DIR,
+    as_file_variables,
+    given_variables,
+    secret_values,
+    secrets_dir,
+)
 from .supervise import ENVIRON_FILE, LINKS_FILE, NOTIFY_SIGNAL, follow_dir
 
 TYPE_CHECKING = False
@@ -67,8 +73,10 @@ def current(engine: Engine, parent: Mapping[str, Any],
     return resolved_link(spec, parent, Observation(READY, "running", "", child, address)), child
 
 
-def seen_of(link: ResolvedLink, container_id: str) -> Seen:
-    return Seen(container_id, tuple(link_variables(link)))
+def seen_of(link: ResolvedLink, container_id: str, secrets: bool = False) -> Seen:
+    """``secrets``: the link hands its child's variables over as files; what COMMAND was
+    given is then compared by the values' fingerprints (``secretfiles``), never kept."""
+    return Seen(container_id, tuple(given_variables(link, secrets)))
 
 
 def compare(given: Mapping[str, Seen], now: Mapping[str, Optional[Seen]]) -> tuple[list, list]:
@@ -104,6 +112,7 @@ class Follower:
         changed: Callable[[list], None],
         links_path: str,
         hosts_path: str = "/etc/hosts",
+        secrets_dir: str = SECRETS_DIR,
     ) -> None:
         self.engine = engine
         self.parent = parent
@@ -113,6 +122,7 @@ class Follower:
         self.changed = changed
         self.links_path = links_path
         self.hosts_path = hosts_path
+        self.secrets_dir = secrets_dir
         self.down: set[str] = set()
         self.services: set[str] = set()  # aliases whose child was last seen as a service
         self.links: dict[str, ResolvedLink] = {}
@@ -128,7 +138,7 @@ class Follower:
                 now[spec.alias] = None
                 continue
             self.links[spec.alias] = link
-            now[spec.alias] = seen_of(link, str(child.get("Id", "")))
+            now[spec.alias] = seen_of(link, str(child.get("Id", "")), bool(spec.secrets))
         return now
 
     def awaiting_tasks(self) -> bool:
@@ -146,9 +156,23 @@ class Follower:
             self.report(f"follow: {alias} ({self._spec(alias).child}) changed: now at "
                         f"{self.links[alias].ip}")
             self.given[alias] = now[alias]  # type: ignore[assignment]
-        self._apply()
+        self._apply(changed)
         self.changed(changed)
         return changed
+
+    def _write_secrets(self, changed: Sequence[str], variables: Mapping[str, str]) -> None:
+        """Each changed ``secrets=files`` link's files, replaced atomically; files of
+        variables no link has any more removed."""
+        secret = [alias for alias in changed if self._spec(alias).secrets]
+        if not secret:
+            return
+        from .secretfiles import MARK, write_files
+
+        values: dict[str, str] = {}
+        for alias in secret:
+            values.update(secret_values(self.links[alias]))
+        write_files(self.secrets_dir, values,
+                    [name for name, value in variables.items() if value.startswith(MARK)])
 
     def _spec(self, alias: str) -> LinkSpec:
         return next(spec for spec in self.specs if spec.alias == alias)
@@ -161,12 +185,15 @@ class Follower:
             self.report(f"follow: {alias} ({self._spec(alias).child}) is up again")
         self.down = set(down)
 
-    def _apply(self) -> None:
-        """The hosts file and the links file, from every link as COMMAND should now see it."""
+    def _apply(self, changed: Sequence[str]) -> None:
+        """The secrets' files of the changed links, then the hosts file and the links file,
+        from every link as COMMAND should now see it."""
         variables: dict[str, str] = {}
         for seen in self.given.values():
             variables.update(seen.variables)
-        write_links(self.links_path, variables)
+        self._write_secrets(changed, variables)
+        write_links(self.links_path, dict(as_file_variables(list(variables.items()),
+                                                            self.secrets_dir)))
         current_links = [self.links[a] for a in self.given if a in self.links]
         write_hosts(current_links, self.hosts_path)
 
@@ -178,17 +205,21 @@ def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],
     and the state directory for PID 1."""
     state = follow_dir(environ)
     policy = declared.on_change
-    given = {link.alias: [link.child_id, list(link_variables(link))] for link in resolved}
+    secret = {spec.alias for spec in declared.links if spec.secrets}
+    given = {link.alias: [link.child_id, given_variables(link, link.alias in secret)]
+             for link in resolved}
     config = {"host": engine.host, "parent": dict(parent), "quiet": quiet,
               "specs": [list(spec) for spec in declared.links], "given": given,
               "notify": 0 if policy == "hosts" else NOTIFY_SIGNAL,
+              "secrets_dir": secrets_dir(environ),
               "watch": sorted({ref for link in resolved for ref in (link.child_id,
                                                                      link.child_name)}
                               | {spec.child for spec in declared.links})}
     try:
         os.makedirs(state, mode=0o700, exist_ok=True)
-        write_links(os.path.join(state, LINKS_FILE),
-                    {k: v for link in resolved for k, v in link_variables(link)})
+        write_links(os.path.join(state, LINKS_FILE), dict(as_file_variables(
+            [pair for _, variables in given.values() for pair in variables],
+            secrets_dir(environ))))
         write_links(os.path.join(state, ENVIRON_FILE), environ)
         with open(os.path.join(state, CONFIG_FILE), "w") as file:
             json.dump(config, file)
@@ -249,7 +280,8 @@ def main() -> int:
     given = {alias: Seen(cid, tuple(map(tuple, variables)))
              for alias, (cid, variables) in config["given"].items()}
     follower = Follower(engine, config["parent"], specs, given, report, changed,
-                        os.path.join(state, LINKS_FILE), config.get("hosts", "/etc/hosts"))
+                        os.path.join(state, LINKS_FILE), config.get("hosts", "/etc/hosts"),
+                        config.get("secrets_dir", SECRETS_DIR))
     try:
         wake = EventWatcher(engine, time.time(), config.get("watch", ()))
         follow(follower, wake, config.get("resync", RESYNC_SECONDS))

@@ -12,8 +12,8 @@ import _socket  # not socket.py: ~5 ms of imports on every start (engine.py)
 import re
 import time
 
+from . import childenv, engines, swarm
 from . import container as model
-from . import engines, swarm
 from .envvars import ResolvedLink
 from .errors import (
     AmbiguousReference,
@@ -229,7 +229,7 @@ def resolved_link(spec: LinkSpec, parent: Mapping[str, Any], seen: Observation) 
         parent_name=model.name_of(parent),
         ip=seen.address,
         ports=tuple(model.exposed_ports(child)),
-        env=model.environment_of(child),
+        env=childenv.select(model.environment_of(child), spec.env),
         child_name=model.name_of(child),
         child_hostname=model.hostname_of(child),
         child_id=str(child.get("Id", "")),
@@ -248,7 +248,20 @@ def resolve_links(
     engine.deadline = time.monotonic() + timeout + LAST_LOOK_GRACE
     find, wake_source = _lookups(engine, parent)
     waiter = Waiter(specs, parent, find, timeout, report, wake_source=wake_source)
-    return [resolved_link(spec, parent, seen) for spec, seen in waiter.run()]
+    ready = waiter.run()
+    for spec, seen in ready:
+        _report_missing_keys(spec, seen, report)
+    return [resolved_link(spec, parent, seen) for spec, seen in ready]
+
+
+def _report_missing_keys(spec: LinkSpec, seen: Observation, report: Report) -> None:
+    """A named key the child lacks is not an error (the variable is simply not set), but
+    the user should know why their application will not find it."""
+    lacking = childenv.missing(model.environment_of(seen.container or {}), spec.env)
+    if lacking:
+        names = ", ".join(f"{spec.prefix}_ENV_{key}" for key in lacking)
+        report(f"{spec.alias} ({spec.child}): the child's environment has no "
+               f"{', '.join(lacking)} (named by env=): {names} not set")
 
 
 def _lookups(

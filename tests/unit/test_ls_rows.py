@@ -60,10 +60,10 @@ def test_the_example_from_the_issue_renders_as_shown():
     """Two containers and one link: a row per name and one per parent/alias."""
     table = ls.render_table(ls.rows([FRONTEND, DB1]))
     assert table == (
-        "NAME             CONTAINER      IMAGE         STATE\n"
+        "NAME             CONTAINER      IMAGE         STATE     ENV\n"
         "db1              32da9f6caf76   redis-image   running\n"
         "frontend         37e2b3282a1c   webapp        running\n"
-        "frontend/redis   32da9f6caf76   redis-image   running\n"
+        "frontend/redis   32da9f6caf76   redis-image   running   all\n"
     )
 
 
@@ -83,9 +83,9 @@ def test_a_dangling_link_is_shown_as_missing():
     assert (row.state, row.container, row.image) == ("missing", "", "")
     assert row.note == "no container answers to 'memcached'"
     assert ls.render_table(rows) == (
-        "NAME        CONTAINER      IMAGE    STATE     NOTE\n"
+        "NAME        CONTAINER      IMAGE    STATE     ENV   NOTE\n"
         "web         aa0000000000   webapp   running\n"
-        "web/cache   -              -        missing   no container answers to 'memcached'\n"
+        "web/cache   -              -        missing   all   no container answers to 'memcached'\n"
     )
 
 
@@ -262,14 +262,14 @@ def test_json_objects_have_stable_keys():
     for obj in objects:
         assert list(obj) == [
             "name", "kind", "container", "id", "image", "state", "health", "parent",
-            "alias", "child", "networks", "wait", "optional", "note",
+            "alias", "child", "networks", "wait", "optional", "env", "secrets", "note",
         ]
     link = objects[3]
     assert link == {
         "name": "web/redis", "kind": "link", "container": "32da9f6caf76", "id": DB1["Id"],
         "image": "redis-image", "state": "running", "health": None, "parent": "web",
         "alias": "redis", "child": "db1", "networks": ["bridge"], "wait": "listening",
-        "optional": False, "note": None,
+        "optional": False, "env": "all", "secrets": None, "note": None,
     }
     assert objects[2]["state"] == "missing"
 
