@@ -193,11 +193,13 @@ def _add_column(header: List[str], lines: List[List[str]], table_rows: Sequence[
 
 
 def render_table(table_rows: Sequence[Row]) -> str:
-    """Columns NAME, CONTAINER, IMAGE, STATE, and NOTE when some row has something wrong."""
+    """Columns NAME, CONTAINER, IMAGE, STATE; ENV when some link receives less than all of
+    its child's environment or receives it as files; NOTE when some row has something
+    wrong."""
     header = ["NAME", "CONTAINER", "IMAGE", "STATE"]
     lines = [[r.name, r.container or "-", r.image or "-", _table_state(r)] for r in table_rows]
     _add_column(header, lines, table_rows, "ENV", _table_env,
-                any(r.kind == "link" for r in table_rows))
+                any(r.env not in (None, "all") or r.secrets for r in table_rows))
     _add_column(header, lines, table_rows, "NOTE", lambda row: row.note or "",
                 any(r.note for r in table_rows))
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
