@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from typing import Any, Iterator
 
+import docker
 import pytest
 
 from .conftest import EngineUnderTest, connect_engine
-from .dockerkit import env_lines, output, wait_exit
+from .dockerkit import env_lines, output, wait_exit, wait_until
 from .linkkit import link_variables, run_parent, start_child
 
 pytestmark = pytest.mark.timeout(120)
@@ -143,3 +145,35 @@ def test_a_non_root_parent_that_cannot_make_the_directory_exits_64_with_the_fix(
                    "must be a directory this user (uid 1000) owns: run the container with "
                    f"--tmpfs {SECRETS}:uid=1000,mode=0700, or set LINKINIT_SECRETS_DIR to "
                    "one\n")
+
+
+READ_SECRET = ("import linkinit, os, stat; path = '/run/linkinit-secrets/REDIS_ENV_PASSWORD'; "
+               "print(linkinit.require_env('redis', 'password'), "
+               "oct(stat.S_IMODE(os.stat(path).st_mode)))")
+
+
+def test_follow_mode_rewrites_the_file_when_the_child_comes_back_with_another_value(
+        docker_client, linkinit_image, run_container, unique):
+    """on-change=hosts: the child recreated with a new PASSWORD (compose's recreate); the
+    file holds the new value (still 0400) and require_env, in any process, reads it."""
+    name = unique("db")
+    children = [start_child(docker_client, linkinit_image, name,
+                            environment={"PASSWORD": "first-value"})]
+    try:
+        parent = run_parent(run_container, unique("web"), ["--", "sleep", "300"], labels={
+            "link.redis": name, "link.redis.wait": "started", "link.redis.env": "PASSWORD",
+            "link.redis.secrets": "files", "linkinit.on-change": "hosts"})
+
+        def read() -> str:
+            return parent.exec_run(["python3", "-c", READ_SECRET]).output.decode().strip()
+
+        wait_until(lambda: read() == "first-value 0o400", 60, "the first value")
+        children[0].remove(force=True)
+        children[0] = start_child(docker_client, linkinit_image, name,
+                                  environment={"PASSWORD": "second-value"})
+        wait_until(lambda: read() == "second-value 0o400", 60, "the value of the new child")
+        assert "second-value" not in parent.exec_run(["cat", "/proc/1/environ"]).output.decode()
+    finally:
+        for child in children:
+            with contextlib.suppress(docker.errors.NotFound):
+                child.remove(force=True)
