@@ -37,8 +37,12 @@ _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
 
 
 def secrets_dir(environ: Mapping[str, str]) -> str:
-    """Where the files go: ``LINKINIT_SECRETS_DIR``, else /run/linkinit-secrets."""
-    return environ.get("LINKINIT_SECRETS_DIR") or SECRETS_DIR
+    """Where the files go: ``LINKINIT_SECRETS_DIR`` (an absolute path: COMMAND may change
+    directory), else /run/linkinit-secrets."""
+    directory = environ.get("LINKINIT_SECRETS_DIR") or SECRETS_DIR
+    if not os.path.isabs(directory):
+        raise DeclarationError(f"LINKINIT_SECRETS_DIR={directory}: give an absolute path")
+    return directory
 
 
 def secret_names(link: ResolvedLink) -> list[str]:

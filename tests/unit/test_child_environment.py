@@ -200,6 +200,14 @@ def test_a_path_that_is_no_directory_is_refused_with_the_fix(tmp_path: Path) -> 
         f"{directory}:uid={uid},mode=0700, or set LINKINIT_SECRETS_DIR to one")
 
 
+def test_the_directory_is_the_default_or_an_absolute_one_given() -> None:
+    assert secretfiles.secrets_dir({}) == "/run/linkinit-secrets"
+    assert secretfiles.secrets_dir({"LINKINIT_SECRETS_DIR": "/tmp/s"}) == "/tmp/s"
+    with pytest.raises(DeclarationError, match=r"^LINKINIT_SECRETS_DIR=s: give an absolute "
+                                               r"path$"):
+        secretfiles.secrets_dir({"LINKINIT_SECRETS_DIR": "s"})
+
+
 def test_export_writes_the_files_and_returns_the_variables(tmp_path: Path) -> None:
     link = link_for(LinkSpec("redis", "db1", env=("PASSWORD",), secrets="files"))
     other = ResolvedLink("cache", "webapp", "10.0.0.3", (), ("KEY=plain",))
