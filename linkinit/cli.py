@@ -257,6 +257,7 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     resolved = resolve.resolve_links(engine, parent, declared.links, remaining, report)
     hosts.write_hosts(resolved)
     links = link_environment(resolved)
+    links = _secrets_as_files(declared, resolved, links, environ, report)
     exported = _outputs(declared, resolved, links, environ, options)
     follow = None
     if not options.print_env and declared.on_change not in (None, "none"):
@@ -269,6 +270,18 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     elif not options.print_env:
         _forget_followed_links(environ)
     return build_environment(environ, exported), list(exported), follow
+
+
+def _secrets_as_files(declared: Any, resolved: Sequence[Any], links: Mapping[str, str],
+                      environ: Mapping[str, str], report: Callable[[str], None]) -> Any:
+    """The link variables, those of ``secrets=files`` links written to files and named by
+    ``_FILE`` variables instead."""
+    secret = [spec.alias for spec in declared.links if spec.secrets]
+    if not secret:  # only then: its imports (hashlib, _ctypes) cost every start
+        return links
+    from linkinit.init import secretfiles
+
+    return secretfiles.export(resolved, secret, secretfiles.secrets_dir(environ), report)
 
 
 def _without_engine(engine: Any, declared: Any, environ: Mapping[str, str],
@@ -344,7 +357,9 @@ def load_config(path: Optional[str]) -> Any:
         raise DeclarationError(f"--config {path}: no such file") from None
     except OSError as error:
         raise DeclarationError(f"{target}: cannot read: {error.strerror}") from None
-    return declare.parse_yaml(text, target)
+    from linkinit.model import declare_file  # only with a file: it imports yaml
+
+    return declare_file.parse_yaml(text, target)
 
 
 def _reporter(quiet: bool) -> Callable[[str], None]:

@@ -25,10 +25,16 @@ from collections import namedtuple
 from linkinit.errors import DeclarationError, EngineError, LinkinitError
 from linkinit.init.hosts import write_hosts
 from linkinit.init.readiness import READY, Observation, link_address
+from linkinit.init.secretfiles import (
+    SECRETS_DIR,
+    as_file_variables,
+    given_variables,
+    secret_values,
+    secrets_dir,
+)
 from linkinit.init.supervise import ENVIRON_FILE, LINKS_FILE, NOTIFY_SIGNAL, follow_dir
 from linkinit.model import container as model
 from linkinit.model import swarm
-from linkinit.model.envvars import link_variables
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -69,8 +75,11 @@ def current(engine: Engine, parent: Mapping[str, Any],
     return resolved_link(spec, parent, Observation(READY, "running", "", child, address)), child
 
 
-def seen_of(link: ResolvedLink, container_id: str) -> Seen:
-    return Seen(container_id, tuple(link_variables(link)), link.ip if link.address else "")
+def seen_of(link: ResolvedLink, container_id: str, secrets: bool = False) -> Seen:
+    """``secrets``: the link hands its child's variables over as files; what COMMAND was
+    given is then compared by the values' fingerprints (``secretfiles``), never kept."""
+    return Seen(container_id, tuple(given_variables(link, secrets)),
+                link.ip if link.address else "")
 
 
 def compare(given: Mapping[str, Seen], now: Mapping[str, Optional[Seen]]) -> tuple[list, list]:
@@ -107,6 +116,7 @@ class Follower:
         links_path: str,
         hosts_path: str = "/etc/hosts",
         outputs: Optional[Outputs] = None,
+        secrets_dir: str = SECRETS_DIR,
     ) -> None:
         self.engine = engine
         self.parent = parent
@@ -116,6 +126,7 @@ class Follower:
         self.changed = changed
         self.links_path = links_path
         self.hosts_path = hosts_path
+        self.secrets_dir = secrets_dir
         self.down: set[str] = set()
         self.services: set[str] = set()  # aliases whose child was last seen as a service
         self.links: dict[str, ResolvedLink] = {}
@@ -132,7 +143,7 @@ class Follower:
                 now[spec.alias] = None
                 continue
             self.links[spec.alias] = link
-            now[spec.alias] = seen_of(link, str(child.get("Id", "")))
+            now[spec.alias] = seen_of(link, str(child.get("Id", "")), bool(spec.secrets))
         return now
 
     def awaiting_tasks(self) -> bool:
@@ -150,9 +161,23 @@ class Follower:
             self.report(f"follow: {alias} ({self._spec(alias).child}) changed: now at "
                         f"{self.links[alias].ip}")
             self.given[alias] = now[alias]  # type: ignore[assignment]
-        if self._apply() is not False:
+        if self._apply(changed) is not False:
             self.changed(changed)
         return changed
+
+    def _write_secrets(self, changed: Sequence[str], variables: Mapping[str, str]) -> None:
+        """Each changed ``secrets=files`` link's files, replaced atomically; files of
+        variables no link has any more removed."""
+        secret = [alias for alias in changed if self._spec(alias).secrets]
+        if not secret:
+            return
+        from linkinit.init.secretfiles import MARK, write_files
+
+        values: dict[str, str] = {}
+        for alias in secret:
+            values.update(secret_values(self.links[alias]))
+        write_files(self.secrets_dir, values,
+                    [name for name, value in variables.items() if value.startswith(MARK)])
 
     def _spec(self, alias: str) -> LinkSpec:
         return next(spec for spec in self.specs if spec.alias == alias)
@@ -165,13 +190,16 @@ class Follower:
             self.report(f"follow: {alias} ({self._spec(alias).child}) is up again")
         self.down = set(down)
 
-    def _apply(self) -> Optional[bool]:
-        """The hosts file, the links file (with the derived variables) and the templates,
-        from every link as COMMAND should now see it. False: skip the policy (a template's
-        check failed, or templates are declared and none changed)."""
-        variables: dict[str, str] = {}
+    def _apply(self, changed: Sequence[str]) -> Optional[bool]:
+        """The secrets' files of the changed links, then the hosts file, the links file (with
+        the derived variables) and the templates, from every link as COMMAND should now see
+        it. False: skip the policy (a template's check failed, or templates are declared and
+        none changed)."""
+        given: dict[str, str] = {}
         for seen in self.given.values():
-            variables.update(seen.variables)
+            given.update(seen.variables)
+        self._write_secrets(changed, given)
+        variables = dict(as_file_variables(list(given.items()), self.secrets_dir))
         variables.update(self.outputs.derive(variables, self.report))
         write_links(self.links_path, variables)
         current_links = [self.links[a] for a in self.given if a in self.links]
@@ -229,11 +257,12 @@ def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],
     policy = declared.on_change
     derived = dict(derived or {})
     config = _config(declared, engine, parent, resolved, quiet, derived)
+    config["secrets_dir"] = secrets_dir(environ)
     try:
         os.makedirs(state, mode=0o700, exist_ok=True)
-        write_links(os.path.join(state, LINKS_FILE),
-                    {**{k: v for link in resolved for k, v in link_variables(link)},
-                     **derived})
+        write_links(os.path.join(state, LINKS_FILE), {**dict(as_file_variables(
+            [pair for _, variables, *_ in config["given"].values() for pair in variables],
+            config["secrets_dir"])), **derived})
         write_links(os.path.join(state, ENVIRON_FILE), environ)
         with open(os.path.join(state, CONFIG_FILE), "w") as file:
             json.dump(config, file)
@@ -248,7 +277,9 @@ def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],
 def _config(declared: Any, engine: Engine, parent: Mapping[str, Any],
             resolved: Sequence[ResolvedLink], quiet: bool, derived: Mapping[str, str]) -> dict:
     """``follow.json``: what the watcher starts from."""
-    given = {link.alias: list(seen_of(link, link.child_id)) for link in resolved}
+    secret = {spec.alias for spec in declared.links if spec.secrets}
+    given = {link.alias: list(seen_of(link, link.child_id, link.alias in secret))
+             for link in resolved}
     return {"host": engine.host, "parent": dict(parent), "quiet": quiet,
             "specs": [list(spec) for spec in declared.links], "given": given,
             "derived": [list(spec) for spec in declared.env],
@@ -310,7 +341,7 @@ def main() -> int:
              for alias, (cid, variables, *rest) in config["given"].items()}
     follower = Follower(engine, config["parent"], specs, given, report, changed,
                         os.path.join(state, LINKS_FILE), config.get("hosts", "/etc/hosts"),
-                        _outputs(config, state))
+                        _outputs(config, state), config.get("secrets_dir", SECRETS_DIR))
     try:
         wake = EventWatcher(engine, time.time(), config.get("watch", ()))
         follow(follower, wake, config.get("resync", RESYNC_SECONDS))

@@ -20,8 +20,8 @@ from linkinit.errors import (
     ResolveError,
 )
 from linkinit.init.waiter import EventWatcher, Waiter
+from linkinit.model import childenv, swarm
 from linkinit.model import container as model
-from linkinit.model import swarm
 from linkinit.model.envvars import ResolvedLink
 
 TYPE_CHECKING = False
@@ -184,7 +184,7 @@ def resolved_link(spec: LinkSpec, parent: Mapping[str, Any], seen: Observation) 
         parent_name=model.name_of(parent),
         ip=seen.address,
         ports=tuple(model.exposed_ports(child)),
-        env=model.environment_of(child),
+        env=childenv.select(model.environment_of(child), spec.env),
         child_name=model.name_of(child),
         child_hostname=model.hostname_of(child),
         child_id=str(child.get("Id", "")),
@@ -205,7 +205,20 @@ def resolve_links(
     engine.deadline = time.monotonic() + timeout + LAST_LOOK_GRACE
     find, wake_source = _lookups(engine, parent)
     waiter = Waiter(specs, parent, find, timeout, report, wake_source=wake_source)
-    return [resolved_link(spec, parent, seen) for spec, seen in waiter.run()]
+    ready = waiter.run()
+    for spec, seen in ready:
+        _report_missing_keys(spec, seen, report)
+    return [resolved_link(spec, parent, seen) for spec, seen in ready]
+
+
+def _report_missing_keys(spec: LinkSpec, seen: Observation, report: Report) -> None:
+    """A named key the child lacks is not an error (the variable is simply not set), but
+    the user should know why their application will not find it."""
+    lacking = childenv.missing(model.environment_of(seen.container or {}), spec.env)
+    if lacking:
+        names = ", ".join(f"{spec.prefix}_ENV_{key}" for key in lacking)
+        report(f"{spec.alias} ({spec.child}): the child's environment has no "
+               f"{', '.join(lacking)} (named by env=): {names} not set")
 
 
 def _lookups(

@@ -19,8 +19,8 @@ from linkinit.model.declare import (
     parse_flags,
     parse_labels,
     parse_link_flag,
-    parse_yaml,
 )
+from linkinit.model.declare_file import parse_yaml
 
 PROPERTY = settings(max_examples=100, deadline=None)
 
@@ -110,13 +110,14 @@ def test_optional_reads_the_usual_spellings_of_a_boolean(text, expected):
         ),
         pytest.param(
             {"link.my.db": "db1"},
-            "label link.my.db: unknown link attribute 'db' (known: wait, optional, address)",
+            "label link.my.db: unknown link attribute 'db' "
+            "(known: wait, optional, address, env, secrets)",
             id="alias-with-a-dot-reads-as-an-attribute",
         ),
         pytest.param(
             {"link.redis": "db1", "link.redis.colour": "red"},
             "label link.redis.colour: unknown link attribute 'colour' "
-            "(known: wait, optional, address)",
+            "(known: wait, optional, address, env, secrets)",
             id="unknown-attribute",
         ),
         pytest.param(
@@ -221,17 +222,28 @@ children = st.text(alphabet="abcdef0123456789_.-", min_size=1, max_size=20)
 waits = st.sampled_from(["started", "healthy", "listening", "none"])
 
 
+env_keys = st.lists(
+    st.text(alphabet="ABCXYZabc019_.:-", min_size=1, max_size=12).filter(
+        lambda key: key not in ("HOME", "PATH", "all", "none")),
+    max_size=4, unique=True)
+
+
 @PROPERTY
-@given(alias=aliases, child=children, wait=waits, optional=st.booleans())
-def test_any_valid_alias_round_trips_through_labels(alias, child, wait, optional):
-    """Letters, digits, '_' and '-' make an alias; labels give it back unchanged."""
+@given(alias=aliases, child=children, wait=waits, optional=st.booleans(),
+       env=st.one_of(st.none(), env_keys), secrets=st.sampled_from(["", "files"]))
+def test_any_valid_alias_round_trips_through_labels(alias, child, wait, optional, env, secrets):
+    """Letters, digits, '_' and '-' make an alias; labels give it back unchanged, with the
+    keys its env= names (all, none or a list) and its secrets mode."""
     labels = {
         f"link.{alias}": child,
         f"link.{alias}.wait": wait,
         f"link.{alias}.optional": str(optional).lower(),
+        f"link.{alias}.env": "all" if env is None else ",".join(env) or "none",
+        f"link.{alias}.secrets": secrets or "none",
     }
     assert parse_labels(labels).links == (
-        LinkSpec(alias, child, wait, optional, f"label link.{alias}"),
+        LinkSpec(alias, child, wait, optional, f"label link.{alias}",
+                 env=None if env is None else tuple(env), secrets=secrets),
     )
 
 
@@ -321,7 +333,7 @@ def test_an_empty_yaml_file_declares_nothing(text):
         pytest.param(
             "links:\n  redis:\n    container: db1\n    colour: red\n",
             "f.yaml:2: link redis: unknown field 'colour' "
-            "(known: container, wait, optional, address)",
+            "(known: container, wait, optional, address, env, secrets)",
             id="unknown-link-field",
         ),
         pytest.param(

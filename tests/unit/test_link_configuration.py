@@ -21,7 +21,8 @@ from linkinit.init.hosts import updated_hosts
 from linkinit.init.supervise import parse_environ
 from linkinit.model import derived, templates
 from linkinit.model.container import Port
-from linkinit.model.declare import merge, parse_flags, parse_labels, parse_yaml
+from linkinit.model.declare import merge, parse_flags, parse_labels
+from linkinit.model.declare_file import parse_yaml
 from linkinit.model.envvars import ResolvedLink, link_environment
 from tests.unit.test_follow_changes import PARENT, SPEC, FakeEngine, child, variables_for
 
