@@ -225,6 +225,7 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     import time
 
     from . import declare, hosts, resolve
+    from .docker_links import engine_links
     from .engine import Engine
     from .envvars import build_environment, link_environment
 
@@ -236,6 +237,8 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     from_flags = declare.parse_flags(options.link, options.timeout)._replace(on_change=policy)
     first_timeout = _first(from_flags.timeout, from_file.timeout, declare.DEFAULT_TIMEOUT)
     engine = Engine.from_environ(environ, in_container=True)
+    if options.print_env and engine.socket_missing():
+        raise _no_engine_to_ask(engine, environ)
     if _plain_init(engine, options, [from_file, from_env, from_flags]):
         report(f"no Docker Engine socket at {engine.socket_path} and no links "
                "declared by file, flag or LINKINIT_LINKS: running COMMAND without links "
@@ -245,7 +248,9 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     resolve.connect(engine, started + first_timeout)
     parent = resolve.find_parent(engine, environ)
     labels = (parent.get("Config") or {}).get("Labels") or {}
-    declared = declare.merge([declare.parse_labels(labels), from_file, from_env, from_flags])
+    known = engine_links(parent)  # docker run --link, compose links: (the weakest source)
+    declared = declare.merge([declare.Declaration(known), declare.parse_labels(labels, known),
+                              from_file, from_env, from_flags])
     timeout = _first(declared.timeout, declare.DEFAULT_TIMEOUT)
     remaining = max(timeout - (time.monotonic() - started), 0.0)
     resolved = resolve.resolve_links(engine, parent, declared.links, remaining, report)
@@ -268,6 +273,22 @@ def _forget_followed_links(environ: Mapping[str, str]) -> None:
         os.unlink(os.path.join(supervise.follow_dir(environ), supervise.LINKS_FILE))
     except OSError:
         pass  # nothing there, or a read-only /run: nothing stale either
+
+
+def _no_engine_to_ask(engine: Any, environ: Mapping[str, str]) -> Exception:
+    """``--print-env`` prints what the Engine says; with nothing to ask it cannot (the plain
+    init's fallback is for running COMMAND, not for printing)."""
+    from .engine import PROXY_SOCKET
+    from .errors import EngineUnreachable
+
+    where = (f"DOCKER_HOST={environ['DOCKER_HOST']} names no socket" if environ.get("DOCKER_HOST")
+             else f"no Engine socket at {engine.socket_path}, no proxy directory "
+                  f"{os.path.dirname(PROXY_SOCKET)}, DOCKER_HOST unset")
+    return EngineUnreachable(
+        f"--print-env: cannot read this container's links ({where}): mount the proxy's "
+        f"directory (-v {os.path.dirname(PROXY_SOCKET)}:{os.path.dirname(PROXY_SOCKET)}:ro) "
+        "or the Engine socket"
+    )
 
 
 def _plain_init(engine: Any, options: Options, sources: Sequence[Any]) -> bool:

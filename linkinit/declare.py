@@ -133,18 +133,22 @@ def check_policy(value: object, origin: str) -> str:
     )
 
 
-def parse_labels(labels: Mapping[str, str]) -> Declaration:
+def parse_labels(labels: Mapping[str, str], engine: Iterable[LinkSpec] = ()) -> Declaration:
     """Read ``link.<alias>=<child>``, ``link.<alias>.wait|optional``, ``linkinit.timeout``
-    and ``linkinit.on-change``."""
+    and ``linkinit.on-change``. ``engine``: the links the Engine knows for the container
+    (``docker_links``); ``link.<alias>.wait`` or ``.optional`` without ``link.<alias>=``
+    applies to the Engine's link of that alias."""
     timeout = on_change = None
     if TIMEOUT_LABEL in labels:
         timeout = parse_timeout(labels[TIMEOUT_LABEL], f"label {TIMEOUT_LABEL}")
     if ON_CHANGE_LABEL in labels:
         on_change = check_policy(labels[ON_CHANGE_LABEL], f"label {ON_CHANGE_LABEL}")
-    return Declaration(_label_links(labels), timeout, on_change)
+    return Declaration(_label_links(labels, {spec.alias: spec for spec in engine}), timeout,
+                       on_change)
 
 
-def _label_links(labels: Mapping[str, str]) -> tuple[LinkSpec, ...]:
+def _label_links(labels: Mapping[str, str],
+                 engine: Mapping[str, LinkSpec]) -> tuple[LinkSpec, ...]:
     children: dict[str, str] = {}
     attributes: dict[str, dict[str, str]] = {}
     for key in sorted(labels):
@@ -164,11 +168,16 @@ def _label_links(labels: Mapping[str, str]) -> tuple[LinkSpec, ...]:
             raise DeclarationError(
                 f"label {key}: unknown link attribute {attribute!r} (known: wait, optional)"
             )
+    origins = {alias: f"label {LABEL_PREFIX}{alias}" for alias in children}
     for alias in attributes:
-        if alias not in children:
+        if alias not in children and alias in engine:
+            children[alias] = engine[alias].child
+            origins[alias] = f"{engine[alias].origin} with label {LABEL_PREFIX}{alias}.*"
+        elif alias not in children:
             raise DeclarationError(
                 f"label {LABEL_PREFIX}{alias}.{next(iter(attributes[alias]))} has no "
-                f"{LABEL_PREFIX}{alias}=<child> label to go with it"
+                f"{LABEL_PREFIX}{alias}=<child> label to go with it (nor a --link of "
+                f"that alias the Engine knows)"
             )
     links = []
     for alias, child in children.items():
@@ -176,7 +185,7 @@ def _label_links(labels: Mapping[str, str]) -> tuple[LinkSpec, ...]:
         key = f"{LABEL_PREFIX}{alias}"
         wait = check_wait(attrs.get("wait", DEFAULT_WAIT).strip(), f"label {key}.wait")
         optional = parse_bool(attrs.get("optional", "false"), f"label {key}.optional")
-        links.append(LinkSpec(alias, child, wait, optional, f"label {key}"))
+        links.append(LinkSpec(alias, child, wait, optional, origins[alias]))
     return tuple(links)
 
 
