@@ -237,7 +237,7 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     from_flags = declare.parse_flags(options.link, options.timeout)._replace(on_change=policy)
     first_timeout = _first(from_flags.timeout, from_file.timeout, declare.DEFAULT_TIMEOUT)
     engine = Engine.from_environ(environ, in_container=True)
-    if options.print_env and engine.socket_missing():
+    if options.print_env and engine.socket_missing() and not _in_a_pod(environ):
         raise _no_engine_to_ask(engine, environ)
     if _plain_init(engine, options, [from_file, from_env, from_flags]):
         report(f"no Docker Engine socket at {engine.socket_path} and no links "
@@ -256,12 +256,14 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     resolved = resolve.resolve_links(engine, parent, declared.links, remaining, report)
     hosts.write_hosts(resolved)
     links = link_environment(resolved)
+    if options.print_env:  # what linkinit resolved, over any variable the Engine injected
+        return {**environ, **links}, list(links), None
     follow = None
-    if not options.print_env and declared.on_change not in (None, "none"):
+    if declared.on_change not in (None, "none"):
         from .follow import prepare  # only in follow mode: its imports cost every start
 
         follow = prepare(declared, engine, parent, environ, resolved, options.quiet)
-    elif not options.print_env:
+    else:
         _forget_followed_links(environ)
     return build_environment(environ, links), list(links), follow
 
@@ -289,6 +291,14 @@ def _no_engine_to_ask(engine: Any, environ: Mapping[str, str]) -> Exception:
         f"directory (-v {os.path.dirname(PROXY_SOCKET)}:{os.path.dirname(PROXY_SOCKET)}:ro) "
         "or the Engine socket"
     )
+
+
+def _in_a_pod(environ: Mapping[str, str]) -> bool:
+    """A Kubernetes pod: the kubelet wrote its services' variables, which ``--print-env``
+    prints without an Engine (there is none to ask there)."""
+    from .client import service_variables
+
+    return bool(service_variables(environ))
 
 
 def _plain_init(engine: Any, options: Options, sources: Sequence[Any]) -> bool:
