@@ -280,16 +280,17 @@ def _forget_followed_links(environ: Mapping[str, str]) -> None:
 def _no_engine_to_ask(engine: Any, environ: Mapping[str, str]) -> Exception:
     """``--print-env`` prints what the Engine says; with nothing to ask it cannot (the plain
     init's fallback is for running COMMAND, not for printing)."""
+    from . import engines
     from .engine import PROXY_SOCKET
     from .errors import EngineUnreachable
 
+    proxy = os.path.dirname(PROXY_SOCKET)
     where = (f"DOCKER_HOST={environ['DOCKER_HOST']} names no socket" if environ.get("DOCKER_HOST")
-             else f"no Engine socket at {engine.socket_path}, no proxy directory "
-                  f"{os.path.dirname(PROXY_SOCKET)}, DOCKER_HOST unset")
+             else f"no Engine socket at {engine.socket_path}, no proxy directory {proxy}, "
+                  "DOCKER_HOST unset")
     return EngineUnreachable(
         f"--print-env: cannot read this container's links ({where}): mount the proxy's "
-        f"directory (-v {os.path.dirname(PROXY_SOCKET)}:{os.path.dirname(PROXY_SOCKET)}:ro) "
-        "or the Engine socket"
+        f"directory (-v {proxy}:{proxy}:ro) or the Engine's socket ({engines.mount_hint()})"
     )
 
 
