@@ -11,7 +11,10 @@ included, is the oracle for linkinit's; the inspect answers API 1.51 with the sa
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
 import uuid
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -22,6 +25,7 @@ from tests.support.paths import ROOT
 from .conftest import SESSION, TEST_LABEL, connect_engine
 from .dockerkit import env_lines, output, wait_exit, wait_until
 from .linkkit import link_variables
+from .proxykit import MOUNT, ProxyProcess, container_request
 
 pytestmark = pytest.mark.timeout(300)
 REDIS = ["redis-server", "--protected-mode", "no"]
@@ -44,12 +48,13 @@ class OnNode:
         """A container on the node; ``links`` {child: alias} as `docker run --link` sets them
         (in HostConfig on the default bridge, in the endpoint on a user network)."""
         api = self.client.api
+        binds = create.pop("host_config_binds", None) or ([
+            f"{path}:{bind['bind']}:{bind['mode']}"
+            for path, bind in self.node.socket_volume.items()] if socket else None)
         endpoint = api.create_endpoint_config(
             links=links if network else None, ipv4_address=address or None)
         host_config = api.create_host_config(
-            network_mode=network or "default", links=None if network else links,
-            binds=[f"{path}:{bind['bind']}:{bind['mode']}"
-                   for path, bind in self.node.socket_volume.items()] if socket else None)
+            network_mode=network or "default", links=None if network else links, binds=binds)
         created = api.create_container(
             self.image, command, name=name, labels={TEST_LABEL: SESSION, **create.pop(
                 "labels", {})}, host_config=host_config,
@@ -105,6 +110,27 @@ def on_node(node: EngineNode, engines_under_test, tmp_path_factory) -> Iterator[
         yield place
     finally:
         place.clean()
+
+
+class NodeProxy(ProxyProcess):
+    """`linkinit proxy` on this host for the node's Engine, its socket in the node's shared
+    directory so that the node's containers mount it (``volumes``)."""
+
+    def __init__(self, node: EngineNode) -> None:
+        super().__init__(upstream=node.socket)
+        shutil.rmtree(self.directory)
+        name = f"proxy-{uuid.uuid4().hex[:6]}"
+        self.directory = Path(node.directory) / name
+        self.directory.mkdir(mode=0o755)
+        os.chmod(self.directory, 0o755)
+        self.in_node = f"/engine/{name}"
+        self.socket = str(self.directory / "engine.sock")
+        self.log = self.directory.with_suffix(".log")
+        self.args = ["--listen", self.socket, "--verbose"]
+
+    @property
+    def volumes(self) -> dict:
+        return {self.in_node: {"bind": MOUNT, "mode": "ro"}}
 
 
 def ip_on(container: Any, network: str) -> str:
@@ -168,3 +194,27 @@ def test_a_user_network_link_and_follow_mode(on_node):
     on_node.run(REDIS, name, network=network, socket=False, ports=[6379],
                 address=str(subnet[20]))
     wait_until(lambda: library_ip() == str(subnet[20]), 60, "require() at the new address")
+
+
+def test_the_proxy_scopes_a_link_parent_on_docker_28(node, on_node):
+    """Through `linkinit proxy` (on this host, for the node's Engine) a parent with only a
+    `--link` gets its child's variables and sees nothing else: a stranger is a 404."""
+    proxy = NodeProxy(node)
+    try:
+        proxy.start()
+        child = on_node.run(REDIS, on_node.name("db"), socket=False, ports=[6379])
+        stranger = on_node.run(["sleep", "300"], on_node.name("vault"), socket=False,
+                               environment={"VAULT_TOKEN": "stranger-secret"})
+        parent = on_node.run(["linkinit", "--", "sleep", "300"], on_node.name("web"),
+                             links={child.name: "redis"}, socket=False,
+                             host_config_binds=[f"{proxy.in_node}:{MOUNT}:ro"])
+        wait_until(lambda: parent.reload() or parent.status == "running", 60, "parent up")
+        library = "import linkinit; print(linkinit.require('redis').ip)"
+        wait_until(lambda: parent.exec_run(["python3", "-c", library]).output.decode()
+                   .strip() == ip_on(child, "bridge"), 60, "the link through the proxy")
+        seen = container_request(parent, "GET", f"/containers/{child.name}/json")
+        hidden = container_request(parent, "GET", f"/containers/{stranger.name}/json")
+        assert seen["status"] == 200 and hidden["status"] == 404, proxy.output()
+        assert "stranger-secret" not in str(hidden)
+    finally:
+        proxy.cleanup()
