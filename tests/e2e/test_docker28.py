@@ -11,21 +11,17 @@ included, is the oracle for linkinit's; the inspect answers API 1.51 with the sa
 from __future__ import annotations
 
 import ipaddress
-import os
-import shutil
 import uuid
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
 from tests.support.engine_node import EngineNode
-from tests.support.paths import ROOT
 
-from .conftest import SESSION, TEST_LABEL, connect_engine
 from .dockerkit import env_lines, output, wait_exit, wait_until
 from .linkkit import link_variables
-from .proxykit import MOUNT, ProxyProcess, container_request
+from .nodekit import MOUNT, NodeProxy, OnNode, ip_on, open_node
+from .proxykit import container_request
 
 pytestmark = pytest.mark.timeout(300)
 REDIS = ["redis-server", "--protected-mode", "no"]
@@ -33,74 +29,10 @@ BOTH = "env; echo ---; linkinit --print-env"  # the Engine's own variables, then
 LIBRARY = "import linkinit; print(linkinit.require('redis').ip)"
 
 
-class OnNode:
-    """Containers and networks on the node, labelled for the session, removed at teardown."""
-
-    def __init__(self, node: EngineNode, image: str) -> None:
-        self.node, self.client, self.image = node, node.client, image
-        self.token = uuid.uuid4().hex[:6]
-
-    def name(self, prefix: str) -> str:
-        return f"lt-{prefix}-{self.token}"
-
-    def run(self, command: list, name: str, network: str = "", links: Any = None,
-            socket: bool = True, start: bool = True, address: str = "", **create: Any) -> Any:
-        """A container on the node; ``links`` {child: alias} as `docker run --link` sets them
-        (in HostConfig on the default bridge, in the endpoint on a user network)."""
-        api = self.client.api
-        binds = create.pop("host_config_binds", None) or ([
-            f"{path}:{bind['bind']}:{bind['mode']}"
-            for path, bind in self.node.socket_volume.items()] if socket else None)
-        endpoint = api.create_endpoint_config(
-            links=links if network else None, ipv4_address=address or None)
-        host_config = api.create_host_config(
-            network_mode=network or "default", links=None if network else links, binds=binds)
-        created = api.create_container(
-            self.image, command, name=name, labels={TEST_LABEL: SESSION, **create.pop(
-                "labels", {})}, host_config=host_config,
-            networking_config=api.create_networking_config({network: endpoint})
-            if network else None, **create)
-        container = self.client.containers.get(created["Id"])
-        if start:
-            container.start()
-        return container
-
-    def network(self, subnet: str = "") -> Any:
-        import docker
-
-        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)]) \
-            if subnet else None
-        return self.client.networks.create(self.name(f"net{uuid.uuid4().hex[:4]}"), ipam=ipam,
-                                           labels={TEST_LABEL: SESSION})
-
-    def clean(self) -> None:
-        for container in self.client.containers.list(all=True, filters={
-                "label": f"{TEST_LABEL}={SESSION}"}):
-            container.remove(force=True)
-        for network in self.client.networks.list(filters={"label": f"{TEST_LABEL}={SESSION}"}):
-            network.remove()
-
-
 @pytest.fixture(scope="module")
 def node(engines_under_test, tmp_path_factory) -> Iterator[EngineNode]:
     """Docker 28.5 in a node container, with this session's test image loaded into it."""
-    import subprocess
-
-    build = subprocess.run([str(ROOT / "scripts" / "build-engine-node")], capture_output=True,
-                           text=True, timeout=900)
-    if build.returncode != 0:
-        pytest.fail(f"scripts/build-engine-node failed: {build.stderr[-2000:]}", pytrace=False)
-    if "docker" not in engines_under_test:
-        engines_under_test["docker"] = connect_engine("docker")
-    image = engines_under_test["docker"].image(tmp_path_factory)
-    made = EngineNode(uuid.uuid4().hex[:8], {TEST_LABEL: SESSION})
-    try:
-        made.open()
-        made.load(image)
-        yield made
-    finally:
-        problems = made.close()
-        assert not problems, problems
+    yield from open_node("docker", engines_under_test, tmp_path_factory)
 
 
 @pytest.fixture
@@ -110,32 +42,6 @@ def on_node(node: EngineNode, engines_under_test, tmp_path_factory) -> Iterator[
         yield place
     finally:
         place.clean()
-
-
-class NodeProxy(ProxyProcess):
-    """`linkinit proxy` on this host for the node's Engine, its socket in the node's shared
-    directory so that the node's containers mount it (``volumes``)."""
-
-    def __init__(self, node: EngineNode) -> None:
-        super().__init__(upstream=node.socket)
-        shutil.rmtree(self.directory)
-        name = f"proxy-{uuid.uuid4().hex[:6]}"
-        self.directory = Path(node.directory) / name
-        self.directory.mkdir(mode=0o755)
-        os.chmod(self.directory, 0o755)
-        self.in_node = f"/engine/{name}"
-        self.socket = str(self.directory / "engine.sock")
-        self.log = self.directory.with_suffix(".log")
-        self.args = ["--listen", self.socket, "--verbose"]
-
-    @property
-    def volumes(self) -> dict:
-        return {self.in_node: {"bind": MOUNT, "mode": "ro"}}
-
-
-def ip_on(container: Any, network: str) -> str:
-    container.reload()
-    return container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
 
 
 def test_the_engine_is_docker_28_5_with_api_1_51(node):

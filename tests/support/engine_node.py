@@ -1,12 +1,14 @@
-"""A newer Docker Engine for end-to-end tests: a node container (the image of
-scripts/build-engine-node, Debian unstable's docker.io 28.5) running its own dockerd on a
-socket in a host directory bind-mounted at ``/engine``, so that the docker SDK and CLI on this
-host drive it with ``unix://<dir>/docker.sock``.
+"""A newer engine for end-to-end tests: a node container (the image of
+scripts/build-engine-node, Debian unstable's docker.io 28.5, or its podman 5.8) running its own
+dockerd (or Podman's API service) on a socket in a host directory bind-mounted at ``/engine``,
+so that the docker SDK and CLI on this host drive it with ``unix://<dir>/<engine>.sock``.
 
 The node runs with the swarm worker's options (``swarm.NODE_RUN_OPTIONS``: what
-``--privileged`` gives but CAP_SYS_RESOURCE, withheld here) and its /var/lib/docker on a volume
-of its own (overlay2 there). It can pull nothing: images reach it by ``docker save | docker
-load``. Containers it runs mount its socket from the node's own path, ``/engine/docker.sock``.
+``--privileged`` gives but CAP_SYS_RESOURCE, withheld here) and its storage on a volume of its
+own. Podman's node gets no bind of the host's cgroup tree: crun refuses this host's hybrid
+tree, so the node mounts cgroup v2 alone (scripts/build-engine-node). It can pull nothing:
+images reach it by ``docker save | docker load``. Containers it runs mount its socket from the
+node's own path, ``/engine/<engine>.sock``.
 Everything (the node, its volume, the directory) carries the session's token and goes at
 ``close``, each step even when an earlier one failed.
 """
@@ -25,8 +27,14 @@ import docker
 from tests.support.processes import wait_for
 from tests.support.swarm import NODE_RUN_OPTIONS
 
-NODE_IMAGE = os.environ.get("LINKINIT_ENGINE_NODE_IMAGE", "linkinit-engine-node:sid")
-IN_NODE_SOCKET = "/engine/docker.sock"  # the node's dockerd, as its containers mount it
+# Per engine: (image, the socket's name in /engine, where its storage lives).
+KINDS = {
+    "docker": (os.environ.get("LINKINIT_ENGINE_NODE_IMAGE", "linkinit-engine-node:sid"),
+               "docker.sock", "/var/lib/docker"),
+    "podman": (os.environ.get("LINKINIT_PODMAN_NODE_IMAGE", "linkinit-podman-node:sid"),
+               "podman.sock", "/var/lib/containers"),
+}
+HOST_CGROUPS = ("-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw")
 START_TIMEOUT = 60  # seconds for the node's dockerd to answer
 LOAD_TIMEOUT = 300  # seconds for one image's save | load
 
@@ -35,11 +43,14 @@ class EngineNode:
     """``open`` starts the node and connects ``client``; ``load`` copies an image in;
     ``close`` removes all. ``timings`` holds what setup, loads and teardown took."""
 
-    def __init__(self, token: str, labels: dict[str, str]) -> None:
-        self.name = f"lt-engine-node-{token}"
+    def __init__(self, token: str, labels: dict[str, str], kind: str = "docker") -> None:
+        self.kind = kind
+        self.image, socket_name, self.storage = KINDS[kind]
+        self.name = f"lt-{kind}-node-{token}"
         self.labels = labels
         self.directory = tempfile.mkdtemp(prefix=f"{self.name}-")
-        self.socket = os.path.join(self.directory, "docker.sock")
+        self.in_node_socket = f"/engine/{socket_name}"  # as the node's containers mount it
+        self.socket = os.path.join(self.directory, socket_name)
         self.host = f"unix://{self.socket}"
         self.client: Any = None
         self.version = ""
@@ -48,16 +59,20 @@ class EngineNode:
     @property
     def socket_volume(self) -> dict:
         """What a parent on the node mounts to reach the node's Engine at the usual place."""
-        return {IN_NODE_SOCKET: {"bind": "/var/run/docker.sock", "mode": "ro"}}
+        return {self.in_node_socket: {"bind": "/var/run/docker.sock", "mode": "ro"}}
 
     def open(self) -> EngineNode:
         started = time.monotonic()
         label_options = [f"--label={key}={value}" for key, value in self.labels.items()]
         os.chmod(self.directory, 0o755)
         _host("volume", "create", *label_options, self.name)
+        at = NODE_RUN_OPTIONS.index(HOST_CGROUPS[1]) - 1  # the swarm node's cgroup bind
+        options = list(NODE_RUN_OPTIONS[:at] + NODE_RUN_OPTIONS[at + 2:])
+        if self.kind == "docker":
+            options += HOST_CGROUPS
         _host("run", "-d", "--name", self.name, "--hostname", self.name, *label_options,
-              *NODE_RUN_OPTIONS, "-v", f"{self.name}:/var/lib/docker",
-              "-v", f"{self.directory}:/engine", NODE_IMAGE)
+              *options, "-v", f"{self.name}:{self.storage}",
+              "-v", f"{self.directory}:/engine", self.image)
         wait_for(self._answers, START_TIMEOUT, f"the Engine in {self.name}")
         self.version = self.client.version()["Version"]
         self.timings["setup"] = time.monotonic() - started
