@@ -15,6 +15,7 @@ from collections import namedtuple
 from linkinit.errors import DeclarationError
 from linkinit.model import swarm
 from linkinit.model.declare import LinkSpec, link_label_groups, parse_labels
+from linkinit.model.docker_links import read_engine_links
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
@@ -332,13 +333,19 @@ def find_in(reference: str, parent: Mapping[str, Any],
 def declared_links(
     container: Mapping[str, Any],
 ) -> list[tuple[str, Union[LinkSpec, DeclarationError]]]:
-    """``(alias, spec)`` for each link the container's ``link.*`` labels declare, read one
-    alias at a time so that a tool reading other containers' labels (``ls``, ``guard``, the
-    proxy) lets a bad label spoil only its own link: the spec is then the error it made."""
+    """``(alias, spec)`` for each link the container's ``link.*`` labels declare, and each
+    link the Engine knows for it that no label replaces (``docker_links``), read one alias at
+    a time so that a tool reading other containers (``ls``, ``guard``, the proxy) lets a bad
+    label spoil only its own link: the spec is then the error it made."""
+    engine = dict(read_engine_links(container))
+    groups = link_label_groups(labels_of(container))
     found: list[tuple[str, Union[LinkSpec, DeclarationError]]] = []
-    for alias, group in sorted(link_label_groups(labels_of(container)).items()):
+    for alias, group in sorted(groups.items()):
+        known = engine.get(alias)
         try:
-            found.extend((alias, spec) for spec in parse_labels(group).links)
+            adopted = [known] if isinstance(known, LinkSpec) else []
+            found.extend((alias, spec) for spec in parse_labels(group, adopted).links)
         except DeclarationError as error:
             found.append((alias, error))
-    return found
+    found += [(alias, spec) for alias, spec in engine.items() if alias not in groups]
+    return sorted(found, key=lambda pair: pair[0])

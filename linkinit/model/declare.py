@@ -149,10 +149,11 @@ def check_policy(value: object, origin: str) -> str:
     )
 
 
-def parse_labels(labels: Mapping[str, str]) -> Declaration:
-    """Read ``link.<alias>=<child>``, ``link.<alias>.wait|optional|address``,
-    ``linkinit.timeout``, ``linkinit.on-change``, ``linkinit.env.*`` and
-    ``linkinit.template.*``."""
+def parse_labels(labels: Mapping[str, str], engine: Iterable[LinkSpec] = ()) -> Declaration:
+    """Read ``link.<alias>=<child>``, ``link.<alias>.<attribute>``, ``linkinit.timeout``,
+    ``linkinit.on-change``, ``linkinit.env.*`` and ``linkinit.template.*``. ``engine``: the
+    links the Engine knows for the container (``docker_links``); ``link.<alias>.<attribute>``
+    without ``link.<alias>=`` applies to the Engine's link of that alias."""
     from linkinit.model import derived, templates
 
     timeout = on_change = None
@@ -160,11 +161,12 @@ def parse_labels(labels: Mapping[str, str]) -> Declaration:
         timeout = parse_timeout(labels[TIMEOUT_LABEL], f"label {TIMEOUT_LABEL}")
     if ON_CHANGE_LABEL in labels:
         on_change = check_policy(labels[ON_CHANGE_LABEL], f"label {ON_CHANGE_LABEL}")
-    return Declaration(_label_links(labels), timeout, on_change, derived.parse_labels(labels),
-                       templates.parse_labels(labels))
+    return Declaration(_label_links(labels, {spec.alias: spec for spec in engine}), timeout,
+                       on_change, derived.parse_labels(labels), templates.parse_labels(labels))
 
 
-def _label_links(labels: Mapping[str, str]) -> tuple[LinkSpec, ...]:
+def _label_links(labels: Mapping[str, str],
+                 engine: Mapping[str, LinkSpec]) -> tuple[LinkSpec, ...]:
     children: dict[str, str] = {}
     attributes: dict[str, dict[str, str]] = {}
     for key in sorted(labels):
@@ -185,11 +187,16 @@ def _label_links(labels: Mapping[str, str]) -> tuple[LinkSpec, ...]:
                 f"label {key}: unknown link attribute {attribute!r} "
                 f"(known: {', '.join(LINK_ATTRIBUTES)})"
             )
+    origins = {alias: f"label {LABEL_PREFIX}{alias}" for alias in children}
     for alias in attributes:
-        if alias not in children:
+        if alias not in children and alias in engine:
+            children[alias] = engine[alias].child
+            origins[alias] = f"{engine[alias].origin} with label {LABEL_PREFIX}{alias}.*"
+        elif alias not in children:
             raise DeclarationError(
                 f"label {LABEL_PREFIX}{alias}.{next(iter(attributes[alias]))} has no "
-                f"{LABEL_PREFIX}{alias}=<child> label to go with it"
+                f"{LABEL_PREFIX}{alias}=<child> label to go with it (nor a --link of "
+                f"that alias the Engine knows)"
             )
     links = []
     for alias, child in children.items():
@@ -199,7 +206,8 @@ def _label_links(labels: Mapping[str, str]) -> tuple[LinkSpec, ...]:
         optional = parse_bool(attrs.get("optional", "false"), f"label {key}.optional")
         address = check_address(attrs.get("address", "ip").strip(), f"label {key}.address")
         env, secrets = _label_env(attrs, key)
-        links.append(LinkSpec(alias, child, wait, optional, f"label {key}", address, env, secrets))
+        links.append(LinkSpec(alias, child, wait, optional, origins[alias], address, env,
+                              secrets))
     return tuple(links)
 
 

@@ -10,10 +10,11 @@ import sys
 
 import pytest
 
-from linkinit import cli
-from linkinit.cli import Options, parse_arguments, resolve_environment, run
+from linkinit.cli import Options, parse_arguments, run
 from linkinit.errors import EX_USAGE, DeclarationError, EngineUnreachable, UsageError
+from linkinit.init import start
 from linkinit.init.options import ENVIRONMENT, apply_environment, parse_signal, settle
+from linkinit.init.start import resolve_environment
 from tests.support.paths import ROOT
 
 
@@ -250,7 +251,7 @@ UNREACHABLE = (
 
 @pytest.fixture
 def no_default_config(monkeypatch):
-    monkeypatch.setattr(cli, "DEFAULT_CONFIG", "/nonexistent/linkinit.yaml")
+    monkeypatch.setattr(start, "DEFAULT_CONFIG", "/nonexistent/linkinit.yaml")
 
 
 @pytest.mark.usefixtures("no_default_config")
@@ -317,3 +318,31 @@ def test_a_bad_linkinit_links_entry_is_a_declaration_error_naming_it():
         "LINKINIT_LINKS entry db1:re.dis: alias 're.dis' is not valid: use letters, digits, "
         "'_' and '-' only"
     )
+
+
+@pytest.mark.usefixtures("no_default_config")
+@pytest.mark.parametrize(("argv", "environ"), [
+    ([], {}), (["--link", "db1:redis"], {}), ([], {"LINKINIT_LINKS": "db1:redis"})])
+def test_print_env_with_no_engine_to_ask_is_69_naming_what_it_could_not_read(argv, environ):
+    """--print-env needs the Engine (the links it knows are declarations too): no socket is 69
+    whatever is declared, never the plain init's empty output."""
+    env = {**NO_SOCKET, **environ}
+    options = apply_environment(parse_arguments([*argv, "--print-env"]), env)
+    with pytest.raises(EngineUnreachable) as raised:
+        resolve_environment(options, env)
+    assert str(raised.value) == (
+        "--print-env: cannot read this container's links (DOCKER_HOST=unix:///nonexistent/"
+        "docker.sock names no socket): mount the proxy's directory (-v /run/linkinit:"
+        "/run/linkinit:ro) or the Engine's socket (mount it with -v /var/run/docker.sock:"
+        "/var/run/docker.sock)")
+    assert raised.value.exit_status == 69
+
+
+@pytest.mark.usefixtures("no_default_config")
+def test_print_env_in_a_pod_without_an_engine_prints_the_kubelets_services():
+    """In a Kubernetes pod there is no Engine to ask: --print-env still prints the services."""
+    env = {**NO_SOCKET, "REDIS_SERVICE_HOST": "10.0.0.7", "REDIS_SERVICE_PORT": "6379",
+           "REDIS_PORT": "tcp://10.0.0.7:6379"}
+    stdout = io.StringIO()
+    assert run(["--print-env", "-q"], env, stdout, io.StringIO()) == 0
+    assert "REDIS_SERVICE_HOST=10.0.0.7\n" in stdout.getvalue()

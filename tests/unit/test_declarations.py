@@ -122,17 +122,20 @@ def test_optional_reads_the_usual_spellings_of_a_boolean(text, expected):
         ),
         pytest.param(
             {"link.redis.wait": "healthy"},
-            "label link.redis.wait has no link.redis=<child> label to go with it",
+            "label link.redis.wait has no link.redis=<child> label to go with it "
+            "(nor a --link of that alias the Engine knows)",
             id="wait-without-its-link",
         ),
         pytest.param(
             {"link.redis.optional": "true", "link.db": "x"},
-            "label link.redis.optional has no link.redis=<child> label to go with it",
+            "label link.redis.optional has no link.redis=<child> label to go with it "
+            "(nor a --link of that alias the Engine knows)",
             id="optional-without-its-link",
         ),
         pytest.param(
             {"link.Redis": "db1", "link.redis.wait": "healthy"},
-            "label link.redis.wait has no link.redis=<child> label to go with it",
+            "label link.redis.wait has no link.redis=<child> label to go with it "
+            "(nor a --link of that alias the Engine knows)",
             id="aliases-are-case-sensitive",
         ),
         pytest.param(
