@@ -237,12 +237,10 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     first_timeout = _first(from_flags.timeout, from_file.timeout, declare.DEFAULT_TIMEOUT)
     engine = Engine.from_environ(environ, in_container=True)
     if _plain_init(engine, options, [from_file, from_env, from_flags]):
-        report(f"no Docker Engine socket at {engine.socket_path} and no links "
-               "declared by file, flag or LINKINIT_LINKS: running COMMAND without links "
-               "(--require-engine or LINKINIT_REQUIRE_ENGINE=1 makes this exit 69)")
+        _no_engine_notice(engine, options, environ, report)
         return build_environment(environ, {}), [], None
     engine.deadline = started + first_timeout + resolve.LAST_LOOK_GRACE
-    resolve.connect(engine, started + first_timeout)
+    resolve.connect(engine, started + first_timeout, environ)
     parent = resolve.find_parent(engine, environ)
     labels = (parent.get("Config") or {}).get("Labels") or {}
     declared = declare.merge([declare.parse_labels(labels), from_file, from_env, from_flags])
@@ -275,6 +273,29 @@ def _plain_init(engine: Any, options: Options, sources: Sequence[Any]) -> bool:
     image that uses linkinit still runs where there is no Engine (Kubernetes, CI)."""
     declared = any(source.links for source in sources)
     return engine.socket_missing() and not declared and not options.require_engine
+
+
+def _no_engine_notice(engine: Any, options: Options, environ: Mapping[str, str],
+                      report: Callable[[str], None]) -> None:
+    """No socket, nothing declared without one. COMMAND runs as with a plain init; but
+    --print-env has nothing to print (69), unless the kubelet's service variables are there
+    (a pod: those are what it prints)."""
+    where = f"no Docker Engine socket at {engine.socket_path}"
+    if not options.print_env:
+        report(f"{where} and no links declared by file, flag or LINKINIT_LINKS: running "
+               "COMMAND without links (--require-engine or LINKINIT_REQUIRE_ENGINE=1 makes "
+               "this exit 69)")
+        return
+    from .client import service_variables
+
+    if service_variables(environ):
+        report(f"{where}: printing only the Kubernetes service variables")
+    else:
+        from . import engines
+        from .errors import EngineUnreachable
+
+        raise EngineUnreachable(f"--print-env: {where}, so there are no link variables to "
+                                f"print: {engines.missing_socket_advice(environ)}")
 
 
 def _env_link(entry: str) -> Any:

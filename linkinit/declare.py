@@ -107,7 +107,9 @@ def parse_timeout(value: object, origin: str) -> float:
             f"{origin}: timeout must be a number of seconds, not {value!r}"
         ) from None
     if not seconds >= 0 or seconds == float("inf"):
-        raise DeclarationError(f"{origin}: timeout must be a number of seconds >= 0, not {value!r}")
+        raise DeclarationError(
+            f"{origin}: timeout must be a finite number of seconds >= 0, not {value!r}"
+        )
     return seconds
 
 

@@ -191,12 +191,11 @@ def find_child(engine: Engine, spec: LinkSpec, parent: Mapping[str, Any]) -> Opt
     return found.container
 
 
-def connect(engine: Engine, deadline: float) -> None:
+def connect(engine: Engine, deadline: float, environ: Mapping[str, str]) -> None:
     """Reach the Engine, retrying with backoff until the deadline (exit 69 after that)."""
     if engine.socket_missing():
-        raise EngineUnreachable(
-            f"no Docker Engine socket at {engine.socket_path}: {engines.mount_hint()}"
-        )
+        raise EngineUnreachable(f"no Docker Engine socket at {engine.socket_path}: "
+                                f"{engines.missing_socket_advice(environ)}")
     try:
         engine.ping()
         return

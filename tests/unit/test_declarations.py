@@ -151,17 +151,17 @@ def test_optional_reads_the_usual_spellings_of_a_boolean(text, expected):
         ),
         pytest.param(
             {"linkinit.timeout": "-5"},
-            "label linkinit.timeout: timeout must be a number of seconds >= 0, not '-5'",
+            "label linkinit.timeout: timeout must be a finite number of seconds >= 0, not '-5'",
             id="negative-timeout",
         ),
         pytest.param(
             {"linkinit.timeout": "nan"},
-            "label linkinit.timeout: timeout must be a number of seconds >= 0, not 'nan'",
+            "label linkinit.timeout: timeout must be a finite number of seconds >= 0, not 'nan'",
             id="nan-timeout",
         ),
         pytest.param(
             {"linkinit.timeout": "inf"},
-            "label linkinit.timeout: timeout must be a number of seconds >= 0, not 'inf'",
+            "label linkinit.timeout: timeout must be a finite number of seconds >= 0, not 'inf'",
             id="infinite-timeout",
         ),
         pytest.param(
