@@ -303,12 +303,13 @@ def _env_link(entry: str) -> Any:
     from . import declare
     from .errors import DeclarationError
 
-    origin = f"LINKINIT_LINKS entry {entry}"
+    origin = f"LINKINIT_LINKS entry {declare.shorten(entry)}"
     child, _, alias = entry.partition(":")
     child, alias = child.strip(), (alias or child).strip()
     if not child:
         raise DeclarationError(f"{origin}: expected <child>[:<alias>], e.g. db1:redis")
-    return declare.LinkSpec(declare.check_alias(alias, origin), child, origin=origin)
+    return declare.LinkSpec(declare.check_alias(alias, origin),
+                            declare.check_child(child, origin), origin=origin)
 
 
 def _first(*values: Optional[float]) -> float:

@@ -229,6 +229,15 @@ def negotiated(server: Optional[tuple[int, int]]) -> tuple[int, int]:
     return min(server, MAX_API_VERSION)
 
 
+def not_found_says_more(message: str, reference: str) -> bool:
+    """Whether a 404's message says more than that nothing answers to ``reference``: the
+    Engine's own is ``No such container: <ref>`` (Podman's ends ``: no such container``);
+    ``linkinit proxy`` adds why it does not show the container."""
+    lowered = message.strip().lower()
+    plain = (f"no such container: {reference}".lower(), "")
+    return lowered not in plain and not lowered.endswith(": no such container")
+
+
 class Engine:
     """One Engine (or linkinit proxy) on a Unix socket or TCP address."""
 
@@ -240,6 +249,9 @@ class Engine:
         self.kind = engines.DOCKER  # which engine answers (engines.py), set by the first ping
         self.swarm_role: Optional[str] = None  # swarm.WORKER or NOT_IN_SWARM once a 503 said
         self.requests = 0
+        # Why an inspect found nothing, by reference, where the answer said more than the
+        # Engine's own "No such container" (the proxy's reason: it does not trust files...).
+        self.refusals: dict[str, str] = {}
         self._socket_path: Optional[str] = None
         self._address: Optional[tuple[str, int]] = None
         if host.startswith("unix:///") and not any(c in host for c in "?#;"):
@@ -411,8 +423,11 @@ class Engine:
         """
         try:
             document = self.get(f"/containers/{_quote(reference)}/json")
-        except NotFound:
+        except NotFound as error:
+            if not_found_says_more(error.message, reference):
+                self.refusals[reference] = error.message
             return None
+        self.refusals.pop(reference, None)
         return engines.docker_shaped(self.kind, document)
 
     def run_healthcheck(self, container_id: str) -> None:

@@ -188,6 +188,9 @@ def find_child(engine: Engine, spec: LinkSpec, parent: Mapping[str, Any]) -> Opt
     if found.state == model.NO_MANAGER:
         raise NotSwarmManager(f"link {spec.alias}: {spec.child!r} is not a container on this "
                               f"node; {found.why}", 503, swarm.WORKER)
+    if found.container and parent.get("Id") and found.container.get("Id") == parent["Id"]:
+        raise ResolveError(f"{spec.origin}: child {spec.child!r} is this container itself; "
+                           "a container cannot link to itself: name another container")
     return found.container
 
 
@@ -246,7 +249,8 @@ def resolve_links(
     # The last look comes at the deadline itself: it gets a moment to be answered.
     engine.deadline = time.monotonic() + timeout + LAST_LOOK_GRACE
     find, wake_source = _lookups(engine, parent)
-    waiter = Waiter(specs, parent, find, timeout, report, wake_source=wake_source)
+    waiter = Waiter(specs, parent, find, timeout, report, wake_source=wake_source,
+                    absent_reason=lambda spec: engine.refusals.get(spec.child, ""))
     return [resolved_link(spec, parent, seen) for spec, seen in waiter.run()]
 
 

@@ -15,7 +15,7 @@ import time
 from . import swarm
 from .engines import DOCKER
 from .errors import EngineError, EngineUnreachable, NotReady
-from .readiness import PORT_CLOSED, check_port, observe, port_open
+from .readiness import MISSING, PORT_CLOSED, Observation, check_port, observe, port_open
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
 
     from .declare import LinkSpec
     from .engine import Engine
-    from .readiness import Observation, Probe
+    from .readiness import Probe
 
     Report = Callable[[str], None]
     Find = Callable[[LinkSpec], Optional[dict]]
@@ -55,7 +55,9 @@ class Waiter:
     ``EngineError``; retryable ones are tried again until the deadline, others end the wait.
     ``wake_source(since, matters)`` is called once, when the first pause is needed, and
     returns an object whose ``wait(seconds) -> bool`` sleeps until an event for which
-    ``matters(event)`` is true (True) or the time is up (False).
+    ``matters(event)`` is true (True) or the time is up (False). ``absent_reason(spec)`` says
+    why an absent child was not shown, where the Engine said more than "not found" (the
+    proxy's refusal): the waiting and timeout lines then carry it.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class Waiter:
         wake_source: Callable[..., Any],
         probe: Probe = port_open,
         clock: Any = SystemClock,
+        absent_reason: Optional[Callable[[LinkSpec], str]] = None,
     ) -> None:
         self.specs = list(specs)
         self.parent = parent
@@ -78,6 +81,7 @@ class Waiter:
         self.started_at = clock.time()
         self.deadline = clock.monotonic() + timeout
         self._wake_source = wake_source
+        self._absent_reason = absent_reason
         self.wake: Any = None  # made at the first pause: most starts find every child ready
         self.seen: dict[str, Observation] = {}
         self.looked_once = False  # after the first look, absent optional children are dropped
@@ -120,7 +124,11 @@ class Waiter:
         before = self.seen.get(spec.alias)
         if not self.stale and before is not None and before.phase == PORT_CLOSED:
             return check_port(before, self.probe)  # nothing happened: only the port can change
-        return observe(spec, self.parent, self.find(spec), self.probe)
+        now = observe(spec, self.parent, self.find(spec), self.probe)
+        reason = self._absent_reason(spec) if self._absent_reason and now.phase == MISSING else ""
+        if reason:
+            return Observation(MISSING, f"missing: {reason}", "")  # the state says it all
+        return now
 
     def _record(self, spec: LinkSpec, now: Observation) -> None:
         before = self.seen.get(spec.alias)
@@ -210,8 +218,9 @@ def not_ready_message(
 ) -> str:
     """One line per child: alias, child, time waited, wait mode, state and last detail."""
     return "\n".join(
-        f"{s.alias} ({s.child}) not ready after {waited:.0f}s "
-        f"(wait={s.wait}): {seen[s.alias].state}; last seen: {seen[s.alias].detail}"
+        f"{s.alias} ({s.child}) not ready after {waited:.0f}s (wait={s.wait}): "
+        f"{seen[s.alias].state}"
+        + (f"; last seen: {seen[s.alias].detail}" if seen[s.alias].detail else "")
         for s in unready
     )
 
