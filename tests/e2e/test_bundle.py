@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from typing import Any, Callable, Iterator
 
@@ -13,8 +14,8 @@ import pytest
 
 from tests.support.kubelet import REDIS_SERVICE
 
-from .bundlekit import SEED_STORY, bundle_image, start_redis
-from .conftest import BASE_IMAGE, SESSION, SOCKET_VOLUME, TEST_LABEL, connect_engine
+from .bundlekit import SEED_STORY, build_bundle, bundle_image, start_redis
+from .conftest import BASE_IMAGE, ROOT, SESSION, SOCKET_VOLUME, TEST_LABEL, connect_engine
 from .dockerkit import env_lines, output, wait_exit, wait_until
 from .linkkit import start_child
 from .pid1_helpers import (
@@ -264,3 +265,16 @@ def test_host_tools_say_they_are_not_in_the_bundle(parent):
         "linkinit: ls is a host tool and is not in the self-contained bundle; on the host, "
         "install linkinit with pip and run it there\n"
     )
+
+
+def test_the_readme_names_the_glibc_the_bundle_needs():
+    """The newest glibc symbol version any file of the bundle asks for is the one the README
+    tells users their base needs (Debian 12's libexpat.so.1 asks for 2.36, not 2.35)."""
+    needed = set()
+    for path in build_bundle().rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.read_bytes()[:4] == b"\x7fELF":
+            needed |= {int(m) for m in re.findall(rb"GLIBC_2\.(\d+)", path.read_bytes())}
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    stated = re.search(r"built here, on Debian 12, 2\.(\d+)", readme)
+    assert stated is not None, "the README no longer says which glibc the bundle needs"
+    assert int(stated.group(1)) == max(needed)
