@@ -124,3 +124,43 @@ def test_on_the_host_a_bad_docker_host_gets_advice_about_docker_host():
         "linkinit: no Docker Engine socket at /nonexistent/docker.sock: DOCKER_HOST names it: "
         "set DOCKER_HOST to the Engine's socket (unix:///var/run/docker.sock) or unset it\n"
     )
+
+
+# A private mount namespace in which /run/linkinit is the proxy's directory, as on a host that
+# runs `linkinit proxy` for its parents, and /run/docker.sock is still the Engine's socket.
+PROXY_ON_THIS_HOST = """set -eu
+old=$1 proxy=$2; shift 2
+mount --rbind /run "$old"
+mount -t tmpfs linkinit-test /run
+touch /run/docker.sock
+mount --bind "$old/docker.sock" /run/docker.sock
+mkdir /run/linkinit
+mount --bind "$proxy" /run/linkinit
+exec "$@"
+"""
+
+
+def host_ls_beside_a_proxy(proxy: ProxyProcess, scratch, environ: dict) -> Any:
+    old = scratch / "run"
+    old.mkdir(parents=True)
+    return subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", PROXY_ON_THIS_HOST, "sh",
+         str(old), str(proxy.directory), sys.executable, "-m", "linkinit", "ls"],
+        capture_output=True, text=True, env=environ, cwd=ROOT, timeout=60)
+
+
+def test_host_tools_use_the_engines_socket_even_where_the_proxy_runs(
+    child, start_proxy, tmp_path
+):
+    """`linkinit ls` on a host whose /run/linkinit holds the proxy's socket talks to the
+    Engine's socket (the proxy serves containers and refuses host callers); DOCKER_HOST
+    pointed at the proxy is what sends it there (the control: refused)."""
+    proxy = start_proxy()
+    environ = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    listed = host_ls_beside_a_proxy(proxy, tmp_path / "a", environ)
+    assert listed.returncode == 0, listed.stderr
+    assert child.name in listed.stdout
+    told = host_ls_beside_a_proxy(
+        proxy, tmp_path / "b", {**environ, "DOCKER_HOST": "unix:///run/linkinit/engine.sock"})
+    assert told.returncode == 69, told.stdout
+    assert "refused" in told.stderr and child.name not in told.stdout
