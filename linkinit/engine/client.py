@@ -76,6 +76,15 @@ def negotiated(server: Optional[tuple[int, int]]) -> tuple[int, int]:
     return min(server, MAX_API_VERSION)
 
 
+def not_found_says_more(message: str, reference: str) -> bool:
+    """Whether a 404's message says more than that nothing answers to ``reference``: the
+    Engine's own is ``No such container: <ref>`` (Podman's ends ``: no such container``);
+    ``linkinit proxy`` adds why it does not show the container."""
+    lowered = message.strip().lower()
+    plain = (f"no such container: {reference}".lower(), "")
+    return lowered not in plain and not lowered.endswith(": no such container")
+
+
 class Engine:
     """One Engine (or linkinit proxy) on a Unix socket or TCP address."""
 
@@ -90,6 +99,9 @@ class Engine:
             where = parse_host(host)
         except UnsupportedHost as error:
             raise EngineRefused(str(error)) from None
+        # Why an inspect found nothing, by reference, where the answer said more than the
+        # Engine's own "No such container" (the proxy's reason: it does not trust files...).
+        self.refusals: dict[str, str] = {}
         self._socket_path: Optional[str] = where.socket_path
         self._address: Optional[tuple[str, int]] = where.tcp
 
@@ -245,8 +257,11 @@ class Engine:
         """
         try:
             document = self.get(f"/containers/{quote(reference)}/json")
-        except NotFound:
+        except NotFound as error:
+            if not_found_says_more(error.message, reference):
+                self.refusals[reference] = error.message
             return None
+        self.refusals.pop(reference, None)
         return engines.docker_shaped(self.kind, document)
 
     def run_healthcheck(self, container_id: str) -> None:

@@ -138,13 +138,13 @@ def parse_seconds(text: str, origin: str) -> float:
     except ValueError:
         seconds = -1.0
     if not 0 <= seconds < float("inf"):
-        raise UsageError(f"{origin}: expected a number of seconds >= 0, e.g. 30 or 2.5")
+        raise UsageError(f"{origin}: expected a finite number of seconds >= 0, e.g. 30 or 2.5")
     return seconds
 
 
 def check_seconds(seconds: float, flag: str) -> float:
     if not 0 <= seconds < float("inf"):
-        raise UsageError(f"{flag} must be >= 0, not {seconds}")
+        raise UsageError(f"{flag} must be a finite number of seconds >= 0, not {seconds}")
     return seconds
 
 

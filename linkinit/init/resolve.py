@@ -143,15 +143,17 @@ def find_child(engine: Engine, spec: LinkSpec, parent: Mapping[str, Any]) -> Opt
     if found.state == model.NO_MANAGER:
         raise NotSwarmManager(f"link {spec.alias}: {spec.child!r} is not a container on this "
                               f"node; {found.why}", 503, swarm.WORKER)
+    if found.container and parent.get("Id") and found.container.get("Id") == parent["Id"]:
+        raise ResolveError(f"{spec.origin}: child {spec.child!r} is this container itself; "
+                           "a container cannot link to itself: name another container")
     return found.container
 
 
-def connect(engine: Engine, deadline: float) -> None:
+def connect(engine: Engine, deadline: float, environ: Mapping[str, str]) -> None:
     """Reach the Engine, retrying with backoff until the deadline (exit 69 after that)."""
     if engine.socket_missing():
-        raise EngineUnreachable(
-            f"no Docker Engine socket at {engine.socket_path}: {engines.mount_hint()}"
-        )
+        raise EngineUnreachable(f"no Docker Engine socket at {engine.socket_path}: "
+                                f"{engines.missing_socket_advice(environ)}")
     try:
         engine.ping()
         return
@@ -204,7 +206,8 @@ def resolve_links(
     # The last look comes at the deadline itself: it gets a moment to be answered.
     engine.deadline = time.monotonic() + timeout + LAST_LOOK_GRACE
     find, wake_source = _lookups(engine, parent)
-    waiter = Waiter(specs, parent, find, timeout, report, wake_source=wake_source)
+    waiter = Waiter(specs, parent, find, timeout, report, wake_source=wake_source,
+                    absent_reason=lambda spec: engine.refusals.get(spec.child, ""))
     ready = waiter.run()
     for spec, seen in ready:
         _report_missing_keys(spec, seen, report)

@@ -54,7 +54,7 @@ def resolve_environment(options: Options, environ: Mapping[str, str],
         return _without_engine(engine, declare.merge([from_file, from_flags]), environ,
                                options, report)
     engine.deadline = started + first_timeout + resolve.LAST_LOOK_GRACE
-    resolve.connect(engine, started + first_timeout)
+    resolve.connect(engine, started + first_timeout, environ)
     parent = resolve.find_parent(engine, environ)
     labels = (parent.get("Config") or {}).get("Labels") or {}
     known = engine_links(parent)  # docker run --link, compose links: (the weakest source)
@@ -115,9 +115,13 @@ def _without_engine(engine: Any, declared: Any, environ: Mapping[str, str],
     pod's service variables)."""
     from linkinit.model.envvars import build_environment
 
-    report(f"no Docker Engine socket at {engine.socket_path} and no links "
-           "declared by file, flag or LINKINIT_LINKS: running COMMAND without links "
-           "(--require-engine or LINKINIT_REQUIRE_ENGINE=1 makes this exit 69)")
+    where = f"no Docker Engine socket at {engine.socket_path}"
+    if options.print_env:  # only in a pod: the kubelet's variables are what it prints
+        report(f"{where}: printing only the Kubernetes service variables")
+    else:
+        report(f"{where} and no links declared by file, flag or LINKINIT_LINKS: running "
+               "COMMAND without links (--require-engine or LINKINIT_REQUIRE_ENGINE=1 makes "
+               "this exit 69)")
     exported = _outputs(declared, [], {}, environ, options)
     return build_environment(environ, exported), list(exported), None
 
@@ -156,13 +160,16 @@ def _no_engine_to_ask(engine: Any, environ: Mapping[str, str]) -> Exception:
     from linkinit.errors import EngineUnreachable
 
     proxy = os.path.dirname(PROXY_SOCKET)
-    where = (f"DOCKER_HOST={environ['DOCKER_HOST']} names no socket" if environ.get("DOCKER_HOST")
-             else f"no Engine socket at {engine.socket_path}, no proxy directory {proxy}, "
-                  "DOCKER_HOST unset")
-    return EngineUnreachable(
-        f"--print-env: cannot read this container's links ({where}): mount the proxy's "
-        f"directory (-v {proxy}:{proxy}:ro) or the Engine's socket ({engines.mount_hint()})"
-    )
+    if environ.get("DOCKER_HOST"):
+        where = f"DOCKER_HOST={environ['DOCKER_HOST']} names no socket"
+        advice = engines.missing_socket_advice(environ)
+    else:
+        where = (f"no Engine socket at {engine.socket_path}, no proxy directory {proxy}, "
+                 "DOCKER_HOST unset")
+        advice = (f"mount the proxy's directory (-v {proxy}:{proxy}:ro) or the Engine's "
+                  f"socket ({engines.mount_hint()})")
+    return EngineUnreachable(f"--print-env: cannot read this container's links ({where}), so "
+                             f"there are no link variables to print: {advice}")
 
 
 def _plain_init(engine: Any, options: Options, sources: Sequence[Any]) -> bool:
@@ -176,7 +183,8 @@ def _env_link(entry: str) -> Any:
     """One ``child[:alias]`` of LINKINIT_LINKS, read as ``--link`` reads its value."""
     from linkinit.model import declare
 
-    return declare.parse_link(entry, f"LINKINIT_LINKS entry {entry}", "db1:redis")
+    origin = f"LINKINIT_LINKS entry {declare.shorten(entry)}"
+    return declare.parse_link(entry, origin, "db1:redis")
 
 
 def _first(*values: Optional[float]) -> float:

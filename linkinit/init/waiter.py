@@ -14,7 +14,14 @@ import time
 
 from linkinit.engine.kinds import DOCKER
 from linkinit.errors import EngineError, EngineUnreachable, NotReady
-from linkinit.init.readiness import PORT_CLOSED, check_port, observe, port_open
+from linkinit.init.readiness import (
+    MISSING,
+    PORT_CLOSED,
+    Observation,
+    check_port,
+    observe,
+    port_open,
+)
 from linkinit.model import swarm
 
 TYPE_CHECKING = False
@@ -22,7 +29,7 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
     from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
     from linkinit.engine.client import Engine
-    from linkinit.init.readiness import Observation, Probe
+    from linkinit.init.readiness import Probe
     from linkinit.model.declare import LinkSpec
 
     Report = Callable[[str], None]
@@ -53,7 +60,9 @@ class Waiter:
     ``EngineError``; retryable ones are tried again until the deadline, others end the wait.
     ``wake_source(since, matters)`` is called once, when the first pause is needed, and
     returns an object whose ``wait(seconds) -> bool`` sleeps until an event for which
-    ``matters(event)`` is true (True) or the time is up (False).
+    ``matters(event)`` is true (True) or the time is up (False). ``absent_reason(spec)`` says
+    why an absent child was not shown, where the Engine said more than "not found" (the
+    proxy's refusal): the waiting and timeout lines then carry it.
     """
 
     def __init__(
@@ -66,6 +75,7 @@ class Waiter:
         wake_source: Callable[..., Any],
         probe: Probe = port_open,
         clock: Any = SystemClock,
+        absent_reason: Optional[Callable[[LinkSpec], str]] = None,
     ) -> None:
         self.specs = list(specs)
         self.parent = parent
@@ -76,6 +86,7 @@ class Waiter:
         self.started_at = clock.time()
         self.deadline = clock.monotonic() + timeout
         self._wake_source = wake_source
+        self._absent_reason = absent_reason
         self.wake: Any = None  # made at the first pause: most starts find every child ready
         self.seen: dict[str, Observation] = {}
         self.looked_once = False  # after the first look, absent optional children are dropped
@@ -118,7 +129,11 @@ class Waiter:
         before = self.seen.get(spec.alias)
         if not self.stale and before is not None and before.phase == PORT_CLOSED:
             return check_port(before, self.probe)  # nothing happened: only the port can change
-        return observe(spec, self.parent, self.find(spec), self.probe)
+        now = observe(spec, self.parent, self.find(spec), self.probe)
+        reason = self._absent_reason(spec) if self._absent_reason and now.phase == MISSING else ""
+        if reason:
+            return Observation(MISSING, f"missing: {reason}", "")  # the state says it all
+        return now
 
     def _record(self, spec: LinkSpec, now: Observation) -> None:
         before = self.seen.get(spec.alias)
@@ -208,8 +223,9 @@ def not_ready_message(
 ) -> str:
     """One line per child: alias, child, time waited, wait mode, state and last detail."""
     return "\n".join(
-        f"{s.alias} ({s.child}) not ready after {waited:.0f}s "
-        f"(wait={s.wait}): {seen[s.alias].state}; last seen: {seen[s.alias].detail}"
+        f"{s.alias} ({s.child}) not ready after {waited:.0f}s (wait={s.wait}): "
+        f"{seen[s.alias].state}"
+        + (f"; last seen: {seen[s.alias].detail}" if seen[s.alias].detail else "")
         for s in unready
     )
 

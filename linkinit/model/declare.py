@@ -28,6 +28,12 @@ POLICIES = ("none", "hosts", "signal:<SIG>", "restart", "exit")
 LINK_ATTRIBUTES = ("wait", "optional", "address", "env", "secrets")  # link.<alias>.<attribute>
 ALIAS_CHARS = "[A-Za-z0-9_-]"  # what an alias is made of (no dot: link.<alias>.wait)
 _ALIAS = re.compile(f"^{ALIAS_CHARS}+$")
+# What can name a child: Docker's container name rule (daemon/names: [a-zA-Z0-9][a-zA-Z0-9_.-]),
+# which IDs, ID prefixes, network aliases and service names also keep; the length bounds a
+# name to what an Engine or DNS could answer to, so a 10,000-character value is refused here.
+_CHILD = re.compile(r"^/?[A-Za-z0-9][A-Za-z0-9_.-]*$")
+CHILD_MAX = 255
+SHOWN_MAX = 60  # a value longer than this is shortened in messages
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -77,7 +83,8 @@ def env_prefix(alias: str) -> str:
 def check_alias(alias: str, origin: str) -> str:
     if not _ALIAS.match(alias):
         raise DeclarationError(
-            f"{origin}: alias {alias!r} is not valid: use letters, digits, '_' and '-' only"
+            f"{origin}: alias {shorten(alias)!r} is not valid: use letters, digits, '_' and '-' "
+            "only"
         )
     return alias
 
@@ -88,6 +95,28 @@ def check_address(value: str, origin: str) -> str:
             f"{origin}: address must be one of {', '.join(ADDRESS_MODES)}, not {value!r}"
         )
     return value
+def shorten(value: str, limit: int = SHOWN_MAX) -> str:
+    """A value as a message shows it: long ones cut, with their length said."""
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit - 20]}... ({len(value)} characters)"
+
+
+def check_child(child: str, origin: str) -> str:
+    """A reference that no container, ID, network alias or service could answer to is a
+    declaration error at once, not a wait for the whole timeout."""
+    if len(child) > CHILD_MAX:
+        raise DeclarationError(
+            f"{origin}: the child {shorten(child)!r} is {len(child)} characters long: a "
+            f"container name, ID or network alias has at most {CHILD_MAX}"
+        )
+    if not _CHILD.match(child):
+        raise DeclarationError(
+            f"{origin}: the child {shorten(child)!r} cannot name a container: use its name, "
+            "ID or network alias (letters, digits, '_', '.' and '-', starting with a letter "
+            "or digit)"
+        )
+    return child
 
 
 def check_wait(value: str, origin: str) -> str:
@@ -123,7 +152,9 @@ def parse_timeout(value: object, origin: str) -> float:
             f"{origin}: timeout must be a number of seconds, not {value!r}"
         ) from None
     if not seconds >= 0 or seconds == float("inf"):
-        raise DeclarationError(f"{origin}: timeout must be a number of seconds >= 0, not {value!r}")
+        raise DeclarationError(
+            f"{origin}: timeout must be a finite number of seconds >= 0, not {value!r}"
+        )
     return seconds
 
 
@@ -171,15 +202,16 @@ def _label_links(labels: Mapping[str, str],
     attributes: dict[str, dict[str, str]] = {}
     for key in sorted(labels):
         value = labels[key]
-        origin = f"label {key}={value}"
         if not key.startswith(LABEL_PREFIX):
             continue
+        origin = f"label {shorten(key)}"
         alias, dot, attribute = key[len(LABEL_PREFIX):].partition(".")
-        check_alias(alias, f"label {key}")
+        check_alias(alias, origin)
         if not dot:
             if not value.strip():
-                raise DeclarationError(f"{origin}: name the child container, e.g. {key}=db1")
-            children[alias] = value.strip()
+                raise DeclarationError(
+                    f"{origin}={value}: name the child container, e.g. {key}=db1")
+            children[alias] = check_child(value.strip(), origin)
         elif attribute in LINK_ATTRIBUTES:
             attributes.setdefault(alias, {})[attribute] = value
         else:
@@ -244,12 +276,12 @@ def parse_link(value: str, origin: str, example: str) -> LinkSpec:
     child, alias = split_link(value)
     if not child:
         raise DeclarationError(f"{origin}: expected <child>[:<alias>], e.g. {example}")
-    return LinkSpec(check_alias(alias, origin), child, origin=origin)
+    return LinkSpec(check_alias(alias, origin), check_child(child, origin), origin=origin)
 
 
 def parse_link_flag(value: str) -> LinkSpec:
     """Docker's own ``--link <child>[:<alias>]``."""
-    return parse_link(value, f"flag --link {value}", "--link db1:redis")
+    return parse_link(value, f"flag --link {shorten(value)}", "--link db1:redis")
 
 
 def parse_flags(links: Sequence[str], timeout: Optional[float] = None,

@@ -15,11 +15,13 @@ from linkinit.model.declare import (
     LinkSpec,
     check_address,
     check_alias,
+    check_child,
     check_policy,
     check_prefixes_unique,
     check_wait,
     parse_bool,
     parse_timeout,
+    shorten,
 )
 
 TYPE_CHECKING = False
@@ -109,7 +111,7 @@ def _yaml_link(path: str, key_node: object, value_node: object) -> LinkSpec:
     import yaml
 
     alias = str(key_node.value)  # type: ignore[attr-defined]
-    origin = f"{_where(path, key_node)}: link {alias}"
+    origin = f"{_where(path, key_node)}: link {shorten(alias)}"
     check_alias(alias, origin)
     if isinstance(value_node, yaml.ScalarNode):
         fields = {"container": value_node.value}
@@ -126,6 +128,7 @@ def _yaml_link(path: str, key_node: object, value_node: object) -> LinkSpec:
     child = str(fields.get("container", "")).strip()
     if not child:
         raise DeclarationError(f"{origin}: name the child, e.g. {alias}: {{container: db1}}")
+    check_child(child, origin)
     wait = check_wait(str(fields.get("wait", DEFAULT_WAIT)), f"{origin}.wait")
     optional = parse_bool(fields.get("optional", False), f"{origin}.optional")
     address = check_address(str(fields.get("address", "ip")), f"{origin}.address")

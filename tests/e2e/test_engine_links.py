@@ -121,8 +121,9 @@ def test_print_env_without_an_engine_exits_69(run_container, unique):
     assert wait_exit(parent) == 69
     assert output(parent, stdout=False, stderr=True) == (
         "linkinit: --print-env: cannot read this container's links (no Engine socket at "
-        "/var/run/docker.sock, no proxy directory /run/linkinit, DOCKER_HOST unset): mount "
-        "the proxy's directory (-v /run/linkinit:/run/linkinit:ro) or the Engine's socket "
+        "/var/run/docker.sock, no proxy directory /run/linkinit, DOCKER_HOST unset), so there "
+        "are no link variables to print: mount the proxy's directory "
+        "(-v /run/linkinit:/run/linkinit:ro) or the Engine's socket "
         "(mount it with -v /var/run/docker.sock:/var/run/docker.sock)\n")
 
 
