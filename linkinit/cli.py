@@ -248,7 +248,7 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     declared = declare.merge([declare.parse_labels(labels), from_file, from_env, from_flags])
     timeout = _first(declared.timeout, declare.DEFAULT_TIMEOUT)
     remaining = max(timeout - (time.monotonic() - started), 0.0)
-    resolved = resolve.resolve_links(engine, parent, declared.links, remaining, report)
+    resolved = resolve.resolve_links(engine, parent, declared.links, remaining, report, environ)
     hosts.write_hosts(resolved)
     links = link_environment(resolved)
     follow = None

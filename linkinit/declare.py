@@ -17,6 +17,10 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
     from typing import Iterable, Mapping, Optional, Sequence
 
 WAIT_MODES = ("started", "healthy", "listening", "none")
+# Protocol probes (probes.py, command_probe.py): the child answers its own protocol.
+PROBE_MODES = ("redis", "postgres", "mysql", "http", "http:PATH", "http:PATH:STATUS",
+               "exec:CMD", "tcp")
+WAIT_ALIASES = {"tcp": "listening"}  # another name for a mode, stored as the mode
 DEFAULT_WAIT = "listening"
 DEFAULT_TIMEOUT = 60.0
 LABEL_PREFIX = "link."
@@ -34,12 +38,15 @@ _FALSE = {"false", "0", "no", "off", ""}
 
 
 class LinkSpec(
-    namedtuple("LinkSpec", "alias child wait optional origin", defaults=(DEFAULT_WAIT, False, ""))
+    namedtuple("LinkSpec", "alias child wait optional origin port",
+               defaults=(DEFAULT_WAIT, False, "", None))
 ):
     """One declared link: the parent will know ``child`` as ``alias``.
 
-    alias: str; child: str (name, ID, ID prefix or network alias); wait: one of WAIT_MODES;
-    optional: bool; origin: str, where it was declared, for error messages.
+    alias: str; child: str (name, ID, ID prefix or network alias); wait: one of WAIT_MODES
+    or a probe as ``parse_wait`` returns it; optional: bool; origin: str, where it was
+    declared, for error messages; port: int, the port probes ask (None: the lowest exposed
+    TCP port).
     """
 
     __slots__ = ()
@@ -74,12 +81,56 @@ def check_alias(alias: str, origin: str) -> str:
     return alias
 
 
-def check_wait(value: str, origin: str) -> str:
-    if value not in WAIT_MODES:
+def parse_wait(value: object, origin: str) -> str:
+    """A wait mode as written -> its one stored form (``tcp`` -> ``listening``, ``http`` ->
+    ``http:/``); anything else is a DeclarationError (64) naming ``origin``. Every source of
+    declarations (labels, the file, the Engine's own links) calls this one function."""
+    text = str(value).strip()
+    kind, colon, rest = text.partition(":")
+    if not colon and text in WAIT_MODES:
+        return text
+    if not colon and text in WAIT_ALIASES:
+        return WAIT_ALIASES[text]
+    if not colon and kind in ("redis", "postgres", "mysql"):
+        return kind
+    if kind == "http":
+        return _http_wait(rest, origin, text)
+    if kind == "exec" and colon and rest.strip():
+        return f"exec:{rest.strip()}"
+    if kind == "exec":
+        raise DeclarationError(f"{origin}: exec: needs a command, e.g. exec:test -f /ready")
+    raise DeclarationError(
+        f"{origin}: wait must be one of {', '.join(WAIT_MODES + PROBE_MODES)}, not {text!r}"
+    )
+
+
+check_wait = parse_wait  # the name callers used before probes
+
+
+def _http_wait(rest: str, origin: str, text: str) -> str:
+    """``http``, ``http:PATH``, ``http:PATH:STATUS``: PATH starts with ``/`` (may hold
+    colons); a last ``:NNN`` is the status."""
+    path, status = rest, ""
+    head, colon, tail = rest.rpartition(":")
+    if colon and tail.isdigit():
+        path, status = head, tail
+    path = path or "/"
+    if not path.startswith("/") or any(c.isspace() or ord(c) < 32 for c in path):
         raise DeclarationError(
-            f"{origin}: wait must be one of {', '.join(WAIT_MODES)}, not {value!r}"
+            f"{origin}: http's path must start with '/' and hold no spaces, e.g. "
+            f"http:/health or http:/health:204, not {text!r}"
         )
-    return value
+    if status and not 100 <= int(status) <= 599:
+        raise DeclarationError(f"{origin}: http's status must be 100 to 599, not {status}")
+    return f"http:{path}" + (f":{int(status)}" if status else "")
+
+
+def parse_port(value: object, origin: str) -> int:
+    """``link.<alias>.port``: the TCP port a probe asks, 1 to 65535."""
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise DeclarationError(f"{origin}: port must be a number from 1 to 65535, not {text!r}")
+    return int(text)
 
 
 def bool_word(value: object) -> Optional[bool]:
@@ -158,11 +209,12 @@ def _label_links(labels: Mapping[str, str]) -> tuple[LinkSpec, ...]:
             if not value.strip():
                 raise DeclarationError(f"{origin}: name the child container, e.g. {key}=db1")
             children[alias] = value.strip()
-        elif attribute in ("wait", "optional"):
+        elif attribute in ("wait", "optional", "port"):
             attributes.setdefault(alias, {})[attribute] = value
         else:
             raise DeclarationError(
-                f"label {key}: unknown link attribute {attribute!r} (known: wait, optional)"
+                f"label {key}: unknown link attribute {attribute!r} (known: wait, optional, "
+                "port)"
             )
     for alias in attributes:
         if alias not in children:
@@ -174,9 +226,10 @@ def _label_links(labels: Mapping[str, str]) -> tuple[LinkSpec, ...]:
     for alias, child in children.items():
         attrs = attributes.get(alias, {})
         key = f"{LABEL_PREFIX}{alias}"
-        wait = check_wait(attrs.get("wait", DEFAULT_WAIT).strip(), f"label {key}.wait")
+        wait = parse_wait(attrs.get("wait", DEFAULT_WAIT), f"label {key}.wait")
         optional = parse_bool(attrs.get("optional", "false"), f"label {key}.optional")
-        links.append(LinkSpec(alias, child, wait, optional, f"label {key}"))
+        port = parse_port(attrs["port"], f"label {key}.port") if "port" in attrs else None
+        links.append(LinkSpec(alias, child, wait, optional, f"label {key}", port))
     return tuple(links)
 
 
@@ -322,14 +375,16 @@ def _yaml_link(path: str, key_node: object, value_node: object) -> LinkSpec:
                     f"{_where(path, field_value)}: {field_node.value} must be a plain value"
                 )
             fields[field_node.value] = field_value.value
-    unknown = set(fields) - {"container", "wait", "optional"}
+    unknown = set(fields) - {"container", "wait", "optional", "port"}
     if unknown:
         raise DeclarationError(
-            f"{origin}: unknown field {sorted(unknown)[0]!r} (known: container, wait, optional)"
+            f"{origin}: unknown field {sorted(unknown)[0]!r} (known: container, wait, optional, "
+            "port)"
         )
     child = str(fields.get("container", "")).strip()
     if not child:
         raise DeclarationError(f"{origin}: name the child, e.g. {alias}: {{container: db1}}")
-    wait = check_wait(str(fields.get("wait", DEFAULT_WAIT)), f"{origin}.wait")
+    wait = parse_wait(fields.get("wait", DEFAULT_WAIT), f"{origin}.wait")
     optional = parse_bool(fields.get("optional", False), f"{origin}.optional")
-    return LinkSpec(alias, child, wait, optional, origin)
+    port = parse_port(fields["port"], f"{origin}.port") if "port" in fields else None
+    return LinkSpec(alias, child, wait, optional, origin, port)

@@ -22,6 +22,7 @@ from .errors import (
     NotSwarmManager,
     ResolveError,
 )
+from .readiness import answerer
 from .waiter import EventWatcher, Waiter
 
 TYPE_CHECKING = False
@@ -242,12 +243,15 @@ def resolve_links(
     specs: Sequence[LinkSpec],
     timeout: float,
     report: Report,
+    environ: Optional[Mapping[str, str]] = None,
 ) -> list[ResolvedLink]:
-    """Wait for every child (no Engine request outlives the timeout), then describe each."""
+    """Wait for every child (no Engine request outlives the timeout), then describe each.
+    ``environ`` is the parent's own environment, under which ``exec:`` probes run."""
     # The last look comes at the deadline itself: it gets a moment to be answered.
     engine.deadline = time.monotonic() + timeout + LAST_LOOK_GRACE
     find, wake_source = _lookups(engine, parent)
-    waiter = Waiter(specs, parent, find, timeout, report, wake_source=wake_source)
+    waiter = Waiter(specs, parent, find, timeout, report, wake_source=wake_source,
+                    ask=answerer(parent, environ))
     return [resolved_link(spec, parent, seen) for spec, seen in waiter.run()]
 
 

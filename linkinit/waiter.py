@@ -15,7 +15,7 @@ import time
 from . import swarm
 from .engines import DOCKER
 from .errors import EngineError, EngineUnreachable, NotReady
-from .readiness import PORT_CLOSED, check_port, observe, port_open
+from .readiness import PROBING, answerer, check_port, observe, port_open
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
 
     from .declare import LinkSpec
     from .engine import Engine
-    from .readiness import Observation, Probe
+    from .readiness import AskChild, Observation, Probe
 
     Report = Callable[[str], None]
     Find = Callable[[LinkSpec], Optional[dict]]
@@ -35,6 +35,7 @@ ENGINE_RETRY_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
 # Pauses while a running child's port is closed: a refused connect costs next to nothing
 # (~0.1 ms, no Engine request: the child's document is reused until an event says it
 # changed), so probe every 20 ms and notice the port ~10 ms after it opens, on average.
+# A protocol probe or an ``exec:`` command that says "not yet" is tried again the same way.
 PORT_PROBE_DELAYS = (0.01, 0.02)
 # Pauses while a swarm service has no task ready: the Engine sends no task events
 # (swarm.py), so its tasks are asked for again, one request per look.
@@ -68,12 +69,14 @@ class Waiter:
         wake_source: Callable[..., Any],
         probe: Probe = port_open,
         clock: Any = SystemClock,
+        ask: Optional[AskChild] = None,
     ) -> None:
         self.specs = list(specs)
         self.parent = parent
         self.find = find
         self.report = report
         self.probe = probe
+        self.ask = ask or answerer(parent)  # protocol probes and exec: (readiness.py)
         self.clock = clock
         self.started_at = clock.time()
         self.deadline = clock.monotonic() + timeout
@@ -118,9 +121,10 @@ class Waiter:
 
     def _look_at(self, spec: LinkSpec) -> Observation:
         before = self.seen.get(spec.alias)
-        if not self.stale and before is not None and before.phase == PORT_CLOSED:
-            return check_port(before, self.probe)  # nothing happened: only the port can change
-        return observe(spec, self.parent, self.find(spec), self.probe)
+        if not self.stale and before is not None and before.phase in PROBING:
+            # nothing happened: only the port, or the child's answer, can change
+            return check_port(before, self.probe, spec, self.ask)
+        return observe(spec, self.parent, self.find(spec), self.probe, self.ask)
 
     def _record(self, spec: LinkSpec, now: Observation) -> None:
         before = self.seen.get(spec.alias)
@@ -166,7 +170,7 @@ class Waiter:
             self.engine_retries += 1
             return min(pause, _step(ENGINE_RETRY_DELAYS, self.engine_retries - 1))
         unready = [self.seen[s.alias] for s in self.unready()]
-        if any(seen.phase == PORT_CLOSED for seen in unready):
+        if any(seen.phase in PROBING for seen in unready):
             self.port_probes += 1
             return min(pause, _step(PORT_PROBE_DELAYS, self.port_probes - 1))
         if any(seen.container and swarm.is_service(seen.container) for seen in unready):

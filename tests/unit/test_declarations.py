@@ -110,12 +110,12 @@ def test_optional_reads_the_usual_spellings_of_a_boolean(text, expected):
         ),
         pytest.param(
             {"link.my.db": "db1"},
-            "label link.my.db: unknown link attribute 'db' (known: wait, optional)",
+            "label link.my.db: unknown link attribute 'db' (known: wait, optional, port)",
             id="alias-with-a-dot-reads-as-an-attribute",
         ),
         pytest.param(
             {"link.redis": "db1", "link.redis.colour": "red"},
-            "label link.redis.colour: unknown link attribute 'colour' (known: wait, optional)",
+            "label link.redis.colour: unknown link attribute 'colour' (known: wait, optional, port)",
             id="unknown-attribute",
         ),
         pytest.param(
@@ -136,6 +136,7 @@ def test_optional_reads_the_usual_spellings_of_a_boolean(text, expected):
         pytest.param(
             {"link.redis": "db1", "link.redis.wait": "soon"},
             "label link.redis.wait: wait must be one of started, healthy, listening, none, "
+            "redis, postgres, mysql, http, http:PATH, http:PATH:STATUS, exec:CMD, tcp, "
             "not 'soon'",
             id="bad-wait-mode",
         ),
@@ -319,7 +320,8 @@ def test_an_empty_yaml_file_declares_nothing(text):
         ),
         pytest.param(
             "links:\n  redis:\n    container: db1\n    colour: red\n",
-            "f.yaml:2: link redis: unknown field 'colour' (known: container, wait, optional)",
+            "f.yaml:2: link redis: unknown field 'colour' (known: container, wait, optional, "
+            "port)",
             id="unknown-link-field",
         ),
         pytest.param(
@@ -331,6 +333,7 @@ def test_an_empty_yaml_file_declares_nothing(text):
         pytest.param(
             "links:\n\n  redis:\n    container: db1\n    wait: soon\n",
             "f.yaml:3: link redis.wait: wait must be one of started, healthy, listening, none, "
+            "redis, postgres, mysql, http, http:PATH, http:PATH:STATUS, exec:CMD, tcp, "
             "not 'soon'",
             id="bad-wait-names-the-links-line",
         ),
