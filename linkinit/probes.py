@@ -88,8 +88,10 @@ def request(wait: str, address: str, port: int) -> bytes:
 
 def complete(kind: str, data: bytes) -> bool:
     """Whether ``data`` holds the whole of the part of the answer that decides."""
-    if kind in ("redis", "http"):
+    if kind == "redis":
         return b"\r\n" in data
+    if kind == "http":
+        return b"\n" in data
     if kind == "postgres":
         return len(data) >= 5 and len(data) >= 1 + int.from_bytes(data[1:5], "big")
     return len(data) >= 4 and len(data) >= 4 + int.from_bytes(data[:3], "little")
@@ -166,9 +168,10 @@ def mysql_answer(data: bytes) -> Answer:
 
 
 def http_answer(data: bytes, status: Optional[int] = None) -> Answer:
-    line = data.split(b"\r\n", 1)[0]
+    line = data.split(b"\n", 1)[0].rstrip(b"\r")
     parts = line.split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+    if (b"\n" not in data or len(parts) < 2 or not parts[0].startswith(b"HTTP/")
+            or not parts[1].isdigit()):
         return Answer(False, f"not an HTTP answer: {_printable(data)!r}")
     got = int(parts[1])
     ready = got == status if status is not None else 200 <= got < 400

@@ -115,7 +115,8 @@ def test_optional_reads_the_usual_spellings_of_a_boolean(text, expected):
         ),
         pytest.param(
             {"link.redis": "db1", "link.redis.colour": "red"},
-            "label link.redis.colour: unknown link attribute 'colour' (known: wait, optional, port)",
+            "label link.redis.colour: unknown link attribute 'colour' (known: wait, optional, "
+            "port)",
             id="unknown-attribute",
         ),
         pytest.param(
