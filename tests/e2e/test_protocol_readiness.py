@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.paths import ROOT
 
-from .conftest import SESSION, TEST_IMAGE, TEST_LABEL, _build_test_image, connect_engine
+from .conftest import SESSION, TEST_IMAGE, _build_test_image, connect_engine
 from .dockerkit import output, wait_exit, wait_until
 from .linkkit import run_parent, start_child
 
@@ -38,7 +38,8 @@ MARIADB = (
     "--bind-address=0.0.0.0 --skip-name-resolve --skip-grant-tables --socket=/tmp/my.sock "
     "--pid-file=/tmp/my.pid"
 )
-HTTPD = "mkdir -p /tmp/www && echo home >/tmp/www/index.html && exec busybox httpd -f -p {port} -h /tmp/www"
+HTTPD = ("mkdir -p /tmp/www && echo home >/tmp/www/index.html && "
+         "exec busybox httpd -f -p {port} -h /tmp/www")
 
 
 @pytest.fixture(scope="module")
