@@ -37,6 +37,8 @@ POSTGRES_NOT_READY = ("57P03", "53300")
 # MariaDB/MySQL error packets sent instead of the greeting that still prove a serving
 # server: 1130, this host is not in its grants (a server that has started and checks them).
 MYSQL_SERVING_ERRORS = (1130,)
+POSTGRES_LOGGED_IN = b"R\x00\x00\x00\x08\x00\x00\x00\x00"  # AuthenticationOk (trust)
+POSTGRES_TERMINATE = b"X\x00\x00\x00\x04"
 
 
 class Answer(namedtuple("Answer", "ready said")):
@@ -74,9 +76,11 @@ def request(wait: str, address: str, port: int) -> bytes:
     if kind == "redis":
         return b"*1\r\n$4\r\nPING\r\n"
     if kind == "postgres":
-        # StartupMessage, protocol 3.0: any user will do; the server's first answer says
-        # whether it serves before it looks at who asks.
-        body = b"\x00\x03\x00\x00user\x00linkinit\x00database\x00linkinit\x00\x00"
+        # StartupMessage, protocol 3.0. The server's first answer says whether it serves
+        # before it checks a password; ``postgres`` (the role every cluster starts with, and
+        # by default its database) keeps the server's log quiet where a made-up role would
+        # log "role does not exist" at every try.
+        body = b"\x00\x03\x00\x00user\x00postgres\x00\x00"
         return (len(body) + 4).to_bytes(4, "big") + body
     if kind == "http":
         path = http_target(wait)[0]
@@ -198,6 +202,8 @@ def ask(wait: str, address: str, port: int, timeout: float = TRY_SECONDS,
         if payload:
             sock.sendall(payload)
         data = _read(sock, kind, deadline, clock)
+        if kind == "postgres" and data[:9] == POSTGRES_LOGGED_IN:
+            sock.sendall(POSTGRES_TERMINATE)  # a goodbye, not a broken connection, in its log
     except ConnectionRefusedError:
         return Answer(False, "connection refused")
     except TimeoutError:
