@@ -29,8 +29,8 @@ OUTPUT_KEPT = 4096  # the end of its output is kept, for the last line in progre
 
 def run(command: str, environ: Mapping[str, str], timeout: float = TRY_SECONDS,
         clock: Callable[[], float] = time.monotonic) -> Answer:
-    """Run ``sh -c command`` once; ready on exit 0. What it said is its status and the last
-    line of its output (stdout and stderr together)."""
+    """Run ``sh -c command`` once; ready on exit 0. What it said is its status, and its
+    output the last line it printed (stdout and stderr together)."""
     read_end, write_end = os.pipe()
     try:
         pid = os.posix_spawn(
@@ -90,13 +90,11 @@ def _end(pid: int, exited: bool) -> Optional[int]:
 
 
 def judge(status: Optional[int], output: bytes, timeout: float) -> Answer:
-    """Exit 0 is ready; the answer names the status and the last line of output."""
+    """Exit 0 is ready; the answer names the status, with the last line of output."""
     lines = output.decode("utf-8", "replace").strip().splitlines()
-    last = f": {lines[-1].strip()[:120]}" if lines else ""
+    last = lines[-1].strip()[:120] if lines else ""
     if status is None:
-        return Answer(False, f"still running after {timeout:g}s (killed){last}")
-    if status == 0:
-        return Answer(True, f"exited 0{last}")
+        return Answer(False, f"still running after {timeout:g}s (killed)", last)
     if status < 0:
-        return Answer(False, f"killed by signal {-status}{last}")
-    return Answer(False, f"exited {status}{last}")
+        return Answer(False, f"killed by signal {-status}", last)
+    return Answer(status == 0, f"exited {status}", last)

@@ -41,9 +41,11 @@ POSTGRES_LOGGED_IN = b"R\x00\x00\x00\x08\x00\x00\x00\x00"  # AuthenticationOk (t
 POSTGRES_TERMINATE = b"X\x00\x00\x00\x04"
 
 
-class Answer(namedtuple("Answer", "ready said")):
+class Answer(namedtuple("Answer", "ready said output", defaults=("",))):
     """One try's outcome. ready: bool; said: what the child answered, for progress lines
-    (``the database system is starting up (57P03)``, ``connection refused``)."""
+    (``the database system is starting up (57P03)``, ``connection refused``); output: more
+    that the timeout line shows but progress lines leave out, since it may change at every
+    try (``exec:``'s last line of output)."""
 
     __slots__ = ()
 

@@ -150,7 +150,7 @@ def check_answer(seen: Observation, spec: LinkSpec, ask: AskChild) -> Observatio
     where = f"{seen.address}:{probe_port(spec, seen.container or {})}"
     if name == "exec":
         where = f"{spec.wait[5:]!r}"
-    detail = f"{where} answered: {answer.said}"
+    detail = f"{where} answered: {answer.said}" + (f": {answer.output}" if answer.output else "")
     return Observation(READY if answer.ready else NOT_SERVING,
                        f"{name}: ready" if answer.ready else state, detail,
                        seen.container, seen.address)

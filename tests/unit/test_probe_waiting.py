@@ -127,12 +127,13 @@ def test_listening_with_a_port_label_probes_that_port():
     assert seen.ready and calls == [("172.18.0.2", 8443)]
 
 
-def test_an_exec_probe_names_its_command_in_the_detail():
+def test_an_exec_probe_names_its_command_and_last_line_in_the_detail_only():
+    """Progress lines show the status (stable from try to try), the timeout its output."""
     clock = Clock()
-    seen = observe(pg("exec:test -f /ready"), PARENT, child(),
-                   ask=Replies(clock, [Answer(False, "exited 1")]))
+    seen = observe(pg("exec:pg_isready"), PARENT, child(),
+                   ask=Replies(clock, [Answer(False, "exited 1", "rejecting connections")]))
     assert (seen.phase, seen.state, seen.detail) == (
-        NOT_SERVING, "exec: exited 1", "'test -f /ready' answered: exited 1")
+        NOT_SERVING, "exec: exited 1", "'pg_isready' answered: exited 1: rejecting connections")
 
 
 def test_a_serving_answer_is_ready_with_what_it_said():
