@@ -187,6 +187,43 @@ print(json.dumps(times))
 """
 
 
+TRY = r"""
+import json, subprocess, sys, time
+from linkinit.probes import ask
+from linkinit.readiness import port_open
+runs, targets = int(sys.argv[1]), json.loads(sys.argv[2])
+times = {}
+for _ in range(runs):
+    for name, (wait, address, port) in targets.items():
+        began = time.perf_counter()
+        ok = port_open(address, port) if wait == "listening" else ask(wait, address, port).ready
+        times.setdefault(name, []).append((time.perf_counter() - began) * 1000)
+        assert ok, name
+imports = []
+for _ in range(5):
+    # what the probe adds to a resolver that has loaded readiness already: the module's own
+    # import time (self, not cumulative), after the resolver's modules
+    text = subprocess.run([sys.executable, "-X", "importtime", "-c",
+                           "import linkinit.resolve, linkinit.probes"],
+                          capture_output=True, text=True).stderr
+    imports.append(int(next(line.split(":", 1)[1].split("|")[0] for line in text.splitlines()
+                            if line.rstrip().endswith("linkinit.probes"))) / 1000)
+times["import linkinit.probes (self)"] = imports
+print(json.dumps(times))
+"""
+
+
+def tries(parent: str, redis_ip: str, pg_ip: str, runs: int) -> dict:
+    """One try of each probe beside one port probe, on the same ready children, interleaved
+    in one process: the probe's own cost, free of the start's noise; and its import."""
+    targets = {"port probe, redis": ("listening", redis_ip, 6379),
+               "redis probe": ("redis", redis_ip, 6379),
+               "port probe, postgres": ("listening", pg_ip, 5432),
+               "postgres probe": ("postgres", pg_ip, 5432)}
+    return json.loads(docker("exec", parent, "python3", "-c", TRY, str(runs),
+                             json.dumps(targets), timeout=600))
+
+
 def cost(runs: int) -> dict:
     """Wall time of ``linkinit -- true`` with one ready link, per wait mode, interleaved."""
     redis, pg, parent = (f"lb-pr-{TOKEN}-{n}" for n in ("redis", "pg", "cost"))
@@ -206,8 +243,11 @@ def cost(runs: int) -> dict:
                                         "/tmp/postgres.yaml", "--timeout", "1", "--", "true"],
                                        capture_output=True, timeout=30).returncode == 0,
                 60, "postgres serving")
-        return json.loads(docker("exec", parent, "python3", "-c", COST, str(runs), *modes,
-                                 timeout=1200))
+        starts = json.loads(docker("exec", parent, "python3", "-c", COST, str(runs), *modes,
+                                   timeout=1200))
+        ips = [docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", name)
+               for name in (redis, pg)]
+        return {**starts, **tries(parent, *ips, runs * 10)}
     finally:
         subprocess.run(["docker", "rm", "-f", parent, redis, pg], capture_output=True,
                        timeout=60)
@@ -242,11 +282,13 @@ def main() -> int:
     for name, values in rows.items():
         print(f"  {name:<45} median {statistics.median(values):8.0f}   "
               f"min {min(values):8.0f}   max {max(values):8.0f}")
-    print(f"linkinit -- true with one ready link, by wait mode (ms, {options.runs} interleaved)")
+    print(f"linkinit -- true with one ready link, by wait mode (ms, {options.runs} "
+          "interleaved), then one try of each probe beside a port probe (x10) and the "
+          "probes' import")
     for mode, values in costs.items():
         values = sorted(values)
-        print(f"  {mode:<20} median {statistics.median(values):6.1f}   "
-              f"lower quartile {values[len(values) // 4]:6.1f}")
+        print(f"  {mode:<30} median {statistics.median(values):6.2f}   "
+              f"lower quartile {values[len(values) // 4]:6.2f}")
     print(f"({time.monotonic() - began:.0f} s)")
     return 0
 

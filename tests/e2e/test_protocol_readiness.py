@@ -73,6 +73,23 @@ def children(engines_under_test: dict, probe_image: str) -> Iterator[Any]:
             container.remove(force=True)
 
 
+@pytest.fixture
+def make_child(docker_client: Any, probe_image: str, unique: Any) -> Iterator[Any]:
+    """``make_child(prefix, command, port)``: a child of this test (its port exposed, not
+    published), removed at its end."""
+    made: list[Any] = []
+
+    def make(prefix: str, command: str, port: int) -> Any:
+        made.append(start_child(docker_client, probe_image, unique(prefix),
+                                ["sh", "-c", command], expose=[port]))
+        return made[-1]
+
+    yield make
+    for container in made:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+
+
 @pytest.fixture(scope="module")
 def redis_children(children: Any) -> dict:
     """Redis with and without --requirepass, and an HTTP server on Redis's port."""
@@ -126,11 +143,10 @@ def test_an_http_server_on_the_redis_port_is_not_redis(redis_children, probe_ima
 
 
 def test_wait_postgres_holds_command_through_57p03_until_the_standby_is_promoted(
-        probe_image, run_container, unique):
+        probe_image, run_container, unique, make_child):
     """A standby with hot_standby off listens and answers 57P03: wait=listening lets psql
     fail; wait=postgres waits, says why, and psql succeeds once the server is promoted."""
-    child = run_container(["sh", "-c", PG_STANDBY], image=probe_image, name=unique("pg"),
-                          ports={"5432/tcp": None}, publish_all_ports=False)
+    child = make_child("pg", PG_STANDBY, 5432)
     psql = "psql -h $DB_PORT_5432_TCP_ADDR -U postgres -Atc 'select 42'"
     early = parent(run_container, unique, probe_image,
                    {"link.db": child.name, "link.db.wait": "listening"}, psql, name="early")
@@ -147,9 +163,9 @@ def test_wait_postgres_holds_command_through_57p03_until_the_standby_is_promoted
     assert "(57P03) -> postgres: ready" in stderr_of(web)
 
 
-def test_wait_mysql_waits_for_mariadbs_greeting(probe_image, run_container, unique):
-    child = run_container(["sh", "-c", MARIADB], image=probe_image, name=unique("my"),
-                          ports={"3306/tcp": None}, publish_all_ports=False)
+def test_wait_mysql_waits_for_mariadbs_greeting(probe_image, run_container, unique,
+                                                make_child):
+    child = make_child("my", MARIADB, 3306)
     web = parent(run_container, unique, probe_image,
                  {"link.db": child.name, "link.db.wait": "mysql"},
                  "mariadb -h $DB_PORT_3306_TCP_ADDR -u app -N -e 'select 42'")
@@ -161,11 +177,10 @@ def test_wait_mysql_waits_for_mariadbs_greeting(probe_image, run_container, uniq
     assert "mysql: connection refused -> mysql: ready" in stderr_of(web)
 
 
-def test_wait_http_path_waits_until_the_path_answers(probe_image, run_container, unique):
+def test_wait_http_path_waits_until_the_path_answers(probe_image, run_container, unique,
+                                                     make_child):
     """busybox httpd serves at once, /health only once the file appears: 404 until then."""
-    child = run_container(["sh", "-c", HTTPD.format(port=8080)], image=probe_image,
-                          name=unique("http"), ports={"8080/tcp": None},
-                          publish_all_ports=False)
+    child = make_child("http", HTTPD.format(port=8080), 8080)
     web = parent(run_container, unique, probe_image,
                  {"link.api": child.name, "link.api.wait": "http:/health"},
                  "busybox wget -qO- http://$API_PORT_8080_TCP_ADDR:8080/health")
