@@ -14,7 +14,7 @@ linkinit from wheels of the committed HEAD (``--worktree``: the files as they ar
    first instruction (``date +%s%N``) minus that moment: negative means COMMAND started
    before the child served. Waiters: linkinit ``wait=postgres|redis``, linkinit
    ``wait=listening``, Debian's wait-for-it (the bash script; PyPI's ``wait-for-it`` is
-   another program), and ``until pg_isready``/``until redis-cli ping``; sleep 1 loops.
+   a Python program with the same port check), and ``until pg_isready``/``until redis-cli ping``; sleep 1 loops.
 2. Cost on a ready child: in one parent container, ``linkinit --config F -- true`` with F
    declaring the link ``wait=listening``, ``redis`` or ``postgres``, interleaved ``runs``
    times; wall time of each start.
