@@ -12,10 +12,12 @@ from typing import List, Optional, Tuple
 import pytest
 
 from linkinit.declare import LinkSpec
+from linkinit.engines import HealthchecksOnDemand
 from linkinit.errors import NotReady
 from linkinit.probes import Answer
 from linkinit.readiness import NOT_SERVING, READY, Observation, observe, probe_port
 from linkinit.waiter import PORT_PROBE_DELAYS, Waiter
+from tests.unit.test_podman_differences import ID, FakeClock, FakePodman, with_healthcheck
 from tests.unit.test_waiter import PARENT, Clock, Timeline, child
 
 STARTING = Answer(False, "the database system is starting up (57P03)")
@@ -140,3 +142,11 @@ def test_a_serving_answer_is_ready_with_what_it_said():
     seen = observe(pg(), PARENT, child(), ask=Replies(Clock(), [SERVING]))
     assert (seen.phase, seen.state, seen.detail) == (
         READY, "postgres: ready", "172.18.0.2:6379 answered: asks for authentication")
+
+
+@pytest.mark.parametrize("wait", ["redis", "postgres", "mysql", "http:/health", "exec:true"])
+def test_on_podman_a_probed_child_gets_its_healthcheck_run_as_listening_does(wait):
+    """Probes wait for health first, so where nothing runs the checks, linkinit runs them."""
+    podman = FakePodman(passes=True)
+    HealthchecksOnDemand(podman, FakeClock()).checked(wait, with_healthcheck("starting"))
+    assert podman.runs == [ID]
