@@ -14,10 +14,12 @@ linkinit from wheels of the committed HEAD (``--worktree``: the files as they ar
    first instruction (``date +%s%N``) minus that moment: negative means COMMAND started
    before the child served. Waiters: linkinit ``wait=postgres|redis``, linkinit
    ``wait=listening``, Debian's wait-for-it (the bash script; PyPI's ``wait-for-it`` is
-   a Python program with the same port check), and ``until pg_isready``/``until redis-cli ping``; sleep 1 loops.
+   a Python program with the same port check), and the ``until pg_isready`` / ``until
+   redis-cli ping`` loops with ``sleep 1``.
 2. Cost on a ready child: in one parent container, ``linkinit --config F -- true`` with F
    declaring the link ``wait=listening``, ``redis`` or ``postgres``, interleaved ``runs``
-   times; wall time of each start.
+   times (wall time of each start); then one probe try beside one port probe on the same
+   child, ``runs`` x 10 interleaved in one process, and ``linkinit.probes``' import time.
 
 Everything it makes is labelled ``linkinit.bench=1`` and removed at the end, also on failure.
 """
