@@ -123,6 +123,7 @@ class Follower:
         self.down: set[str] = set()
         self.services: set[str] = set()  # aliases whose child was last seen as a service
         self.not_serving: dict[str, str] = {}  # alias -> what its running child answered
+        self.said_down: dict[str, Optional[str]] = {}  # what the down report last quoted
         self.ask = answerer(parent)
         self.links: dict[str, ResolvedLink] = {}
 
@@ -184,9 +185,15 @@ class Follower:
             said = f" ({self.not_serving[alias]})" if alias in self.not_serving else ""
             self.report(f"follow: {alias} ({self._spec(alias).child}) is down{said}; COMMAND "
                         "keeps its last address until it comes back")
+        for alias in sorted(set(down) & self.down):
+            answer = self.not_serving.get(alias)
+            if answer and answer != self.said_down.get(alias):
+                self.report(f"follow: {alias} ({self._spec(alias).child}) runs but does not "
+                            f"answer yet ({answer})")
         for alias in sorted(self.down - set(down)):
             self.report(f"follow: {alias} ({self._spec(alias).child}) is up again")
         self.down = set(down)
+        self.said_down = {alias: self.not_serving.get(alias) for alias in down}
 
     def _apply(self) -> None:
         """The hosts file and the links file, from every link as COMMAND should now see it."""

@@ -20,6 +20,7 @@ from tests.support.paths import ROOT
 from .conftest import SESSION, TEST_IMAGE, _build_test_image, connect_engine
 from .dockerkit import output, wait_exit, wait_until
 from .linkkit import run_parent, start_child
+from .test_follow import address, hosts_lines, subnet_network  # noqa: F401 (a fixture)
 
 PG = "/usr/lib/postgresql/15/bin"
 # A PostgreSQL that listens but answers 57P03 until promoted: a standby (standby.signal)
@@ -213,3 +214,36 @@ def test_a_bad_probe_label_is_64_naming_the_label(probe_image, run_container, un
     assert stderr_of(web).strip() == (
         "linkinit: label link.db.wait: http's path must start with '/' and hold no spaces, "
         "e.g. http:/health or http:/health:204, not 'http:health'")
+
+
+@pytest.mark.timeout(300)
+def test_follow_mode_takes_a_moved_child_only_once_it_answers_its_probe(
+        docker_client, probe_image, run_container, unique, subnet_network):  # noqa: F811
+    """on-change=hosts, wait=http:/health: the child comes back on a new address answering
+    404 (its /health is gone); /etc/hosts keeps the old address until /health answers."""
+    network = subnet_network()
+    serve = ("mkdir -p /tmp/www && rm -f /tmp/www/health && "
+             "exec busybox httpd -f -p 8080 -h /tmp/www")
+    child = start_child(docker_client, probe_image, unique("api"), ["sh", "-c", serve],
+                        expose=[8080], network=network.name)
+    health = ["sh", "-c", "echo ok >/tmp/www/health"]
+    wait_until(lambda: child.exec_run(health).exit_code == 0, timeout=30, what="/health")
+    web = run_parent(run_container, unique("web"), ["--", "sleep", "300"], image=probe_image,
+                     labels={"link.api": child.name, "link.api.wait": "http:/health",
+                             "linkinit.on-change": "hosts"}, network=network.name)
+    old = address(child, network)
+    wait_until(lambda: hosts_lines(web, "api") and hosts_lines(web, "api")[0].startswith(
+        f"{old}\t"), timeout=60, what="the first resolution")
+    child.stop(timeout=1)  # a filler takes its address: it comes back on another
+    filler = run_container(["sleep", "300"], image=probe_image, name=unique("filler"),
+                           network=network.name)
+    assert address(filler, network) == old
+    child.start()
+    new = address(child, network)
+    said = f"follow: api ({child.name}) runs but does not answer yet (http: 404 Not Found)"
+    wait_until(lambda: said in stderr_of(web), timeout=60, what="the probe's 404 reported")
+    assert hosts_lines(web, "api")[0].startswith(f"{old}\t")
+    child.exec_run(health)
+    wait_until(lambda: hosts_lines(web, "api")[0].startswith(f"{new}\t"), timeout=60,
+               what="/etc/hosts at the new address")
+    assert f"follow: api ({child.name}) changed: now at {new}" in stderr_of(web)

@@ -66,6 +66,28 @@ def test_a_child_back_on_a_new_address_changes_only_once_it_answers(tmp_path: Pa
     assert wake.pauses[-1] > PROBE_POLL_SECONDS
 
 
+def test_a_stopped_child_that_starts_but_does_not_answer_yet_is_reported_once(
+        tmp_path: Path) -> None:
+    """Stopped (down), then running but answering LOADING (still down, now said why, once),
+    then serving on its new address (a change)."""
+    rig = Rig(tmp_path, "redis")
+    rig.engine.containers["db1"] = child(running=False)
+    rig.follower.sync()
+    rig.engine.containers["db1"] = child(ip="10.5.0.7")
+    rig.answers = [LOADING, LOADING, Answer(True, "PONG")]
+    rig.follower.sync()
+    rig.follower.sync()
+    assert rig.notified == []
+    assert rig.follower.sync() == ["redis"]
+    assert rig.lines == [
+        "follow: redis (db1) is down; COMMAND keeps its last address until it comes back",
+        "follow: redis (db1) runs but does not answer yet (redis: LOADING Redis is loading "
+        "the dataset in memory)",
+        "follow: redis (db1) is up again",
+        "follow: redis (db1) changed: now at 10.5.0.7",
+    ]
+
+
 def test_modes_without_a_probe_are_not_asked(tmp_path: Path) -> None:
     """listening, healthy and started children are followed as before: nothing is asked."""
     for wait in ("listening", "healthy", "started"):
