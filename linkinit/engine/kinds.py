@@ -279,7 +279,7 @@ class HealthchecksOnDemand:
 
     def checked(self, wait: str, document: Optional[dict]) -> Optional[dict]:
         """The child's document, inspected again after its check ran if one was due."""
-        if document is None or wait not in ("healthy", "listening"):
+        if document is None or wait in ("started", "none"):  # the rest wait for health
             return document
         cid = str(document.get("Id", ""))
         period = pending_check_period(document)

@@ -24,7 +24,7 @@ from collections import namedtuple
 
 from linkinit.errors import DeclarationError, EngineError, LinkinitError
 from linkinit.init.hosts import write_hosts
-from linkinit.init.readiness import READY, Observation, link_address
+from linkinit.init.readiness import READY, Observation, answerer, check_answer, link_address
 from linkinit.init.secretfiles import (
     SECRETS_DIR,
     as_file_variables,
@@ -50,6 +50,13 @@ RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 # While a followed swarm service has no task running: no event will say when one starts
 # (swarm.py), so its tasks are asked for this often until it is back.
 SERVICE_POLL_SECONDS = 1.0
+# While a running child does not pass its protocol probe (or exec:), it is down for follow
+# mode (COMMAND keeps its last address), and is looked at this often: no event will say
+# when a server starts answering.
+PROBE_POLL_SECONDS = 0.2
+# Wait modes whose probe follow mode repeats: the protocol probes and exec: (the port probe
+# of ``listening`` is left to COMMAND's own reconnects, as before probes).
+UNPROBED = ("started", "healthy", "listening", "none")
 
 
 class Seen(namedtuple("Seen", "container_id variables ip", defaults=("",))):
@@ -129,6 +136,9 @@ class Follower:
         self.secrets_dir = secrets_dir
         self.down: set[str] = set()
         self.services: set[str] = set()  # aliases whose child was last seen as a service
+        self.not_serving: dict[str, str] = {}  # alias -> what its running child answered
+        self.said_down: dict[str, Optional[str]] = {}  # what the down report last quoted
+        self.ask = answerer(parent)
         self.links: dict[str, ResolvedLink] = {}
         self.outputs = outputs or Outputs()
 
@@ -139,12 +149,29 @@ class Follower:
             if child is not None:
                 (self.services.add if swarm.is_service(child) else self.services.discard)(
                     spec.alias)
+            if link is not None and child is not None and not self._serves(spec, link, child):
+                link = None
             if link is None or child is None:
                 now[spec.alias] = None
                 continue
             self.links[spec.alias] = link
             now[spec.alias] = seen_of(link, str(child.get("Id", "")), bool(spec.secrets))
         return now
+
+    def _serves(self, spec: LinkSpec, link: ResolvedLink, child: dict) -> bool:
+        """Whether a running child passes the probe its wait mode names (always, for the
+        modes without one); what it answered is kept for the report."""
+        self.not_serving.pop(spec.alias, None)
+        if spec.wait in UNPROBED:
+            return True
+        seen = check_answer(Observation(READY, "running", "", child, link.ip), spec, self.ask)
+        if not seen.ready:
+            self.not_serving[spec.alias] = seen.state
+        return seen.ready
+
+    def probing(self) -> bool:
+        """A child runs but does not answer its probe yet: only looking again shows when."""
+        return bool(self.down & set(self.not_serving))
 
     def awaiting_tasks(self) -> bool:
         """A service child is down: only asking again will show its tasks coming back."""
@@ -184,11 +211,18 @@ class Follower:
 
     def _report_down(self, down: list) -> None:
         for alias in sorted(set(down) - self.down):
-            self.report(f"follow: {alias} ({self._spec(alias).child}) is down; COMMAND keeps "
-                        "its last address until it comes back")
+            said = f" ({self.not_serving[alias]})" if alias in self.not_serving else ""
+            self.report(f"follow: {alias} ({self._spec(alias).child}) is down{said}; COMMAND "
+                        "keeps its last address until it comes back")
+        for alias in sorted(set(down) & self.down):
+            answer = self.not_serving.get(alias)
+            if answer and answer != self.said_down.get(alias):
+                self.report(f"follow: {alias} ({self._spec(alias).child}) runs but does not "
+                            f"answer yet ({answer})")
         for alias in sorted(self.down - set(down)):
             self.report(f"follow: {alias} ({self._spec(alias).child}) is up again")
         self.down = set(down)
+        self.said_down = {alias: self.not_serving.get(alias) for alias in down}
 
     def _apply(self, changed: Sequence[str]) -> Optional[bool]:
         """The secrets' files of the changed links, then the hosts file, the links file (with
@@ -302,6 +336,7 @@ def follow(follower: Follower, wake: Any, resync: float = RESYNC_SECONDS,
             follower.sync()
             failures = 0
             pause = min(resync, SERVICE_POLL_SECONDS) if follower.awaiting_tasks() else resync
+            pause = min(pause, PROBE_POLL_SECONDS) if follower.probing() else pause
         except EngineError as error:
             if failures == 0:
                 follower.report(f"follow: the Engine did not answer ({error}); retrying")

@@ -19,6 +19,7 @@ from linkinit.errors import (
     NotSwarmManager,
     ResolveError,
 )
+from linkinit.init.readiness import answerer
 from linkinit.init.waiter import EventWatcher, Waiter
 from linkinit.model import childenv, swarm
 from linkinit.model import container as model
@@ -201,13 +202,16 @@ def resolve_links(
     specs: Sequence[LinkSpec],
     timeout: float,
     report: Report,
+    environ: Optional[Mapping[str, str]] = None,
 ) -> list[ResolvedLink]:
-    """Wait for every child (no Engine request outlives the timeout), then describe each."""
+    """Wait for every child (no Engine request outlives the timeout), then describe each.
+    ``environ`` is the parent's own environment, under which ``exec:`` probes run."""
     # The last look comes at the deadline itself: it gets a moment to be answered.
     engine.deadline = time.monotonic() + timeout + LAST_LOOK_GRACE
     find, wake_source = _lookups(engine, parent)
     waiter = Waiter(specs, parent, find, timeout, report, wake_source=wake_source,
-                    absent_reason=lambda spec: engine.refusals.get(spec.child, ""))
+                    absent_reason=lambda spec: engine.refusals.get(spec.child, ""),
+                    ask=answerer(parent, environ))
     ready = waiter.run()
     for spec, seen in ready:
         _report_missing_keys(spec, seen, report)

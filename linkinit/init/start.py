@@ -62,7 +62,8 @@ def resolve_environment(options: Options, environ: Mapping[str, str],
                               from_file, from_env, from_flags])
     timeout = _first(declared.timeout, declare.DEFAULT_TIMEOUT)
     remaining = max(timeout - (time.monotonic() - started), 0.0)
-    resolved = resolve.resolve_links(engine, parent, declared.links, remaining, report)
+    resolved = resolve.resolve_links(engine, parent, declared.links, remaining, report,
+                                     environ)
     hosts.write_hosts(resolved)
     links = _secrets_as_files(declared, resolved, link_environment(resolved), environ, report)
     exported = _outputs(declared, resolved, links, environ, options)

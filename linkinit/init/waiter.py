@@ -16,8 +16,9 @@ from linkinit.engine.kinds import DOCKER
 from linkinit.errors import EngineError, EngineUnreachable, NotReady
 from linkinit.init.readiness import (
     MISSING,
-    PORT_CLOSED,
+    PROBING,
     Observation,
+    answerer,
     check_port,
     observe,
     port_open,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
     from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
     from linkinit.engine.client import Engine
-    from linkinit.init.readiness import Probe
+    from linkinit.init.readiness import AskChild, Probe
     from linkinit.model.declare import LinkSpec
 
     Report = Callable[[str], None]
@@ -40,6 +41,7 @@ ENGINE_RETRY_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
 # Pauses while a running child's port is closed: a refused connect costs next to nothing
 # (~0.1 ms, no Engine request: the child's document is reused until an event says it
 # changed), so probe every 20 ms and notice the port ~10 ms after it opens, on average.
+# A protocol probe or an ``exec:`` command that says "not yet" is tried again the same way.
 PORT_PROBE_DELAYS = (0.01, 0.02)
 # Pauses while a swarm service has no task ready: the Engine sends no task events
 # (swarm.py), so its tasks are asked for again, one request per look.
@@ -76,12 +78,14 @@ class Waiter:
         probe: Probe = port_open,
         clock: Any = SystemClock,
         absent_reason: Optional[Callable[[LinkSpec], str]] = None,
+        ask: Optional[AskChild] = None,
     ) -> None:
         self.specs = list(specs)
         self.parent = parent
         self.find = find
         self.report = report
         self.probe = probe
+        self.ask = ask or answerer(parent)  # protocol probes and exec: (readiness.py)
         self.clock = clock
         self.started_at = clock.time()
         self.deadline = clock.monotonic() + timeout
@@ -127,9 +131,10 @@ class Waiter:
 
     def _look_at(self, spec: LinkSpec) -> Observation:
         before = self.seen.get(spec.alias)
-        if not self.stale and before is not None and before.phase == PORT_CLOSED:
-            return check_port(before, self.probe)  # nothing happened: only the port can change
-        now = observe(spec, self.parent, self.find(spec), self.probe)
+        if not self.stale and before is not None and before.phase in PROBING:
+            # nothing happened: only the port, or the child's answer, can change
+            return check_port(before, self.probe, spec, self.ask)
+        now = observe(spec, self.parent, self.find(spec), self.probe, self.ask)
         reason = self._absent_reason(spec) if self._absent_reason and now.phase == MISSING else ""
         if reason:
             return Observation(MISSING, f"missing: {reason}", "")  # the state says it all
@@ -179,7 +184,7 @@ class Waiter:
             self.engine_retries += 1
             return min(pause, _step(ENGINE_RETRY_DELAYS, self.engine_retries - 1))
         unready = [self.seen[s.alias] for s in self.unready()]
-        if any(seen.phase == PORT_CLOSED for seen in unready):
+        if any(seen.phase in PROBING for seen in unready):
             self.port_probes += 1
             return min(pause, _step(PORT_PROBE_DELAYS, self.port_probes - 1))
         if any(seen.container and swarm.is_service(seen.container) for seen in unready):

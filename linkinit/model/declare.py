@@ -19,13 +19,18 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
 
 WAIT_MODES = ("started", "healthy", "listening", "none")
 ADDRESS_MODES = ("ip", "name")  # what _ADDR carries: the IP (moby's), or the alias
+# Protocol probes (probes.py, command_probe.py): the child answers its own protocol.
+PROBE_MODES = ("redis", "postgres", "mysql", "http", "http:PATH", "http:PATH:STATUS",
+               "exec:CMD", "tcp")
+WAIT_ALIASES = {"tcp": "listening"}  # another name for a mode, stored as the mode
 DEFAULT_WAIT = "listening"
 DEFAULT_TIMEOUT = 60.0
 LABEL_PREFIX = "link."
 TIMEOUT_LABEL = "linkinit.timeout"
 ON_CHANGE_LABEL = "linkinit.on-change"
 POLICIES = ("none", "hosts", "signal:<SIG>", "restart", "exit")
-LINK_ATTRIBUTES = ("wait", "optional", "address", "env", "secrets")  # link.<alias>.<attribute>
+# link.<alias>.<attribute>
+LINK_ATTRIBUTES = ("wait", "optional", "address", "env", "secrets", "port")
 ALIAS_CHARS = "[A-Za-z0-9_-]"  # what an alias is made of (no dot: link.<alias>.wait)
 _ALIAS = re.compile(f"^{ALIAS_CHARS}+$")
 # What can name a child: Docker's container name rule (daemon/names: [a-zA-Z0-9][a-zA-Z0-9_.-]),
@@ -43,15 +48,17 @@ _FALSE = {"false", "0", "no", "off", ""}
 
 
 class LinkSpec(
-    namedtuple("LinkSpec", "alias child wait optional origin address env secrets",
-               defaults=(DEFAULT_WAIT, False, "", "ip", childenv.ALL, ""))
+    namedtuple("LinkSpec", "alias child wait optional origin address env secrets port",
+               defaults=(DEFAULT_WAIT, False, "", "ip", childenv.ALL, "", None))
 ):
     """One declared link: the parent will know ``child`` as ``alias``.
 
-    alias: str; child: str (name, ID, ID prefix or network alias); wait: one of WAIT_MODES;
-    optional: bool; origin: str, where it was declared, for error messages; address: one of
-    ADDRESS_MODES; env: the child's keys the parent receives (``childenv``: None for all, a
-    tuple of keys); secrets: "" or "files" (the values handed over as files, ``secretfiles``).
+    alias: str; child: str (name, ID, ID prefix or network alias); wait: one of WAIT_MODES
+    or a probe as ``parse_wait`` returns it; optional: bool; origin: str, where it was
+    declared, for error messages; address: one of ADDRESS_MODES; env: the child's keys the
+    parent receives (``childenv``: None for all, a tuple of keys); secrets: "" or "files"
+    (the values handed over as files, ``secretfiles``); port: int, the port probes ask
+    (None: the lowest exposed TCP port).
     """
 
     __slots__ = ()
@@ -119,12 +126,54 @@ def check_child(child: str, origin: str) -> str:
     return child
 
 
-def check_wait(value: str, origin: str) -> str:
-    if value not in WAIT_MODES:
+def parse_wait(value: object, origin: str) -> str:
+    """A wait mode as written -> its one stored form (``tcp`` -> ``listening``, ``http`` ->
+    ``http:/``); anything else is a DeclarationError (64) naming ``origin``. Every source of
+    declarations (labels, the file, the Engine's own links) calls this one function."""
+    text = str(value).strip()
+    kind, colon, rest = text.partition(":")
+    if not colon and text in WAIT_MODES:
+        return text
+    if not colon and text in WAIT_ALIASES:
+        return WAIT_ALIASES[text]
+    if not colon and kind in ("redis", "postgres", "mysql"):
+        return kind
+    if kind == "http":
+        return _http_wait(rest, origin, text)
+    if kind == "exec" and colon and rest.strip():
+        return f"exec:{rest.strip()}"
+    if kind == "exec":
+        raise DeclarationError(f"{origin}: exec: needs a command, e.g. exec:test -f /ready")
+    raise DeclarationError(
+        f"{origin}: wait must be one of {', '.join(WAIT_MODES + PROBE_MODES)}, not {text!r}"
+    )
+
+
+
+def _http_wait(rest: str, origin: str, text: str) -> str:
+    """``http``, ``http:PATH``, ``http:PATH:STATUS``: PATH starts with ``/`` (may hold
+    colons); a last ``:NNN`` is the status."""
+    path, status = rest, ""
+    head, colon, tail = rest.rpartition(":")
+    if colon and tail.isdigit():
+        path, status = head, tail
+    path = path or "/"
+    if not path.startswith("/") or any(c.isspace() or ord(c) < 32 for c in path):
         raise DeclarationError(
-            f"{origin}: wait must be one of {', '.join(WAIT_MODES)}, not {value!r}"
+            f"{origin}: http's path must start with '/' and hold no spaces, e.g. "
+            f"http:/health or http:/health:204, not {text!r}"
         )
-    return value
+    if status and not 100 <= int(status) <= 599:
+        raise DeclarationError(f"{origin}: http's status must be 100 to 599, not {status}")
+    return f"http:{path}" + (f":{int(status)}" if status else "")
+
+
+def parse_port(value: object, origin: str) -> int:
+    """``link.<alias>.port``: the TCP port a probe asks, 1 to 65535."""
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise DeclarationError(f"{origin}: port must be a number from 1 to 65535, not {text!r}")
+    return int(text)
 
 
 def bool_word(value: object) -> Optional[bool]:
@@ -198,6 +247,24 @@ def parse_labels(labels: Mapping[str, str], engine: Iterable[LinkSpec] = ()) -> 
 
 def _label_links(labels: Mapping[str, str],
                  engine: Mapping[str, LinkSpec]) -> tuple[LinkSpec, ...]:
+    children, attributes = _label_parts(labels)
+    origins = {alias: f"label {LABEL_PREFIX}{alias}" for alias in children}
+    for alias in attributes:
+        if alias not in children and alias in engine:
+            children[alias] = engine[alias].child
+            origins[alias] = f"{engine[alias].origin} with label {LABEL_PREFIX}{alias}.*"
+        elif alias not in children:
+            raise DeclarationError(
+                f"label {LABEL_PREFIX}{alias}.{next(iter(attributes[alias]))} has no "
+                f"{LABEL_PREFIX}{alias}=<child> label to go with it (nor a --link of "
+                f"that alias the Engine knows)"
+            )
+    return tuple(_label_spec(alias, child, attributes.get(alias, {}), origins[alias])
+                 for alias, child in children.items())
+
+
+def _label_parts(labels: Mapping[str, str]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """``link.<alias>=<child>`` by alias, and each alias's ``link.<alias>.<attribute>``."""
     children: dict[str, str] = {}
     attributes: dict[str, dict[str, str]] = {}
     for key in sorted(labels):
@@ -219,28 +286,17 @@ def _label_links(labels: Mapping[str, str],
                 f"label {key}: unknown link attribute {attribute!r} "
                 f"(known: {', '.join(LINK_ATTRIBUTES)})"
             )
-    origins = {alias: f"label {LABEL_PREFIX}{alias}" for alias in children}
-    for alias in attributes:
-        if alias not in children and alias in engine:
-            children[alias] = engine[alias].child
-            origins[alias] = f"{engine[alias].origin} with label {LABEL_PREFIX}{alias}.*"
-        elif alias not in children:
-            raise DeclarationError(
-                f"label {LABEL_PREFIX}{alias}.{next(iter(attributes[alias]))} has no "
-                f"{LABEL_PREFIX}{alias}=<child> label to go with it (nor a --link of "
-                f"that alias the Engine knows)"
-            )
-    links = []
-    for alias, child in children.items():
-        attrs = attributes.get(alias, {})
-        key = f"{LABEL_PREFIX}{alias}"
-        wait = check_wait(attrs.get("wait", DEFAULT_WAIT).strip(), f"label {key}.wait")
-        optional = parse_bool(attrs.get("optional", "false"), f"label {key}.optional")
-        address = check_address(attrs.get("address", "ip").strip(), f"label {key}.address")
-        env, secrets = _label_env(attrs, key)
-        links.append(LinkSpec(alias, child, wait, optional, origins[alias], address, env,
-                              secrets))
-    return tuple(links)
+    return children, attributes
+
+
+def _label_spec(alias: str, child: str, attrs: Mapping[str, str], origin: str) -> LinkSpec:
+    key = f"{LABEL_PREFIX}{alias}"
+    wait = parse_wait(attrs.get("wait", DEFAULT_WAIT), f"label {key}.wait")
+    optional = parse_bool(attrs.get("optional", "false"), f"label {key}.optional")
+    address = check_address(attrs.get("address", "ip").strip(), f"label {key}.address")
+    env, secrets = _label_env(attrs, key)
+    port = parse_port(attrs["port"], f"label {key}.port") if "port" in attrs else None
+    return LinkSpec(alias, child, wait, optional, origin, address, env, secrets, port)
 
 
 def _label_env(attrs: Mapping[str, str], key: str) -> tuple[childenv.Allowed, str]:

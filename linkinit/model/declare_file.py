@@ -18,9 +18,10 @@ from linkinit.model.declare import (
     check_child,
     check_policy,
     check_prefixes_unique,
-    check_wait,
     parse_bool,
+    parse_port,
     parse_timeout,
+    parse_wait,
     shorten,
 )
 
@@ -129,14 +130,15 @@ def _yaml_link(path: str, key_node: object, value_node: object) -> LinkSpec:
     if not child:
         raise DeclarationError(f"{origin}: name the child, e.g. {alias}: {{container: db1}}")
     check_child(child, origin)
-    wait = check_wait(str(fields.get("wait", DEFAULT_WAIT)), f"{origin}.wait")
+    wait = parse_wait(fields.get("wait", DEFAULT_WAIT), f"{origin}.wait")
     optional = parse_bool(fields.get("optional", False), f"{origin}.optional")
     address = check_address(str(fields.get("address", "ip")), f"{origin}.address")
     env = fields.get("env", "all")
     allowed = (childenv.check_keys(env, f"{origin}.env") if isinstance(env, list)
                else childenv.parse_env(env, f"{origin}.env"))
     secrets = childenv.parse_secrets(fields.get("secrets", ""), f"{origin}.secrets")
-    return LinkSpec(alias, child, wait, optional, origin, address, allowed, secrets)
+    port = parse_port(fields["port"], f"{origin}.port") if "port" in fields else None
+    return LinkSpec(alias, child, wait, optional, origin, address, allowed, secrets, port)
 
 
 def _yaml_field(path: str, name_node: object, node: object) -> object:

@@ -202,9 +202,11 @@ def _remove_leftovers(client: docker.DockerClient) -> None:
 _WHEELS_BUILT: list[bool] = []
 
 
-def _build_test_image(client: docker.DockerClient, tmp_path_factory: Any) -> str:
+def _build_test_image(client: docker.DockerClient, tmp_path_factory: Any,
+                      base: str = BASE_IMAGE, tag: str = TEST_IMAGE) -> str:
+    """linkinit from wheels on ``base`` (the local base image unless told), tagged ``tag``."""
     try:
-        client.images.get(BASE_IMAGE)
+        client.images.get(base)
     except docker.errors.ImageNotFound:
         pytest.fail(f"no base image {BASE_IMAGE}: run scripts/build-base and "
                     "scripts/ensure-podman (scripts/test does)")
@@ -215,10 +217,8 @@ def _build_test_image(client: docker.DockerClient, tmp_path_factory: Any) -> str
     shutil.copytree(ROOT / "build" / "wheels", context / "wheels")
     shutil.copytree(ROOT / "tests" / "programs", context / "programs")
     (context / "Dockerfile").write_text(_TEST_DOCKERFILE)
-    client.images.build(
-        path=str(context), tag=TEST_IMAGE, buildargs={"BASE_IMAGE": BASE_IMAGE}, rm=True
-    )
-    return TEST_IMAGE
+    client.images.build(path=str(context), tag=tag, buildargs={"BASE_IMAGE": base}, rm=True)
+    return tag
 
 
 @pytest.fixture

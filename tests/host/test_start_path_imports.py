@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Callable, Iterator, List
 
@@ -20,6 +22,8 @@ import pytest
 
 from tests.support.fake_engine import FakeEngine, Step, json_answer, ping
 
+# only when a probe is declared
+PROBE_MODULES = ("linkinit.init.probes", "linkinit.init.command_probe")
 FORBIDDEN = ("typing", "dataclasses", "argparse", "http.client", "docker", "requests",
              "urllib3", "tenacity", "yaml", "asyncio", "aiohttp", "email", "ssl", "socket",
              "selectors", "ctypes", "encodings.idna", "jinja2", "markupsafe")
@@ -33,8 +37,8 @@ CHILD = {"Id": "c" * 64, "Name": "/db1",
          "NetworkSettings": {"Networks": {"demo": {"IPAddress": "172.18.0.2"}}}}
 
 
-def answering(parent: dict) -> Callable[[str], List[Step]]:
-    """The fake Engine's answers for this parent and CHILD."""
+def answering(parent: dict, child: dict = CHILD) -> Callable[[str], List[Step]]:
+    """The fake Engine's answers for this parent and child."""
 
     def answer(line: str) -> List[Step]:
         if line.startswith("GET /_ping"):
@@ -42,23 +46,21 @@ def answering(parent: dict) -> Callable[[str], List[Step]]:
         if "/containers/webapp/json" in line:
             return [json_answer(parent)]
         if "/containers/db1/json" in line:
-            return [json_answer(CHILD)]
+            return [json_answer(child)]
         return [json_answer({"message": f"unexpected {line}"}, status=500)]
 
     return answer
 
 
-answer = answering(PARENT)
-
-
 @pytest.fixture
 def engine() -> Iterator[FakeEngine]:
-    fake = FakeEngine(answer)
+    fake = FakeEngine(answering(PARENT, CHILD))
     yield fake
     fake.close()
 
 
-def start(engine: FakeEngine, tmp_path: Path, *options: str) -> tuple[set, Path]:
+def start(engine: FakeEngine, tmp_path: Path, *options: str,
+          expected: str = "tcp://172.18.0.2:6379\n") -> tuple[set, Path]:
     """Run ``linkinit [options] -- sh -c 'echo $REDIS_PORT'``; the modules it imported."""
     if shutil.which("unshare") is None or os.geteuid() != 0:
         pytest.fail("needs root and unshare (util-linux) for a private /etc/hosts")
@@ -74,7 +76,7 @@ def start(engine: FakeEngine, tmp_path: Path, *options: str) -> tuple[set, Path]
         env=env, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout == "tcp://172.18.0.2:6379\n", "the link did not resolve: " + done.stderr
+    assert done.stdout == expected, "the link did not resolve: " + done.stderr
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "linkinit.init.resolve" in imported, "the resolver's imports were not seen"
@@ -91,6 +93,55 @@ def test_the_start_path_imports_nothing_heavy(engine: FakeEngine, tmp_path: Path
     imported, hosts = start(engine, tmp_path)
     assert heavy(imported) == [], f"the start path imported {heavy(imported)}"
     assert "172.18.0.2\tredis c1 db1\n" in hosts.read_text()
+    assert not imported & set(PROBE_MODULES), "a probe module was loaded without a probe"
+
+
+@pytest.fixture
+def redis_on_loopback() -> Iterator[int]:
+    """A loopback server answering each PING with +PONG (bounded: 5 s per connection)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(5)
+                if connection.recv(64):
+                    connection.sendall(b"+PONG\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    listener.shutdown(socket.SHUT_RDWR)
+    listener.close()
+    thread.join(5)
+
+
+@pytest.mark.parametrize(("wait", "module"), [("redis", "linkinit.init.probes"),
+                                              ("exec:test -n \"$REDIS_PORT\"",
+                                               "linkinit.init.command_probe")])
+def test_a_declared_probe_loads_its_module_and_still_nothing_heavy(
+        tmp_path: Path, redis_on_loopback: int, wait: str, module: str) -> None:
+    """The control: with ``link.redis.wait=redis`` (a loopback server says +PONG) or
+    ``exec:``, the probe's module is imported, so the check above can fail."""
+    labels = {"link.redis": "db1", "link.redis.wait": wait}
+    parent = {**PARENT, "Config": {"Labels": labels}, "NetworkSettings": {
+        "Networks": {"demo": {"IPAddress": "127.0.0.2"}}}}
+    child = {**CHILD, "Config": {**CHILD["Config"],
+                                 "ExposedPorts": {f"{redis_on_loopback}/tcp": {}}},
+             "NetworkSettings": {"Networks": {"demo": {"IPAddress": "127.0.0.1"}}}}
+    fake = FakeEngine(answering(parent, child))
+    try:
+        imported, _ = start(fake, tmp_path, expected=f"tcp://127.0.0.1:{redis_on_loopback}\n")
+    finally:
+        fake.close()
+    assert module in imported
+    assert heavy(imported) == [], f"a probe imported {heavy(imported)}"
 
 
 def test_the_check_sees_a_heavy_import_when_there_is_one(engine: FakeEngine,

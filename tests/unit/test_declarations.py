@@ -114,13 +114,13 @@ def test_optional_reads_the_usual_spellings_of_a_boolean(text, expected):
         pytest.param(
             {"link.my.db": "db1"},
             "label link.my.db: unknown link attribute 'db' "
-            "(known: wait, optional, address, env, secrets)",
+            "(known: wait, optional, address, env, secrets, port)",
             id="alias-with-a-dot-reads-as-an-attribute",
         ),
         pytest.param(
             {"link.redis": "db1", "link.redis.colour": "red"},
             "label link.redis.colour: unknown link attribute 'colour' "
-            "(known: wait, optional, address, env, secrets)",
+            "(known: wait, optional, address, env, secrets, port)",
             id="unknown-attribute",
         ),
         pytest.param(
@@ -144,6 +144,7 @@ def test_optional_reads_the_usual_spellings_of_a_boolean(text, expected):
         pytest.param(
             {"link.redis": "db1", "link.redis.wait": "soon"},
             "label link.redis.wait: wait must be one of started, healthy, listening, none, "
+            "redis, postgres, mysql, http, http:PATH, http:PATH:STATUS, exec:CMD, tcp, "
             "not 'soon'",
             id="bad-wait-mode",
         ),
@@ -339,7 +340,7 @@ def test_an_empty_yaml_file_declares_nothing(text):
         pytest.param(
             "links:\n  redis:\n    container: db1\n    colour: red\n",
             "f.yaml:2: link redis: unknown field 'colour' "
-            "(known: container, wait, optional, address, env, secrets)",
+            "(known: container, wait, optional, address, env, secrets, port)",
             id="unknown-link-field",
         ),
         pytest.param(
@@ -351,6 +352,7 @@ def test_an_empty_yaml_file_declares_nothing(text):
         pytest.param(
             "links:\n\n  redis:\n    container: db1\n    wait: soon\n",
             "f.yaml:3: link redis.wait: wait must be one of started, healthy, listening, none, "
+            "redis, postgres, mysql, http, http:PATH, http:PATH:STATUS, exec:CMD, tcp, "
             "not 'soon'",
             id="bad-wait-names-the-links-line",
         ),
