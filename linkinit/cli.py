@@ -189,9 +189,9 @@ def resolve_isolated(
     follow mode, where the watcher's state is."""
     import json
 
-    result = json.loads(
-        supervise.run_isolated(_guarded(lambda: resolve_environment(options, environ)))
-    )
+    from .isolate import run_isolated
+
+    result = json.loads(run_isolated(_guarded(lambda: resolve_environment(options, environ))))
     return result["environment"], result["link_keys"], result["follow"]
 
 

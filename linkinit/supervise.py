@@ -8,8 +8,9 @@ standard-library modules. The recipe, in the order ``cli.main`` uses it:
    handled asynchronously. A signal that arrives at any later point stays pending until the
    loop takes it: nothing is lost, and no SIGCHLD can slip past before the loop runs. The
    siginfo tells a user's ``kill -SEGV`` (passed on) from a fault of our own.
-2. ``run_isolated(work)`` runs the resolver in a forked child, so the Docker SDK and friends
-   never become resident here; a stop signal meanwhile kills it and ends linkinit at once.
+2. ``isolate.run_isolated(work)`` runs the resolver in a forked child (not in this file: it
+   is what comes before COMMAND), so the Engine client and friends never become resident
+   here; a stop signal meanwhile kills it and ends linkinit at once.
 3. ``supervise(argv, env)`` forks COMMAND with a clean start (own process group, the
    terminal, default SIGPIPE/SIGXFSZ, the original signal mask), then re-executes a bare
    interpreter (``python -I -S``, this module) to drop everything the CLI imported, keeping
@@ -35,10 +36,9 @@ except ImportError:  # pragma: no cover - not CPython
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not free to import, and this module stays resident
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
     from typing import Any
 
-EX_SOFTWARE = 70  # the resolver crashed: a bug in linkinit, not in the user's setup
 EX_NOEXEC = 126  # COMMAND exists but cannot be executed (tini's and the shells' convention)
 EX_NOTFOUND = 127  # COMMAND was not found
 
@@ -218,120 +218,6 @@ def _reap(main_pid: int) -> tuple[int | None, bool]:
             return status, True
         if pid == main_pid:
             status = _exit_status(wait_status)
-
-
-# -- the resolver, isolated ---------------------------------------------------------------------
-
-
-def _scratch_fd() -> int:
-    """An anonymous file for the resolver's answer.
-
-    A file rather than a pipe: a pipe holds 64 KiB, and a full one would block the writer
-    while we wait for signals, not for data.
-    """
-    try:
-        return os.memfd_create("linkinit", 0)
-    except (AttributeError, OSError):
-        pass
-    for directory in ("/dev/shm", "/tmp", "."):
-        try:
-            return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
-        except (AttributeError, OSError):
-            continue
-    raise OSError(errno.ENOSPC, "linkinit: no place for a scratch file (memfd, /dev/shm, /tmp)")
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _read_all(fd: int) -> bytes:
-    os.lseek(fd, 0, os.SEEK_SET)
-    chunks: list[bytes] = []
-    while True:
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
-def _system_exit_code(exc: SystemExit) -> int:
-    """The status Python itself would exit with for this SystemExit."""
-    if exc.code is None:
-        return 0
-    if isinstance(exc.code, int):
-        return exc.code & 0xFF
-    _warn(str(exc.code))
-    return 1
-
-
-def _worker(work: Callable[[], bytes], fd: int) -> None:
-    """The forked resolver: run work(), leave its bytes in fd, and _exit (never return)."""
-    code = EX_SOFTWARE
-    try:
-        try:
-            _write_all(fd, bytes(work()))
-            code = 0
-        except SystemExit as exc:
-            code = _system_exit_code(exc)
-        except BaseException as exc:
-            _warn(f"internal error while resolving links: {type(exc).__name__}: {exc}")
-        _flush_std()
-    finally:
-        os._exit(code)
-
-
-def run_isolated(work: Callable[[], bytes]) -> bytes:
-    """Run work() in a forked child and return its bytes; PID 1 never imports what it imports.
-
-    A signal in STOPS_WAIT (TERM, INT, HUP, QUIT, USR1, ...) arriving meanwhile SIGKILLs the
-    child and raises SystemExit(128+N) at once: `docker stop` during a long wait for children
-    must not take the Engine's 10 s. Other signals (WINCH, CONT, ...) stay pending for
-    COMMAND. A child exiting non-zero raises SystemExit with its status.
-    """
-    block_signals()
-    fd = _scratch_fd()
-    try:
-        _flush_std()
-        pid = os.fork()
-        if pid == 0:
-            _worker(work, fd)
-        status = _await_worker(pid)
-        if status != 0:
-            raise SystemExit(status)
-        return _read_all(fd)
-    finally:
-        os.close(fd)
-
-
-def _await_worker(pid: int) -> int:
-    """Wait for the resolver or a stop signal, whichever comes first; reap zombies meanwhile."""
-    waited = STOPS_WAIT | {int(signal.SIGCHLD)}
-    while True:
-        info = signal.sigwaitinfo(waited)
-        sig = info.si_signo
-        if not _sent_to_us(info):
-            continue
-        if sig == signal.SIGCHLD:
-            status, _ = _reap(pid)
-            if status is None:
-                continue
-            if status > 128:
-                _warn(f"the link resolver was killed by signal {status - 128}")
-            return status
-        _send(pid, signal.SIGKILL)
-        while True:  # SIGKILL cannot be caught: this wait is short
-            try:
-                done, _ = os.waitpid(pid, 0)
-            except ChildProcessError:
-                break
-            if done == pid:
-                break
-        _reap(pid)
-        _warn(f"stopped by {_signal_name(sig)} before COMMAND started")
-        raise SystemExit(128 + sig)
 
 
 def _signal_name(sig: int) -> str:
@@ -562,15 +448,9 @@ class Follow:
         """Stop COMMAND and start it again with the links as they are now."""
         _warn("follow: a link changed; restarting COMMAND (on-change=restart)")
         _stop_command(watch)
-        env = self.environment()
-        path, code, failure = _find_executable(self.command[0], env.get("PATH"))
-        if path is None:
-            _warn(failure)
-            return code
-        pid, exec_errno = _spawn(path, self.command, env, self.mask)
-        if exec_errno is not None:
-            _warn(f"{self.command[0]}: cannot execute {path}: {os.strerror(exec_errno)}")
-            return EX_NOTFOUND if exec_errno in (errno.ENOENT, errno.ENOTDIR) else EX_NOEXEC
+        pid, failed = start_command(self.command, self.environment(), self.mask)
+        if failed:
+            return failed
         watch.pid = pid
         return None
 
@@ -620,15 +500,9 @@ def supervise(
     block_signals()
     assert _original_mask is not None
     _become_subreaper()
-    path, code, failure = _find_executable(argv[0], env.get("PATH"))
-    if path is None:
-        _warn(failure)
-        return code
-    pid, exec_errno = _spawn(path, argv, env, _original_mask)
-    if exec_errno is not None:
-        code = EX_NOTFOUND if exec_errno in (errno.ENOENT, errno.ENOTDIR) else EX_NOEXEC
-        _warn(f"{argv[0]}: cannot execute {path}: {os.strerror(exec_errno)}")
-        return code
+    pid, failed = start_command(argv, env, _original_mask)
+    if failed:
+        return failed
     rewrites = dict(GROUP_REWRITES) if group else {}
     rewrites.update(rewrite or {})
     watch = Watch(
@@ -789,6 +663,26 @@ def set_parent_death_signal(sig: int) -> None:
         os.kill(os.getpid(), sig)
 
 
+def start_command(argv: list[str], env: dict[str, str], mask: set[int]) -> tuple[int, int]:
+    """Find COMMAND in its own PATH and spawn it: ``(pid, 0)`` once it runs, else ``(0,
+    126 or 127)`` with the reason said on stderr. The one way COMMAND is started, first or
+    again (follow mode's restart)."""
+    path, code, failure = _find_executable(argv[0], env.get("PATH"))
+    if path is None:
+        _warn(failure)
+        return 0, code
+    pid, exec_errno = _spawn(path, argv, env, mask)
+    if exec_errno is not None:
+        _warn(f"{argv[0]}: cannot execute {path}: {os.strerror(exec_errno)}")
+        return 0, _exec_failure_status(exec_errno)
+    return pid, 0
+
+
+def _exec_failure_status(number: int) -> int:
+    """127 when exec found nothing to run, 126 when it found something it could not run."""
+    return EX_NOTFOUND if number in (errno.ENOENT, errno.ENOTDIR) else EX_NOEXEC
+
+
 def _find_executable(name: str, path_var: str | None) -> tuple[str | None, int, str]:
     """Look COMMAND up as execvp would, in *COMMAND's* PATH: (path, 0, "") or (None, status,
     message), 126 for a file we may not execute, 127 for nothing found."""
@@ -893,8 +787,7 @@ def _exec_child(
         os.execve(path, argv, env)
     except OSError as exc:
         os.write(report, str(exc.errno or errno.ENOEXEC).encode())
-        code = EX_NOTFOUND if exc.errno in (errno.ENOENT, errno.ENOTDIR) else EX_NOEXEC
-        os._exit(code)
+        os._exit(_exec_failure_status(exc.errno or errno.ENOEXEC))
 
 
 def _forward_and_reap(watch: Watch) -> int:
