@@ -26,6 +26,7 @@ from . import container as model
 from . import swarm
 from .envvars import link_variables
 from .errors import DeclarationError, EngineError, LinkinitError
+from .health import record, state_path
 from .hosts import write_hosts
 from .readiness import READY, Observation, link_address
 from .supervise import ENVIRON_FILE, LINKS_FILE, NOTIFY_SIGNAL, follow_dir
@@ -104,6 +105,7 @@ class Follower:
         changed: Callable[[list], None],
         links_path: str,
         hosts_path: str = "/etc/hosts",
+        health_path: Optional[str] = None,
     ) -> None:
         self.engine = engine
         self.parent = parent
@@ -113,6 +115,7 @@ class Follower:
         self.changed = changed
         self.links_path = links_path
         self.hosts_path = hosts_path
+        self.health_path = health_path  # linkinit health's state: the links COMMAND has now
         self.down: set[str] = set()
         self.services: set[str] = set()  # aliases whose child was last seen as a service
         self.links: dict[str, ResolvedLink] = {}
@@ -169,6 +172,8 @@ class Follower:
         write_links(self.links_path, variables)
         current_links = [self.links[a] for a in self.given if a in self.links]
         write_hosts(current_links, self.hosts_path)
+        if self.health_path:
+            record(self.health_path, self.engine.host, self.specs, current_links)
 
 
 def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],
@@ -249,7 +254,8 @@ def main() -> int:
     given = {alias: Seen(cid, tuple(map(tuple, variables)))
              for alias, (cid, variables) in config["given"].items()}
     follower = Follower(engine, config["parent"], specs, given, report, changed,
-                        os.path.join(state, LINKS_FILE), config.get("hosts", "/etc/hosts"))
+                        os.path.join(state, LINKS_FILE), config.get("hosts", "/etc/hosts"),
+                        state_path(os.environ))
     try:
         wake = EventWatcher(engine, time.time(), config.get("watch", ()))
         follow(follower, wake, config.get("resync", RESYNC_SECONDS))

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Drive linkinit.supervise and linkinit.isolate as cli.main will, with a scripted resolver.
+"""Drive linkinit.prestart and linkinit.supervise as cli.main will, with a scripted resolver.
 
     supervise_driver.py [--group] [--grace S] [--keep-orphans] [--rewrite N:M]...
                         [--remap-exit N]... [--pdeathsig N] [--in-place] [--work KIND[:ARG]]
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from linkinit import isolate, supervise
+from linkinit import prestart, supervise
 
 
 def pristine_environ() -> dict:
@@ -56,11 +56,11 @@ def main(args: list[str]) -> int:
 
     pdeathsig = values(options, "--pdeathsig")
     if pdeathsig:
-        supervise.set_parent_death_signal(int(pdeathsig[-1]))
-    env = json.loads(isolate.run_isolated(work))
+        prestart.set_parent_death_signal(int(pdeathsig[-1]))
+    env = json.loads(prestart.run_isolated(work))
     grace = values(options, "--grace") or ["5"]
     rewrite = dict(pair.split(":") for pair in values(options, "--rewrite"))
-    return supervise.supervise(
+    return prestart.supervise(
         command,
         env,
         group="--group" in options,
