@@ -291,7 +291,8 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
     links = link_environment(resolved)
     follow = None
     if not options.print_env:
-        health.record(health.state_path(environ), engine.host, declared.links, resolved)
+        health.record(health.state_path(environ), engine.host, declared.links, resolved,
+                      engine.api_version)
         follow = _follow_or_forget(options, declared, engine, parent, environ, resolved)
     return build_environment(environ, links), list(links), follow
 

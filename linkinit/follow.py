@@ -173,7 +173,8 @@ class Follower:
         current_links = [self.links[a] for a in self.given if a in self.links]
         write_hosts(current_links, self.hosts_path)
         if self.health_path:
-            record(self.health_path, self.engine.host, self.specs, current_links)
+            record(self.health_path, self.engine.host, self.specs, current_links,
+                   self.engine.api_version)
 
 
 def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],

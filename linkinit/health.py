@@ -36,9 +36,10 @@ def state_path(environ: Mapping[str, str]) -> str:
 
 
 def record(path: str, engine_host: str, specs: Sequence[LinkSpec],
-           links: Sequence[ResolvedLink]) -> None:
-    """What ``linkinit health`` checks, as COMMAND was given it; replaced atomically. A /run
-    that cannot be written is no error at start: ``linkinit health`` then says so."""
+           links: Sequence[ResolvedLink], api: Optional[tuple[int, int]] = None) -> None:
+    """What ``linkinit health`` checks, as COMMAND was given it, and the API version the
+    Engine speaks (so the check asks no ``/_ping``); replaced atomically. A /run that cannot
+    be written is no error at start: ``linkinit health`` then says so."""
     from .container import Port
 
     waits = {spec.alias: (spec.wait, spec.optional) for spec in specs}
@@ -52,7 +53,8 @@ def record(path: str, engine_host: str, specs: Sequence[LinkSpec],
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
         with open(temporary, "w") as file:
-            json.dump({"engine": engine_host, "links": entries}, file)
+            json.dump({"engine": engine_host, "api": list(api) if api else None,
+                       "links": entries}, file)
         os.replace(temporary, path)
     except OSError:
         try:  # noqa: SIM105 (contextlib is one more import on the start path)
@@ -120,6 +122,8 @@ def check(state: Mapping[str, Any], deadline: float) -> list[str]:
         return []
     engine = Engine(state["engine"], timeout=CHECK_TIMEOUT)
     engine.deadline = deadline
+    if state.get("api"):  # the version the start negotiated: no /_ping, one request in all
+        engine.api_version = (int(state["api"][0]), int(state["api"][1]))
     try:
         summaries = engine.list_containers({"id": sorted({link["id"] for link in links})})
     except EngineError as error:

@@ -97,9 +97,10 @@ def test_the_state_records_what_command_was_given(tmp_path):
     links = [ResolvedLink("db", "web", "10.0.0.2", (Port(53, "udp"), Port(6380, "tcp"),
                                                      Port(6379, "tcp")), (), "db1", "h", "a"),
              ResolvedLink("cache", "web", "10.0.0.3", (), (), "c1", "h", "b")]
-    health.record(str(path), "unix:///var/run/docker.sock", specs, links)
+    health.record(str(path), "unix:///var/run/docker.sock", specs, links, (1, 41))
     assert json.loads(path.read_text()) == {
         "engine": "unix:///var/run/docker.sock",
+        "api": [1, 41],
         "links": [
             {"alias": "db", "child": "db1", "id": "a", "wait": "healthy", "optional": False,
              "ip": "10.0.0.2", "port": 6379},
