@@ -8,6 +8,7 @@ import signal
 import time
 
 from .dockerkit import output, wait_until
+from .linkkit import run_parent, start_child
 from .pid1_helpers import (
     containers_fixture,
     image_program,
@@ -64,6 +65,27 @@ def test_kill_orphans_kills_one_ignoring_term_after_grace(containers):
     assert running(container, orphan) == orphan
     wait_until(lambda: running(container, orphan) == [], timeout=15, what="the orphan gone")
     assert time.monotonic() - termed > 1.5  # KILL comes 3 s after TERM, seen from here
+
+
+LEAVES_AN_ORPHAN = "sh -c 'sleep 300 & echo orphan $!'; echo ready; exec sleep 300"
+
+
+def test_kill_orphans_spares_follow_modes_watcher(
+    docker_client, linkinit_image, run_container, make_network, unique
+):
+    """Follow mode's watcher is PID 1's child too, but no orphan: once an orphan beside it
+    is gone, the watcher still runs and was never restarted."""
+    network = make_network(unique("net"))
+    child = start_child(docker_client, linkinit_image, unique("db"), network=network.name)
+    parent = run_parent(run_container, unique("web"),
+                        ["--kill-orphans", "--", "sh", "-c", LEAVES_AN_ORPHAN],
+                        labels={"link.db": child.name, "link.db.wait": "started",
+                                "linkinit.on-change": "hosts"}, network=network.name)
+    orphan = pids_line(parent, "orphan ")
+    wait_until(lambda: running(parent, orphan) == [], timeout=15, what="the orphan gone")
+    assert any("_follow" in r["args"] for r in process_table(parent))
+    assert "sending it SIGTERM" in logs(parent)
+    assert "watcher" not in logs(parent)
 
 
 def test_stop_delay_holds_the_first_term_for_the_drain_window(containers):
