@@ -243,11 +243,10 @@ class Watch:
     """What the watcher does for COMMAND (pid) besides reaping; crosses the re-exec as argv.
 
     group: signals go to COMMAND's process group; grace: seconds between the leftovers' TERM
-    and KILL; keep_orphans: leave the leftovers alone; kill_orphans: TERM (then KILL) what
-    is re-parented to us while COMMAND runs; stop_delay: seconds the first TERM or INT is
-    held; wait_all: exit once every process is gone; rewrite: {signal: signal, or 0 to drop
-    it}; remap_exit: statuses of COMMAND reported as 0; title: what ``ps`` shows. The rest
-    is the loop's own state. A plain class: namedtuple would import collections into PID 1.
+    and KILL; keep_orphans: leave the leftovers alone; kill_orphans, stop_delay, wait_all:
+    the options of those names; rewrite: {signal: signal, or 0 to drop it}; remap_exit:
+    statuses of COMMAND reported as 0; title: what ``ps`` shows; the rest, the loop's state.
+    A plain class: namedtuple would import collections into the resident process.
     """
 
     __slots__ = ("follow", "grace", "group", "held", "keep_orphans", "kill_orphans",
@@ -799,10 +798,9 @@ def _kill_orphans(watch: Watch) -> None:
     now = time.monotonic()
     watch.orphans_at = now + ORPHAN_POLL
     spared = {watch.pid, watch.follow.pid if watch.follow is not None else 0}
-    found = [pid for pid in _children_of(os.getpid()) if pid not in spared]
+    found = [pid for pid in _children_of(os.getpid())
+             if pid not in spared and not (watch.group and _group_of(pid) == watch.pid)]
     for pid in found:
-        if watch.group and _group_of(pid) == watch.pid:
-            continue
         if pid not in watch.orphans:
             _warn(f"--kill-orphans: process {pid} was left to linkinit; sending it SIGTERM")
             _send(pid, signal.SIGTERM)
@@ -813,10 +811,9 @@ def _kill_orphans(watch: Watch) -> None:
 
 
 def _group_of(pid: int) -> int:
-    try:
+    with _Ignoring(OSError):
         return os.getpgid(pid)
-    except OSError:
-        return 0
+    return 0
 
 
 def _wait_rest(watch: Watch) -> None:
