@@ -264,6 +264,8 @@ def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolve
 
     started = time.monotonic()
     report = _reporter(options.quiet)
+    if not options.print_env:
+        health.forget(health.state_path(environ))
     from_file = load_config(options.config)
     from_env = declare.Declaration(tuple(_env_link(entry) for entry in options.env_links))
     policy = options.on_change and declare.check_policy(options.on_change, "on-change")

@@ -63,6 +63,15 @@ def record(path: str, engine_host: str, specs: Sequence[LinkSpec],
             pass
 
 
+def forget(path: str) -> None:
+    """At start: a state an earlier run of this container left (``docker restart`` keeps
+    /run) must not answer for this one while it still waits for its children."""
+    try:  # noqa: SIM105 (contextlib is one more import on the start path)
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def child_states(summaries: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
     """{container ID: (state, health)} from the list API's summaries. Pure.
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from linkinit import cli
+from linkinit import cli, health
 from linkinit.cli import Options, parse_arguments, resolve_environment, run
 from linkinit.errors import EX_USAGE, DeclarationError, EngineUnreachable, UsageError
 from linkinit.options import ENVIRONMENT, apply_environment, parse_signal, settle
@@ -273,6 +273,12 @@ UNREACHABLE = (
 @pytest.fixture
 def no_default_config(monkeypatch):
     monkeypatch.setattr(cli, "DEFAULT_CONFIG", "/nonexistent/linkinit.yaml")
+
+
+@pytest.fixture(autouse=True)
+def private_health_state(monkeypatch, tmp_path):
+    """linkinit health's state goes to tmp_path: a start here must not touch the host's /run."""
+    monkeypatch.setattr(health, "STATE_FILE", str(tmp_path / "health.json"))
 
 
 @pytest.mark.usefixtures("no_default_config")

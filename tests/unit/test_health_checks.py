@@ -116,6 +116,15 @@ def test_an_unwritable_place_for_the_state_is_no_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_state_left_by_an_earlier_run_is_forgotten_at_start(tmp_path):
+    """`docker restart` keeps /run: the start removes the old state before it waits."""
+    path = tmp_path / "health.json"
+    health.record(str(path), "unix:///x", [], [])
+    health.forget(str(path))
+    health.forget(str(path))  # nothing there: no error either
+    assert not path.exists()
+
+
 def run_health(argv, environ):
     out, err = io.StringIO(), io.StringIO()
     return health.main(argv, environ, out, err), out.getvalue(), err.getvalue()
