@@ -49,7 +49,8 @@ def record(path: str, engine_host: str, specs: Sequence[LinkSpec],
         wait, optional = waits.get(link.alias, ("started", False))
         entries.append({"alias": link.alias, "child": link.child_name, "id": link.child_id,
                         "wait": wait, "optional": optional, "ip": link.ip,
-                        "port": tcp[0].number if tcp else None})
+                        "port": tcp[0].number if tcp else None,
+                        "service": not _is_container_id(link.child_id)})
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
         with open(temporary, "w") as file:
@@ -61,6 +62,12 @@ def record(path: str, engine_host: str, specs: Sequence[LinkSpec],
             os.unlink(temporary)
         except OSError:
             pass
+
+
+def _is_container_id(identifier: str) -> bool:
+    """Containers (Docker's and Podman's) have 64 hex digits; a swarm service's ID is 25
+    characters. A service is no container the list shows: it is checked at its address."""
+    return len(identifier) == 64 and all(c in "0123456789abcdef" for c in identifier)
 
 
 def forget(path: str) -> None:
@@ -97,7 +104,8 @@ def failures(links: Sequence[Mapping[str, Any]], states: Mapping[str, tuple[str,
     for link in links:
         if link.get("optional") or link.get("wait") == "none":
             continue
-        why = _failure(link, states.get(str(link.get("id"))), probe)
+        state = ("running", "") if link.get("service") else states.get(str(link.get("id")))
+        why = _failure(link, state, probe)
         if why:
             lines.append(f"{link['alias']} ({link.get('child') or link.get('id')}): {why}")
     return lines
@@ -124,24 +132,30 @@ def check(state: Mapping[str, Any], deadline: float) -> list[str]:
     """The failing lines: one Engine request for every child, then the port probes."""
     from .engine import Engine
     from .errors import EngineError
-    from .readiness import port_open
 
     links = [link for link in state.get("links", []) if link.get("id")]
-    if not links:
-        return []
+    asked = sorted({link["id"] for link in links if not link.get("service")})
+    if not asked:
+        return failures(links, {}, _probe(deadline))
     engine = Engine(state["engine"], timeout=CHECK_TIMEOUT)
     engine.deadline = deadline
     if state.get("api"):  # the version the start negotiated: no /_ping, one request in all
         engine.api_version = (int(state["api"][0]), int(state["api"][1]))
     try:
-        summaries = engine.list_containers({"id": sorted({link["id"] for link in links})})
+        summaries = engine.list_containers({"id": asked})
     except EngineError as error:
         return [f"the Engine did not answer: {error}"]
+    return failures(links, child_states(summaries), _probe(deadline))
+
+
+def _probe(deadline: float) -> Any:
+    """A port probe whose timeout is CHECK_TIMEOUT, or what is left before ``deadline``."""
+    from .readiness import port_open
 
     def probe(ip: str, port: int) -> bool:
         return port_open(ip, port, max(min(CHECK_TIMEOUT, deadline - time.monotonic()), 0.05))
 
-    return failures(links, child_states(summaries), probe)
+    return probe
 
 
 def run_probe(command: str) -> list[str]:

@@ -95,19 +95,41 @@ def test_the_state_records_what_command_was_given(tmp_path):
     path = tmp_path / "health.json"
     specs = [LinkSpec("db", "db1", "healthy"), LinkSpec("cache", "c1", optional=True)]
     links = [ResolvedLink("db", "web", "10.0.0.2", (Port(53, "udp"), Port(6380, "tcp"),
-                                                     Port(6379, "tcp")), (), "db1", "h", "a"),
-             ResolvedLink("cache", "web", "10.0.0.3", (), (), "c1", "h", "b")]
+                                                     Port(6379, "tcp")), (), "db1", "h", "a" * 64),
+             ResolvedLink("cache", "web", "10.0.0.3", (), (), "c1", "h", "b" * 64)]
     health.record(str(path), "unix:///var/run/docker.sock", specs, links, (1, 41))
     assert json.loads(path.read_text()) == {
         "engine": "unix:///var/run/docker.sock",
         "api": [1, 41],
         "links": [
-            {"alias": "db", "child": "db1", "id": "a", "wait": "healthy", "optional": False,
-             "ip": "10.0.0.2", "port": 6379},
-            {"alias": "cache", "child": "c1", "id": "b", "wait": "listening", "optional": True,
-             "ip": "10.0.0.3", "port": None},
+            {"alias": "db", "child": "db1", "id": "a" * 64, "wait": "healthy",
+             "optional": False, "ip": "10.0.0.2", "port": 6379, "service": False},
+            {"alias": "cache", "child": "c1", "id": "b" * 64, "wait": "listening",
+             "optional": True, "ip": "10.0.0.3", "port": None, "service": False},
         ],
     }
+
+
+@pytest.mark.parametrize(
+    ("identifier", "service"),
+    [("a" * 64, False), ("0123456789abcdef" * 4, False), ("x3ti8c1jg2a2fqkw3q0wvv2pi", True),
+     ("A" * 64, True), ("a" * 63, True)],
+)
+def test_a_swarm_service_is_told_from_a_container_by_its_id(tmp_path, identifier, service):
+    """A service's ID is not 64 hex digits: the list cannot show it, so its address alone
+    is checked."""
+    path = tmp_path / "health.json"
+    link = ResolvedLink("db", "web", "10.0.0.2", (), (), "db1", "h", identifier)
+    health.record(str(path), "unix:///x", [LinkSpec("db", "db1")], [link])
+    assert json.loads(path.read_text())["links"][0]["service"] is service
+
+
+def test_a_service_link_is_checked_at_its_address_only():
+    """No container state for a service: running is assumed, the port decides."""
+    entry = {**link(), "service": True}
+    assert health.failures([entry], {}, opened) == []
+    assert health.failures([entry], {}, closed) == [
+        "db (db1): 10.0.0.2:6379 refuses connections"]
 
 
 def test_an_unwritable_place_for_the_state_is_no_error(tmp_path):
