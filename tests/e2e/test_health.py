@@ -53,7 +53,7 @@ def test_health_probes_the_port_command_was_given(
     """wait=listening: a running child whose port closes makes the parent unhealthy."""
     network = make_network(unique("net"))
     child = start_child(docker_client, linkinit_image, unique("db"), expose=[6379],
-                        command=["sh", "-c", "nc -lk 6379 & echo $! > /tmp/nc; wait"],
+                        command=["sh", "-c", "nc -lk 6379 & echo $! > /tmp/nc; exec sleep 300"],
                         network=network.name)
     parent = run_parent(run_container, unique("web"), ["--", "sleep", "300"],
                         labels={"link.db": child.name}, network=network.name)
