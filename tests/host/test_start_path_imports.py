@@ -69,6 +69,7 @@ def start(engine: FakeEngine, tmp_path: Path, *options: str,
     script = shutil.which("linkinit", path=str(Path(sys.executable).parent))
     assert script, "linkinit's console script is not installed next to this Python"
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DOCKER_HOST": engine.host,
+           "LINKINIT_HEALTH_FILE": str(tmp_path / "health.json"),
            "LINKINIT_CONTAINER": "webapp", "PYTHONPROFILEIMPORTTIME": "1"}
     done = subprocess.run(
         ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts),
