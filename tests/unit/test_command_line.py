@@ -202,7 +202,8 @@ def test_signals_are_named_or_numbered(text, number):
          "LINKINIT_WAIT_ALL=x: expected 1 or 0 (or true/false, yes/no, on/off)"),
         ([], {"LINKINIT_STOP_DELAY": "-1"},
          "LINKINIT_STOP_DELAY=-1: expected a finite number of seconds >= 0, e.g. 30 or 2.5"),
-        (["--stop-delay", "-1"], {}, "--stop-delay must be a finite number of seconds >= 0, not -1.0"),
+        (["--stop-delay", "-1"], {},
+         "--stop-delay must be a finite number of seconds >= 0, not -1.0"),
         ([], {"LINKINIT_NOTIFY": "systemd"},
          "LINKINIT_NOTIFY=systemd: expected linkinit (linkinit sends READY=1) or command "
          "(COMMAND gets NOTIFY_SOCKET and notifies by itself)"),
