@@ -19,7 +19,7 @@ import pytest
 
 from linkinit.engine import Engine
 from linkinit.errors import EngineRefused, UsageError
-from linkinit.proxy import Listen, listen_address, parse
+from linkinit.host.proxy.daemon import Listen, listen_address, parse
 from tests.support.fake_engine import FakeEngine, Step, http, json_answer, ping
 from tests.support.processes import wait_for
 

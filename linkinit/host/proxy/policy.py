@@ -24,8 +24,8 @@ import urllib.parse
 from collections import namedtuple
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from . import swarm
-from .container import declared_links
+from ... import swarm
+from ...container import declared_links
 
 READ = ("GET", "HEAD")
 EVERYONE = "everyone"  # any caller the proxy identified

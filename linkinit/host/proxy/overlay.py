@@ -36,8 +36,8 @@ import time
 from collections import namedtuple
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Optional, Union
 
-from . import container as model
-from . import swarm
+from ... import container as model
+from ... import swarm
 
 TASK = "task"  # a swarm task, maybe on another node: its document is swarm.task_document
 CONTAINER = "container"  # a container on this node: the Engine inspects it
@@ -227,7 +227,7 @@ def self_references(environ: Mapping[str, str]) -> list[str]:
     named = environ.get("LINKINIT_CONTAINER")
     if named:
         return [named]
-    from .resolve import self_references as found  # the start path's own reading of /proc
+    from ...resolve import self_references as found  # the start path's own reading of /proc
 
     return [reference for reference, _ in found()]
 

@@ -1,0 +1,249 @@
+"""``linkinit proxy``'s HTTP handlers: judge each request with ``policy.decide``; forward,
+filter, or refuse.
+
+Parents mount the proxy's directory instead of the Engine socket, or (swarm tasks on any
+node) reach it over TCP on an overlay network. For each connection the proxy asks the kernel
+who is calling (``callers``), asks the Engine which containers and services that caller
+declared as links at create time (``scopes``), and lets ``policy.decide`` judge the request;
+this module only forwards what is allowed and filters the answers. HTTP is aiohttp's on both
+sides (a security boundary parses HTTP with a well-kept library, never by hand).
+
+Runs on the host only; a parent image never imports it (aiohttp is in the ``host`` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import socket
+import time
+from typing import Any, Awaitable, Callable, Optional
+
+from aiohttp import web
+
+from ... import peer
+from . import policy
+from .directory import Directory
+from .events import EventHub, Subscriber
+from .logs import log
+from .upstream import Unavailable, Upstream, alone, api_version, engine_wait
+
+_VERSION_PREFIX = re.compile(r"^/v[0-9]+(?:\.[0-9]+)?(?=/)")
+
+
+class Proxy:
+    """Judge each request with ``policy.decide``; forward, filter, or refuse."""
+
+    def __init__(self, upstream: Upstream, directory: Directory, hub: EventHub,
+                 verbose: bool = False) -> None:
+        self.upstream = upstream
+        self.directory = directory
+        self.hub = hub
+        self.verbose = verbose
+        self.routes: dict[str, Callable[..., Awaitable[web.StreamResponse]]] = {
+            "ping": self._ping, "version": self._forward, "inspect": self._inspect,
+            "list": self._list, "events": self._events, "service": self._service,
+            "tasks": self._tasks, "image": self._forward,
+        }
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        started = time.monotonic()
+        waited = [0.0]
+        engine_wait.set(waited)
+        version = _VERSION_PREFIX.match(request.rel_url.raw_path)
+        api_version.set(version.group(0) if version else "")
+        if version:
+            self.directory.version_hint = version.group(0)
+        caller = policy.Caller("")
+        response: web.StreamResponse
+        try:
+            asked = policy.Request(request.method, request.rel_url.raw_path,
+                                   tuple(request.query.items()))
+            caller = await self._caller(request, policy.needs_scope(asked))
+            decision = policy.decide(caller, asked)
+            if not decision.allowed:
+                response = self._refused(decision, asked)
+                log(f"refused {request.method} {request.rel_url.raw_path} for "
+                    f"{_who(caller)}: {decision.status}")
+            else:
+                response = await self.routes[decision.route](request, caller, decision)
+        except Unavailable as error:
+            response = _message(503, f"linkinit proxy: {error}; retry when it is back")
+        except asyncio.CancelledError:
+            raise  # the caller hung up
+        except Exception as error:  # the daemon keeps serving everyone else
+            log(f"internal error on {request.method} {request.rel_url.raw_path}: {error!r}")
+            response = _message(500, f"linkinit proxy: internal error: {error}")
+        if self.verbose:
+            log(f"{request.method} {request.rel_url.raw_path} {response.status} "
+                f"{(time.monotonic() - started) * 1000:.1f} ms (Engine "
+                f"{waited[0] * 1000:.1f} ms) {_who(caller)}")
+        return response
+
+    def _refused(self, decision: policy.Decision, asked: policy.Request) -> web.Response:
+        """The refusal; where the Engine is a swarm worker, a refused service or task list
+        is its own 503 instead, so that linkinit says what to deploy (resolve.WORKER_HINT)."""
+        not_manager = self.directory.scopes.not_manager
+        if not_manager and decision.status == 404 and policy.about_swarm(asked):
+            return _message(503, not_manager)
+        return _refusal(decision)
+
+    async def _caller(self, request: web.BaseRequest, scoped: bool) -> policy.Caller:
+        """Who is calling, from the kernel: the peer's PID on the Unix socket, the peer's and
+        the arrival address on TCP."""
+        transport = request.transport
+        if transport is None:  # the caller hung up already
+            return policy.Caller("")
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family != socket.AF_UNIX:
+            return await self.directory.callers.caller_at(
+                transport.get_extra_info("peername"), transport.get_extra_info("sockname"),
+                scoped)
+        return await self.directory.callers.caller(peer.peer_pid(sock) if sock else None,
+                                                   scoped)
+
+    async def _forward(self, request: web.BaseRequest, *_: Any) -> web.StreamResponse:
+        status, headers, body = await self._fetch(request)
+        return web.Response(status=status, headers=headers, body=body)
+
+    async def _ping(self, request: web.BaseRequest, *_: Any) -> web.StreamResponse:
+        """The Engine's ``/_ping`` answer, asked at most once a second (in the background
+        while one under 30 s old is served) as long as the event stream says the Engine is
+        up: a hundred parents starting at once all ping, and a busy Engine is slow to say
+        what it said a second ago."""
+        if not self.directory.timeline.serving:
+            return await self._forward(request)
+        key = (request.method, request.rel_url.raw_path_qs)
+        status, headers, body = await self.directory.kept.pings.get(
+            key, alone(lambda: self._fetch(request)), keep=lambda answer: answer[0] == 200)
+        return web.Response(status=status, headers=headers, body=body)
+
+    async def _fetch(self, request: web.BaseRequest) -> tuple[int, dict, bytes]:
+        return await self.upstream.fetch(request.method, request.rel_url.raw_path_qs)
+
+    async def _inspect(self, request: web.BaseRequest, caller: policy.Caller,
+                       decision: policy.Decision) -> web.StreamResponse:
+        if policy.answers_for_itself(caller, decision.ref):  # the Engine cannot: another node
+            return web.json_response(caller.document)
+        kept = await self._kept_inspect(request, caller, decision.ref)
+        if kept is not None:
+            return kept
+        status, headers, body = await self._fetch(request)
+        if status == 404:
+            return _refusal(policy.not_visible(caller, decision.ref))  # worded as a refusal
+        if status == 200:
+            try:
+                found = str(json.loads(body).get("Id", ""))
+            except (ValueError, AttributeError):
+                found = ""
+            if not policy.sees_id(caller, found):  # the name now belongs to someone else
+                return _refusal(policy.not_visible(caller, decision.ref))
+        return web.Response(status=status, headers=headers, body=body)
+
+    async def _kept_inspect(self, request: web.BaseRequest, caller: policy.Caller,
+                            ref: str) -> Optional[web.Response]:
+        """The Engine's answer the directory keeps (or fetches once for every caller asking
+        now) for a container the caller names by full ID or name; None: ask the Engine as
+        asked (a prefix, a query, or the event stream trailing)."""
+        named = policy.named_exactly(caller, ref)
+        if named is None or request.query or not self.directory.timeline.serving:
+            return None
+        found = await self.directory.kept.inspected(named.id, running=named.id == caller.id)
+        if found is None:
+            return None
+        return web.Response(status=200, headers=found.headers, body=found.body)
+
+    async def _service(self, request: web.BaseRequest, caller: policy.Caller,
+                       decision: policy.Decision) -> web.StreamResponse:
+        """A linked service; a prefix that the Engine resolves to another service, or any
+        refusal but "unavailable", reads as a missing service."""
+        status, headers, body = await self._fetch(request)
+        if status == 503:
+            return web.Response(status=status, headers=headers, body=body)
+        try:
+            found = str(json.loads(body).get("ID", "")) if status == 200 else ""
+        except (ValueError, AttributeError):
+            found = ""
+        if not found or not policy.sees_service_id(caller, found):
+            return _refusal(policy.service_not_visible(decision.ref))
+        return web.Response(status=status, headers=headers, body=body)
+
+    async def _list(self, request: web.BaseRequest, caller: policy.Caller,
+                    _: policy.Decision) -> web.StreamResponse:
+        return await self._filtered(
+            request, lambda items: policy.filter_containers(caller, items), "container list")
+
+    async def _tasks(self, request: web.BaseRequest, caller: policy.Caller,
+                     _: policy.Decision) -> web.StreamResponse:
+        return await self._filtered(request, lambda items: policy.filter_tasks(caller, items),
+                                    "task list")
+
+    async def _filtered(self, request: web.BaseRequest, keep: Callable[[Any], list],
+                        what: str) -> web.StreamResponse:
+        """A list from the Engine, cut by ``keep`` to what the caller may see."""
+        status, headers, body = await self._fetch(request)
+        if status != 200:
+            return web.Response(status=status, headers=headers, body=body)
+        try:
+            shown = keep(json.loads(body))
+        except (ValueError, AttributeError, TypeError):
+            return _message(502, f"linkinit proxy: the Engine's {what} was not JSON")
+        return web.json_response(shown, headers={k: v for k, v in headers.items()
+                                                 if k.lower() != "content-type"})
+
+    async def _events(self, request: web.BaseRequest, caller: policy.Caller,
+                      _: policy.Decision) -> web.StreamResponse:
+        with contextlib.suppress(asyncio.TimeoutError):  # just started, or reconnecting
+            await asyncio.wait_for(self.hub.connected.wait(), 2)
+        if not self.hub.connected.is_set():
+            raise Unavailable(f"the Docker Engine's event stream ({self.upstream.host}) is down")
+        query = tuple(request.query.items())
+        filters = policy.event_filters(query) or {}
+        since = dict(query).get("since")
+        subscriber = self.hub.subscribe(float(since) if since else None)
+        try:
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await response.prepare(request)
+            if self.verbose:
+                log(f"{request.method} {request.rel_url.raw_path} 200 streaming to "
+                    f"{_who(caller)}: {len(self.hub.subscribers)} caller(s) on "
+                    f"{self.hub.streams_opened} upstream stream(s) so far")
+            await self._stream(response, subscriber, caller, filters)
+            return response
+        finally:
+            self.hub.subscribers.discard(subscriber)
+
+    async def _stream(self, response: web.StreamResponse, subscriber: Subscriber,
+                      caller: policy.Caller, filters: dict) -> None:
+        generation = self.directory.scopes.generation
+        while not subscriber.dropped:
+            item = await subscriber.queue.get()
+            if item is None:
+                return
+            raw, event = item
+            if generation != self.directory.scopes.generation and caller.view == policy.LINKS:
+                generation = self.directory.scopes.generation  # a child may have appeared
+                caller = await self.directory.scopes.rescoped(caller)
+            if policy.event_visible(caller, event, filters):
+                await response.write(raw + b"\n")  # sent at once: no buffering
+
+
+def _who(caller: policy.Caller) -> str:
+    """``web.1.x7k (10.0.1.5:41234)``, ``webapp (pid 4242)``; "host" for a process outside
+    any container, "nobody" for a TCP peer that matched nothing."""
+    if caller.address:
+        anonymous = "host" if caller.view == policy.ALL or "loopback" in caller.why else "nobody"
+        return f"{caller.name or anonymous} ({caller.address})"
+    return f"{caller.name or 'host'} (pid {caller.pid})"
+
+
+def _refusal(decision: policy.Decision) -> web.Response:
+    return _message(decision.status, decision.message)
+
+
+def _message(status: int, message: str) -> web.Response:
+    return web.json_response({"message": message}, status=status)
+
+
