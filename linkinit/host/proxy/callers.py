@@ -12,9 +12,10 @@ from typing import Any, Optional
 from ... import container as model
 from ... import peer
 from . import overlay, policy
+from .connections import GONE, Peer
 from .kept import Kept, Timeline
 from .scopes import TOPOLOGY, Scopes
-from .upstream import Upstream
+from .upstream import Unavailable, Upstream
 
 
 class Callers:
@@ -42,17 +43,23 @@ class Callers:
         if action in TOPOLOGY or action in ("start", "die"):
             self._namespaces = None
 
-    async def caller(self, pid: Optional[int], scoped: bool = True) -> policy.Caller:
-        """The caller as the kernel names it, with the containers it may see (``scoped``;
-        else itself only, enough for a request that names no container)."""
-        document = await self._container_of(pid) if pid else None
+    async def caller(self, facts: Optional[Peer], scoped: bool = True) -> policy.Caller:
+        """The caller as the kernel named it when its connection was accepted, with the
+        containers it may see (``scoped``; else itself only, enough for a request that names
+        no container). A peer gone before it was proven is nobody; a peer the proxy could not
+        read for want of descriptors is the proxy's trouble (503), not "in no container"."""
+        if facts is None or facts.gone:
+            return policy.Caller("", "", policy.NOBODY, why=GONE if facts else "")
+        if facts.busy:
+            raise Unavailable(facts.busy)
+        document = await self._container_of(facts)
         if document is None:
             view = policy.ALL if self.allow_host else policy.NOBODY
-            return policy.Caller("", "", view, (), pid or 0)
+            return policy.Caller("", "", view, (), facts.pid)
         if not scoped:
             own = policy.Visible(str(document.get("Id")), model.name_of(document))
-            return policy.Caller(own.id, own.name, policy.LINKS, (own,), pid or 0)
-        return await self.scopes.scoped(document, pid or 0)
+            return policy.Caller(own.id, own.name, policy.LINKS, (own,), facts.pid)
+        return await self.scopes.scoped(document, facts.pid)
 
     async def caller_at(self, peername: Any, sockname: Any,
                         scoped: bool = True) -> policy.Caller:
@@ -86,12 +93,12 @@ class Callers:
             return await self.addresses.document(holder)
         return await self.kept.document(holder.id)
 
-    async def _container_of(self, pid: int) -> Optional[dict]:
-        for candidate in peer.cgroup_candidates(pid):
+    async def _container_of(self, facts: Peer) -> Optional[dict]:
+        for candidate in facts.candidates:
             document = await self.kept.document(candidate)
             if document is not None and document.get("Id") == candidate:  # not a name
                 return document
-        namespace = peer.pid_namespace(pid)
+        namespace = facts.namespace
         if namespace is None or namespace == self._own_namespace:
             return None
         owner = (await self._pid_namespaces()).get(namespace)

@@ -15,10 +15,11 @@ from typing import Any, Sequence
 from aiohttp import web
 
 from ...errors import LinkinitError, UsageError
+from .connections import Connections
 from .directory import Directory
 from .events import EventHub
 from .logs import log, quiet_aiohttp
-from .server import Proxy
+from .server import Proxy, Server
 from .upstream import DEFAULT_UPSTREAM, Unavailable, Upstream
 
 DEFAULT_LISTEN = "/run/linkinit/engine.sock"
@@ -105,9 +106,10 @@ async def serve(options: Any) -> None:
     await upstream.open()
     directory = Directory(upstream, options.allow_host, options.trust_files)
     hub = EventHub(upstream, directory)
-    proxy = Proxy(upstream, directory, hub, options.verbose)
-    server = web.Server(proxy.handle, handler_cancellation=True,
-                        keepalive_timeout=options.idle_timeout, access_log=None)
+    connections = Connections()
+    proxy = Proxy(upstream, directory, hub, options.verbose, connections)
+    server = Server(proxy.handle, connections, handler_cancellation=True,
+                    keepalive_timeout=options.idle_timeout, access_log=None)
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
     stop = asyncio.Event()

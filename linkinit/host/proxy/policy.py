@@ -169,7 +169,9 @@ def _unmapped(caller: Caller) -> str:
                 "this proxy serves tasks and containers on the overlay networks it is attached "
                 "to: attach the proxy to the caller's overlay network (docker service update "
                 "--network-add), or call it from a task or container on one of its networks")
-    return (f"the calling process (pid {caller.pid}) is in no container this Engine runs; "
+    if caller.why:
+        return f"the calling process {caller.why}"
+    return ("the calling process is in no container this Engine runs; "
             "the proxy serves containers only: run host tools on the Engine's own socket, or "
             "start the proxy with --allow-host to let host processes read through it")
 

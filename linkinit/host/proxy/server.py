@@ -23,8 +23,8 @@ from typing import Any, Awaitable, Callable, Optional
 
 from aiohttp import web
 
-from ... import peer
 from . import policy
+from .connections import Connections
 from .directory import Directory
 from .events import EventHub, Subscriber
 from .logs import log
@@ -37,7 +37,8 @@ class Proxy:
     """Judge each request with ``policy.decide``; forward, filter, or refuse."""
 
     def __init__(self, upstream: Upstream, directory: Directory, hub: EventHub,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, connections: Optional[Connections] = None) -> None:
+        self.connections = connections if connections is not None else Connections()
         self.upstream = upstream
         self.directory = directory
         self.hub = hub
@@ -91,8 +92,9 @@ class Proxy:
         return _refusal(decision)
 
     async def _caller(self, request: web.BaseRequest, scoped: bool) -> policy.Caller:
-        """Who is calling, from the kernel: the peer's PID on the Unix socket, the peer's and
-        the arrival address on TCP."""
+        """Who is calling, from the kernel: the process that opened the connection on the
+        Unix socket (as proven at accept, ``connections``), the peer's and the arrival
+        address on TCP."""
         transport = request.transport
         if transport is None:  # the caller hung up already
             return policy.Caller("")
@@ -101,8 +103,7 @@ class Proxy:
             return await self.directory.callers.caller_at(
                 transport.get_extra_info("peername"), transport.get_extra_info("sockname"),
                 scoped)
-        return await self.directory.callers.caller(peer.peer_pid(sock) if sock else None,
-                                                   scoped)
+        return await self.directory.callers.caller(self.connections.peer(transport), scoped)
 
     async def _forward(self, request: web.BaseRequest, *_: Any) -> web.StreamResponse:
         status, headers, body = await self._fetch(request)
@@ -247,3 +248,21 @@ def _message(status: int, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status)
 
 
+
+
+class Server(web.Server):
+    """aiohttp's low-level server, telling ``Connections`` of each accept and close."""
+
+    def __init__(self, handler: Any, connections: Connections, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.peers = connections  # not ``connections``: aiohttp's own property
+
+    def connection_made(self, handler: Any, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        self.peers.accepted(transport)
+
+    def connection_lost(self, handler: Any, exc: Optional[BaseException] = None) -> None:
+        transport = self._connections.get(handler)
+        if transport is not None:
+            self.peers.lost(transport)
+        super().connection_lost(handler, exc)

@@ -1,0 +1,133 @@
+"""``linkinit proxy`` under attack, on the real Engine: what a stranger container tried
+(issue 28), each answered without serving another parent's children."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from .conftest import ROOT
+from .dockerkit import wait_until
+from .linkkit import run_parent, start_child
+from .proxykit import container_request, proxies
+
+SECRET = "child-secret-0451"
+HAND_OVER = ROOT / "tests" / "programs" / "hand_over_connection.py"
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def start_proxy() -> Iterator[Any]:
+    yield from proxies()
+
+
+def sleeper(run_container: Any, name: str, proxy: Any, **kwargs: Any) -> Any:
+    """A running container with the proxy's directory mounted and linkinit as PID 1."""
+    container = run_parent(run_container, name, ["--", "sleep", "300"], socket=False,
+                           volumes=proxy.volumes, **kwargs)
+    wait_until(lambda: container.reload() or container.status == "running", 60,
+               f"{name} running")
+    return container
+
+
+def cgroup_procs(container: Any) -> Path:
+    """The ``cgroup.procs`` of the container's own cgroup (v2, or v1's pids hierarchy)."""
+    container.reload()
+    init = container.attrs["State"]["Pid"]
+    lines = Path(f"/proc/{init}/cgroup").read_text().splitlines()
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        path = next(line.split(":", 2)[2] for line in lines if line.startswith("0::"))
+        return Path("/sys/fs/cgroup" + path) / "cgroup.procs"
+    path = next(line.split(":", 2)[2] for line in lines if line.split(":")[1] == "pids")
+    return Path("/sys/fs/cgroup/pids" + path) / "cgroup.procs"
+
+
+def hand_over(procs: Path, proxy_socket: str) -> tuple[socket.socket, int]:
+    """A connection opened and proven served by a process in the cgroup ``procs``; that
+    process has exited and been reaped when this returns. Its PID comes with it."""
+    mine, theirs = socket.socketpair()
+    with mine, theirs:
+        mine.settimeout(20)
+        process = subprocess.Popen([sys.executable, str(HAND_OVER), str(procs), proxy_socket,
+                                    str(theirs.fileno())], pass_fds=[theirs.fileno()],
+                                   stderr=subprocess.PIPE, text=True)
+        _, fds, _, _ = socket.recv_fds(mine, 16, 1)
+        _, error = process.communicate(timeout=30)
+    assert process.returncode == 0 and fds, error
+    return socket.socket(fileno=fds[0]), process.pid
+
+
+def take_pid(pid: int, procs: Path, seconds: float = 20) -> subprocess.Popen:
+    """A process the kernel gives exactly ``pid`` (``ns_last_pid`` set just before the
+    fork; another process on the machine may take it first: tried again, bounded), which
+    then joins the cgroup ``procs`` and waits for its stdin to close."""
+    deadline = time.monotonic() + seconds
+    script = f"echo $$ > {procs} && echo ready && exec cat"
+    for _ in range(500):
+        Path("/proc/sys/kernel/ns_last_pid").write_text(str(pid - 1))
+        process = subprocess.Popen(["sh", "-c", script], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, text=True)
+        if process.pid == pid:
+            assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+            return process
+        process.kill()
+        process.wait(timeout=10)
+        if time.monotonic() > deadline:
+            break
+    pytest.fail(f"the kernel did not give pid {pid} again within {seconds} s")
+
+
+def ask_raw(connection: socket.socket, path: str, seconds: float = 10) -> bytes:
+    """One request on a connection; what came back until it closed, or ``seconds``."""
+    received = b""
+    connection.settimeout(seconds)
+    deadline = time.monotonic() + seconds
+    with contextlib.suppress(OSError):  # reset, broken pipe, timeout: what came is the answer
+        connection.sendall(f"GET {path} HTTP/1.1\r\nHost: docker\r\n\r\n".encode())
+        while time.monotonic() < deadline and SECRET.encode() not in received:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+def test_a_connection_outliving_its_process_is_never_served_as_the_pids_next_owner(
+        docker_client, linkinit_image, run_container, unique, start_proxy):
+    """PID reuse: a stranger's connection whose connecting process exited, and that PID
+    given to a process in a parent's cgroup; the proxy closed the connection when its
+    process exited, so the parent's child and its secret are never served on it."""
+    proxy = start_proxy()
+    child = start_child(docker_client, linkinit_image, unique("vault"),
+                        environment={"PASSWORD": SECRET})
+    stranger = sleeper(run_container, unique("stranger"), proxy)
+    parent = sleeper(run_container, unique("webapp"), proxy,
+                     labels={"link.vault": child.name, "link.vault.wait": "started"})
+    connection, pid = hand_over(cgroup_procs(stranger), proxy.socket)
+    reuser = take_pid(pid, cgroup_procs(parent))
+    try:
+        answer = ask_raw(connection, f"/containers/{child.name}/json")
+    finally:
+        connection.close()
+        reuser.kill()
+        reuser.wait(timeout=10)
+    assert SECRET.encode() not in answer
+    assert answer == b"", answer[:300]  # closed when the connecting process exited
+    served = container_request(parent, "GET", f"/containers/{child.name}/json")
+    assert served["status"] == 200 and SECRET in str(served["body"])  # the parent still is
+
+
+def test_a_refusal_names_no_host_pid(start_proxy):
+    """A caller in no container is refused without being told its PID on the host."""
+    proxy = start_proxy()
+    answer = proxy.ask("GET", "/_ping")
+    assert answer["status"] == 403
+    assert "in no container" in answer["body"]["message"]
+    assert "pid" not in answer["body"]["message"]
