@@ -16,6 +16,7 @@ import pytest
 from .conftest import ROOT
 from .dockerkit import wait_until
 from .linkkit import run_parent, start_child
+from .pid1_helpers import process_table
 from .proxykit import container_request, proxies
 
 SECRET = "child-secret-0451"
@@ -26,6 +27,22 @@ pytestmark = pytest.mark.timeout(180)
 @pytest.fixture
 def start_proxy() -> Iterator[Any]:
     yield from proxies()
+
+
+@pytest.fixture
+def make_child(docker_client: Any, linkinit_image: str) -> Iterator[Any]:
+    """``start_child``, each child removed after the test (also when it fails)."""
+    made: list[Any] = []
+
+    def make(name: str, **kwargs: Any) -> Any:
+        child = start_child(docker_client, linkinit_image, name, **kwargs)
+        made.append(child)
+        return child
+
+    yield make
+    for child in made:
+        with contextlib.suppress(Exception):
+            child.remove(force=True)
 
 
 def sleeper(run_container: Any, name: str, proxy: Any, **kwargs: Any) -> Any:
@@ -100,13 +117,12 @@ def ask_raw(connection: socket.socket, path: str, seconds: float = 10) -> bytes:
 
 
 def test_a_connection_outliving_its_process_is_never_served_as_the_pids_next_owner(
-        docker_client, linkinit_image, run_container, unique, start_proxy):
+        make_child, run_container, unique, start_proxy):
     """PID reuse: a stranger's connection whose connecting process exited, and that PID
     given to a process in a parent's cgroup; the proxy closed the connection when its
     process exited, so the parent's child and its secret are never served on it."""
     proxy = start_proxy()
-    child = start_child(docker_client, linkinit_image, unique("vault"),
-                        environment={"PASSWORD": SECRET})
+    child = make_child(unique("vault"), environment={"PASSWORD": SECRET})
     stranger = sleeper(run_container, unique("stranger"), proxy)
     parent = sleeper(run_container, unique("webapp"), proxy,
                      labels={"link.vault": child.name, "link.vault.wait": "started"})
@@ -131,3 +147,34 @@ def test_a_refusal_names_no_host_pid(start_proxy):
     assert answer["status"] == 403
     assert "in no container" in answer["body"]["message"]
     assert "pid" not in answer["body"]["message"]
+
+
+def paused(parent: Any, child: Any) -> Any:
+    answer = container_request(parent, "GET", f"/containers/{child.name}/json")
+    assert answer["status"] == 200, answer
+    return answer["body"]["State"]["Paused"]
+
+
+def test_a_megabyte_label_silences_no_event_stream(make_child, run_container, unique,
+                                                   start_proxy):
+    """A running container with a 1 MB label: a parent following its child still sees it
+    paused and unpaused (kept copies forgotten at each event), and a parent waiting for a
+    late child starts when the child appears."""
+    proxy = start_proxy()
+    followed = make_child(unique("db"))
+    follower = sleeper(run_container, unique("follower"), proxy,
+                       labels={"link.db": followed.name, "link.db.wait": "started"})
+    late = unique("late")
+    waiter = run_parent(run_container, unique("waiter"), ["--", "sleep", "300"], socket=False,
+                        volumes=proxy.volumes,
+                        labels={"link.late": late, "link.late.wait": "started"})
+    assert paused(follower, followed) is False  # kept from here on
+    run_container(["sleep", "300"], name=unique("big"), labels={"big": "x" * (1 << 20)})
+    followed.pause()
+    wait_until(lambda: paused(follower, followed) is True, 15, "the pause seen through the proxy")
+    followed.unpause()
+    wait_until(lambda: paused(follower, followed) is False, 15, "the unpause seen")
+    make_child(late)
+    wait_until(lambda: any(p["args"] == "sleep 300" for p in process_table(waiter)), 60,
+               "the waiting parent's COMMAND running once its late child exists")
+    assert "Traceback" not in proxy.output() and "skipped" not in proxy.output()

@@ -17,7 +17,7 @@ from aiohttp import web
 from ...errors import LinkinitError, UsageError
 from .connections import Connections
 from .directory import Directory
-from .events import EventHub
+from .events import EventHub, watchdog
 from .logs import log, quiet_aiohttp
 from .server import Proxy, Server
 from .upstream import DEFAULT_UPSTREAM, Unavailable, Upstream
@@ -116,7 +116,7 @@ async def serve(options: Any) -> None:
     loop = asyncio.get_running_loop()
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, stop.set)
-    tasks = [asyncio.create_task(hub.run())]
+    tasks = [asyncio.create_task(watchdog(hub))]
     bound: list[str] = []
     try:
         await _start_sites(runner, options.listens, bound)

@@ -22,6 +22,7 @@ _DOCUMENTS = 1024  # inspect answers kept (the oldest go first)
 _PING_SECONDS = 1.0  # a /_ping answer is served as is for this long, then asked again
 _PING_STALE_SECONDS = 30.0  # ... in the background, while the event stream stays up
 _BEHIND_SECONDS = 0.5  # an event this late: the event stream trails the Engine
+_TOUCHED = 65536  # names and IDs remembered with their last event's sequence
 
 
 class Inspected(collections.namedtuple("Inspected", "document headers body")):
@@ -40,26 +41,34 @@ class Timeline:
         self.caching = False
         self.behind_until = 0.0  # monotonic time until which the event stream trails
         self._touched: dict[str, int] = {}  # ID or name -> sequence of the last event on it
+        self._floor = 0  # every key counts as touched at this sequence (a reset, a pruning)
 
     def reset(self, caching: bool) -> None:
+        """Everything may have changed (the stream reconnected, or lost an event): nothing
+        fetched before now is kept."""
         self.sequence += 1
         self.topology = self.sequence
+        self._floor = self.sequence
+        self._touched.clear()
         self.caching = caching
 
     def saw(self, keys: set[str], topology: bool) -> None:
         """An event about ``keys``; ``topology``: it may change what a name resolves to."""
         self.sequence += 1
+        if len(self._touched) >= _TOUCHED:  # bounded: forget the keys, not their meaning
+            self._touched.clear()
+            self._floor = self.sequence
         for key in keys:
             self._touched[key] = self.sequence
         if topology:
             self.topology = self.sequence
 
     def touched(self, key: str) -> int:
-        return self._touched.get(key, 0)
+        return max(self._touched.get(key, 0), self._floor)
 
     def fresh(self, began: int, keys: Sequence[str]) -> bool:
         """Whether an answer fetched from sequence ``began`` on may be kept."""
-        return self.caching and all(self._touched.get(key, 0) < began for key in keys)
+        return self.caching and all(self.touched(key) < began for key in keys)
 
     def arrived(self, when: float) -> None:
         """An event dated ``when`` (Unix time) arrived now: a late one means the stream

@@ -220,7 +220,7 @@ class Proxy:
                       caller: policy.Caller, filters: dict) -> None:
         generation = self.directory.scopes.generation
         while not subscriber.dropped:
-            item = await subscriber.queue.get()
+            item = await subscriber.next()
             if item is None:
                 return
             raw, event = item
