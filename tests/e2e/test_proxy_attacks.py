@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import subprocess
 import sys
@@ -14,10 +15,10 @@ from typing import Any, Iterator
 import pytest
 
 from .conftest import ROOT
-from .dockerkit import wait_until
+from .dockerkit import output, wait_exit, wait_until
 from .linkkit import run_parent, start_child
 from .pid1_helpers import process_table
-from .proxykit import container_request, proxies
+from .proxykit import MOUNT, container_request, proxies
 
 SECRET = "child-secret-0451"
 HAND_OVER = ROOT / "tests" / "programs" / "hand_over_connection.py"
@@ -178,3 +179,31 @@ def test_a_megabyte_label_silences_no_event_stream(make_child, run_container, un
     wait_until(lambda: any(p["args"] == "sleep 300" for p in process_table(waiter)), 60,
                "the waiting parent's COMMAND running once its late child exists")
     assert "Traceback" not in proxy.output() and "skipped" not in proxy.output()
+
+
+def test_a_container_opening_1100_event_streams_leaves_parents_served(
+        docker_client, make_child, run_container, unique, start_proxy):
+    """1,100 streams from one container: it gets its cap of streams and connections, the
+    rest 429 naming the cap; a parent starting meanwhile still resolves its child."""
+    proxy = start_proxy("--max-event-streams", "20", "--max-connections", "100")
+    stranger = sleeper(run_container, unique("stranger"), proxy)
+    exec_id = docker_client.api.exec_create(stranger.id, [
+        "python3", "/opt/linkinit-tests/open_event_streams.py", f"{MOUNT}/engine.sock",
+        "1100", "/tmp/release"])["Id"]
+    lines = docker_client.api.exec_start(exec_id, stream=True)
+    try:
+        held = json.loads(next(lines).decode())  # the handshake: every stream asked for
+        child = make_child(unique("db"), expose=[6379])
+        parent = run_parent(run_container, unique("webapp"), ["--print-env"], socket=False,
+                            volumes=proxy.volumes, labels={"link.db": child.name,
+                                                           "link.db.wait": "started"})
+        assert wait_exit(parent) == 0, output(parent, stderr=True) + proxy.output()
+        assert "DB_PORT=tcp://" in output(parent)
+    finally:
+        stranger.exec_run(["touch", "/tmp/release"])
+        for _ in lines:
+            pass
+    assert held["counts"] == {"200": 20, "429": 1080}, held
+    message = held["messages"]["429"]
+    assert "--max-event-streams 20" in message or "--max-connections 100" in message
+    assert "Traceback" not in proxy.output()

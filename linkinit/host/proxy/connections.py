@@ -158,23 +158,40 @@ def _raise_busy(error: OSError) -> None:
 
 
 class Connections:
-    """The facts of each open Unix-socket connection, from accept to close; a connection
-    whose peer process exits is closed."""
+    """The facts of each open connection, from accept to close: a connection whose peer
+    process exits is closed, and one beyond its container's ``limit`` of open connections
+    is marked (its requests get 429, and it is closed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 0) -> None:
+        self.limit = limit  # connections one container may hold open; 0: no limit
         self._peers: dict[Any, Peer] = {}
         self._pidfds: dict[Any, int] = {}
+        self._keys: dict[Any, str] = {}
+        self._open: dict[str, int] = {}  # key -> connections open
+        self._over: set[Any] = set()
 
     def accepted(self, transport: Any) -> None:
         sock = transport.get_extra_info("socket")
         if sock is None or sock.family != socket.AF_UNIX:
+            self._count(transport, f"tcp {(transport.get_extra_info('peername') or ('',))[0]}")
             return  # TCP callers are told apart by address (``overlay``)
         facts, pidfd = identify(sock)
         self._peers[transport] = facts
+        self._count(transport, _key(facts))
         if pidfd is None:
             return
         self._pidfds[transport] = pidfd
         asyncio.get_running_loop().add_reader(pidfd, self._exited, transport)
+
+    def _count(self, transport: Any, key: str) -> None:
+        self._keys[transport] = key
+        self._open[key] = self._open.get(key, 0) + 1
+        if self.limit and self._open[key] > self.limit:
+            self._over.add(transport)
+
+    def over_limit(self, transport: Any) -> bool:
+        """Whether the connection is one more than its container may hold open."""
+        return transport in self._over
 
     def _exited(self, transport: Any) -> None:
         """The process that opened the connection exited: no other may use it."""
@@ -183,6 +200,12 @@ class Connections:
 
     def lost(self, transport: Any) -> None:
         self._peers.pop(transport, None)
+        self._over.discard(transport)
+        key = self._keys.pop(transport, None)
+        if key is not None:
+            self._open[key] -= 1
+            if not self._open[key]:
+                del self._open[key]
         pidfd = self._pidfds.pop(transport, None)
         if pidfd is not None:
             asyncio.get_running_loop().remove_reader(pidfd)
@@ -193,4 +216,12 @@ class Connections:
         return self._peers.get(transport)
 
     def __len__(self) -> int:
-        return len(self._peers)
+        return len(self._keys)
+
+
+def _key(facts: Peer) -> str:
+    """What connections are counted by: the container the cgroup names, else the PID
+    namespace, else the host (or the unknown)."""
+    if facts.candidates:
+        return facts.candidates[0]
+    return facts.namespace or ("unknown" if facts.gone or facts.busy else "host")

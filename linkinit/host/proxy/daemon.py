@@ -6,6 +6,7 @@ import asyncio
 import collections
 import contextlib
 import os
+import resource
 import signal
 import socket
 import time
@@ -18,12 +19,23 @@ from ...errors import LinkinitError, UsageError
 from .connections import Connections
 from .directory import Directory
 from .events import EventHub, watchdog
-from .logs import log, quiet_aiohttp
+from .logs import log, loop_exception, quiet_aiohttp
 from .server import Proxy, Server
 from .upstream import DEFAULT_UPSTREAM, Unavailable, Upstream
 
 DEFAULT_LISTEN = "/run/linkinit/engine.sock"
 DEFAULT_TCP_PORT = 2375
+DEFAULT_MAX_CONNECTIONS = 128
+DEFAULT_MAX_STREAMS = 32
+
+
+def raise_file_limit() -> None:
+    """The soft limit of open files raised to the hard one: every caller's connection is a
+    descriptor (systemd's default soft limit is 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def prepare_socket(path: str) -> None:
@@ -102,12 +114,15 @@ async def _announce(directory: Directory) -> None:
 async def serve(options: Any) -> None:
     """Listen until SIGTERM or SIGINT, then remove the Unix sockets."""
     quiet_aiohttp()
+    asyncio.get_running_loop().set_exception_handler(loop_exception)
+    raise_file_limit()
     upstream = Upstream(options.upstream)
     await upstream.open()
     directory = Directory(upstream, options.allow_host, options.trust_files)
     hub = EventHub(upstream, directory)
-    connections = Connections()
-    proxy = Proxy(upstream, directory, hub, options.verbose, connections)
+    connections = Connections(options.max_connections)
+    proxy = Proxy(upstream, directory, hub, options.verbose, connections,
+                  options.max_event_streams)
     server = Server(proxy.handle, connections, handler_cancellation=True,
                     keepalive_timeout=options.idle_timeout, access_log=None)
     runner = web.ServerRunner(server, handle_signals=False)
@@ -158,6 +173,12 @@ def parse(argv: Sequence[str], environ: dict) -> Any:
                              "container may then read any container)")
     parser.add_argument("--idle-timeout", type=float, default=10.0, metavar="SECONDS",
                         help="close a connection that sends no request for this long (10)")
+    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+                        metavar="N", help="connections one container may hold open; more "
+                        f"are answered 429 ({DEFAULT_MAX_CONNECTIONS}; 0: no limit)")
+    parser.add_argument("--max-event-streams", type=int, default=DEFAULT_MAX_STREAMS,
+                        metavar="N", help="event streams one container may hold open; more "
+                        f"are answered 429 ({DEFAULT_MAX_STREAMS}; 0: no limit)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log every request with its status and duration")
     options = parser.parse_args(list(argv))
@@ -168,6 +189,10 @@ def parse(argv: Sequence[str], environ: dict) -> Any:
                 os.path.abspath(listen.path):
             raise UsageError(f"DOCKER_HOST={options.upstream} is the proxy's own socket: "
                              "point it at the Engine")
+    for flag, value in (("--max-connections", options.max_connections),
+                        ("--max-event-streams", options.max_event_streams)):
+        if value < 0:
+            raise UsageError(f"proxy: {flag} must be >= 0, not {value}")
     if not options.idle_timeout > 0:
         raise UsageError(f"proxy: --idle-timeout must be > 0, not {options.idle_timeout}")
     return options

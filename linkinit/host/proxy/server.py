@@ -27,7 +27,7 @@ from . import policy
 from .connections import Connections
 from .directory import Directory
 from .events import EventHub, Subscriber
-from .logs import log
+from .logs import log, log_limited
 from .upstream import Unavailable, Upstream, alone, api_version, engine_wait
 
 _VERSION_PREFIX = re.compile(r"^/v[0-9]+(?:\.[0-9]+)?(?=/)")
@@ -37,8 +37,11 @@ class Proxy:
     """Judge each request with ``policy.decide``; forward, filter, or refuse."""
 
     def __init__(self, upstream: Upstream, directory: Directory, hub: EventHub,
-                 verbose: bool = False, connections: Optional[Connections] = None) -> None:
+                 verbose: bool = False, connections: Optional[Connections] = None,
+                 max_streams: int = 0) -> None:
         self.connections = connections if connections is not None else Connections()
+        self.max_streams = max_streams  # event streams one container may hold open; 0: any
+        self._streams: dict[str, int] = {}  # caller's container ID -> event streams open
         self.upstream = upstream
         self.directory = directory
         self.hub = hub
@@ -59,6 +62,9 @@ class Proxy:
             self.directory.version_hint = version.group(0)
         caller = policy.Caller("")
         response: web.StreamResponse
+        if self.connections.over_limit(request.transport):
+            return _too_many(request, "connections", self.connections.limit,
+                             "--max-connections")
         try:
             asked = policy.Request(request.method, request.rel_url.raw_path,
                                    tuple(request.query.items()))
@@ -66,8 +72,9 @@ class Proxy:
             decision = policy.decide(caller, asked)
             if not decision.allowed:
                 response = self._refused(decision, asked)
-                log(f"refused {request.method} {request.rel_url.raw_path} for "
-                    f"{_who(caller)}: {decision.status}")
+                log_limited(f"refused {caller.id or caller.address} {decision.status}",
+                            f"refused {request.method} {request.rel_url.raw_path} for "
+                            f"{_who(caller)}: {decision.status}")
             else:
                 response = await self.routes[decision.route](request, caller, decision)
         except Unavailable as error:
@@ -75,7 +82,8 @@ class Proxy:
         except asyncio.CancelledError:
             raise  # the caller hung up
         except Exception as error:  # the daemon keeps serving everyone else
-            log(f"internal error on {request.method} {request.rel_url.raw_path}: {error!r}")
+            log_limited(f"internal {type(error).__name__}", f"internal error on "
+                        f"{request.method} {request.rel_url.raw_path}: {error!r}")
             response = _message(500, f"linkinit proxy: internal error: {error}")
         if self.verbose:
             log(f"{request.method} {request.rel_url.raw_path} {response.status} "
@@ -203,6 +211,10 @@ class Proxy:
         query = tuple(request.query.items())
         filters = policy.event_filters(query) or {}
         since = dict(query).get("since")
+        key = caller.id or caller.address or "host"
+        if self.max_streams and self._streams.get(key, 0) >= self.max_streams:
+            return _too_many(request, "event streams", self.max_streams, "--max-event-streams")
+        self._streams[key] = self._streams.get(key, 0) + 1
         subscriber = self.hub.subscribe(float(since) if since else None)
         try:
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -215,6 +227,9 @@ class Proxy:
             return response
         finally:
             self.hub.subscribers.discard(subscriber)
+            self._streams[key] -= 1
+            if not self._streams[key]:
+                del self._streams[key]
 
     async def _stream(self, response: web.StreamResponse, subscriber: Subscriber,
                       caller: policy.Caller, filters: dict) -> None:
@@ -238,6 +253,17 @@ def _who(caller: policy.Caller) -> str:
         anonymous = "host" if caller.view == policy.ALL or "loopback" in caller.why else "nobody"
         return f"{caller.name or anonymous} ({caller.address})"
     return f"{caller.name or 'host'} (pid {caller.pid})"
+
+
+def _too_many(request: web.BaseRequest, what: str, limit: int, flag: str) -> web.Response:
+    """429 naming the limit; the connection is closed after it."""
+    log_limited(f"too many {what}", f"refused {request.method} {request.rel_url.raw_path}: "
+                f"{limit} {what} from one caller already")
+    response = _message(429, f"linkinit proxy: this container holds {limit} {what} to the "
+                             f"proxy already, the most one container may (linkinit proxy "
+                             f"{flag} {limit}); close some first")
+    response.force_close()
+    return response
 
 
 def _refusal(decision: policy.Decision) -> web.Response:
