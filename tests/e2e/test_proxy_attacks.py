@@ -207,3 +207,37 @@ def test_a_container_opening_1100_event_streams_leaves_parents_served(
     message = held["messages"]["429"]
     assert "--max-event-streams 20" in message or "--max-connections 100" in message
     assert "Traceback" not in proxy.output()
+
+
+def rss_kib(pid: int, field: str) -> int:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return int(next(line for line in status if line.startswith(field + ":")).split()[1])
+
+
+def spell(container: Any, version: str, path: str, count: int) -> dict:
+    code, out = container.exec_run(["python3", "/opt/linkinit-tests/spell_versions.py",
+                                    f"{MOUNT}/engine.sock", version, path, str(count)])
+    assert code == 0, out.decode(errors="replace")
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def test_30000_version_spellings_keep_the_proxys_memory_bounded(
+        docker_client, make_child, run_container, unique, start_proxy):
+    """One container inspecting itself under 30,000 spellings of the API version, and a
+    parent its 1 MB child under 300: each is kept once per version the Engine means, and
+    the proxy's peak RSS grows by less than 40 MiB (it grew by 650 MB before)."""
+    proxy = start_proxy()
+    assert proxy.popen is not None
+    version = docker_client.version()["ApiVersion"]
+    child = make_child(unique("big"), environment={"BLOB": "x" * (1 << 20)})
+    lonely = sleeper(run_container, unique("lonely"), proxy)
+    parent = sleeper(run_container, unique("webapp"), proxy,
+                     labels={"link.big": child.name, "link.big.wait": "started"})
+    assert spell(lonely, version, f"/containers/{lonely.name}/json", 100) == {"200": 100}
+    before = rss_kib(proxy.popen.pid, "VmRSS")
+    assert spell(lonely, version, f"/containers/{lonely.name}/json", 30000) == {"200": 30000}
+    assert spell(parent, version, f"/containers/{child.name}/json", 300) == {"200": 300}
+    assert spell(lonely, version, "/_ping?n=1", 1000) == {"200": 1000}
+    peak = rss_kib(proxy.popen.pid, "VmHWM")
+    print(f"proxy RSS before {before} KiB, peak after {peak} KiB")
+    assert peak - before < 40 * 1024, (before, peak)

@@ -18,7 +18,8 @@ from typing import Optional, Sequence
 from .flights import Flights, Remembered
 from .upstream import Upstream, alone, api_version, quote
 
-_DOCUMENTS = 1024  # inspect answers kept (the oldest go first)
+_DOCUMENTS = 1024  # containers whose inspect answers are kept (the least used go first) ...
+_KEPT_BYTES = 64 << 20  # ... and bytes of them
 _PING_SECONDS = 1.0  # a /_ping answer is served as is for this long, then asked again
 _PING_STALE_SECONDS = 30.0  # ... in the background, while the event stream stays up
 _BEHIND_SECONDS = 0.5  # an event this late: the event stream trails the Engine
@@ -92,30 +93,40 @@ class Kept:
         self.upstream = upstream
         self.timeline = timeline
         self.flights = flights
-        self._inspected: dict[str, dict[str, Inspected]] = {}  # ID -> API version -> answer
+        # ID -> API version -> answer, least recently used first
+        self._inspected: collections.OrderedDict[str, dict[str, Inspected]] = \
+            collections.OrderedDict()
+        self._bytes = 0  # the kept answers' bodies
         # the Engine's /_ping answers: a stream (re)connecting forgets them (a new Engine)
         self.pings = Remembered(_PING_SECONDS, flights, _PING_STALE_SECONDS)
 
     def clear(self) -> None:
         self._inspected.clear()
+        self._bytes = 0
         self.pings.forget()
 
     def forget(self, keys: set[str]) -> None:
         for key in keys:
-            self._inspected.pop(key, None)
+            versions = self._inspected.pop(key, None) or {}
+            self._bytes -= sum(len(answer.body) for answer in versions.values())
 
     async def document(self, container_id: str) -> Optional[dict]:
-        found = await self.inspected(container_id)
+        """The document the proxy itself reads (who calls, what it may see): in the
+        Engine's own API version, whatever version the caller asked for."""
+        found = await self.inspected(container_id, version="")
         return found.document if found is not None else None
 
-    async def inspected(self, container_id: str, running: bool = False) -> Optional[Inspected]:
+    async def inspected(self, container_id: str, running: bool = False,
+                        version: Optional[str] = None) -> Optional[Inspected]:
         """The Engine's answer to inspecting ``container_id`` (a full ID or a name) in the
-        current request's API version, kept while no event touches it; None if the Engine
-        knows no such container. ``running``: a kept answer saying it is not running is
-        asked again (the container asking about itself runs; its start event may be late)."""
-        version = api_version.get()
+        current request's API version (canonical, ``server.canonical_version``), kept while
+        no event touches it; None if the Engine knows no such container. ``running``: a
+        kept answer saying it is not running is asked again (the container asking about
+        itself runs; its start event may be late)."""
+        version = api_version.get() if version is None else version
         kept = self._inspected.get(container_id, {}).get(version)
         if kept is not None and (not running or _running(kept.document)):
+            self._inspected.move_to_end(container_id)
             return kept
         return await self.flights.run(
             ("inspect", version, container_id, self.timeline.touched(container_id)),
@@ -134,10 +145,22 @@ class Kept:
         found = Inspected(document, headers, body)
         found_id = str(document.get("Id"))
         if self.timeline.fresh(began, [container_id, found_id]):
-            if len(self._inspected) >= _DOCUMENTS and found_id not in self._inspected:
-                self._inspected.pop(next(iter(self._inspected)))  # the oldest kept
-            self._inspected.setdefault(found_id, {})[version] = found
+            self._keep(found_id, version, found)
         return found
+
+    def _keep(self, container_id: str, version: str, found: Inspected) -> None:
+        """Kept, within ``_DOCUMENTS`` containers and ``_KEPT_BYTES`` bytes: the least
+        recently used go first."""
+        versions = self._inspected.setdefault(container_id, {})
+        if version in versions:
+            self._bytes -= len(versions[version].body)
+        versions[version] = found
+        self._bytes += len(found.body)
+        self._inspected.move_to_end(container_id)
+        while self._inspected and (len(self._inspected) > _DOCUMENTS
+                                   or self._bytes > _KEPT_BYTES):
+            _, evicted = self._inspected.popitem(last=False)
+            self._bytes -= sum(len(answer.body) for answer in evicted.values())
 
 
 def _running(document: dict) -> bool:

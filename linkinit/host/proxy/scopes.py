@@ -22,6 +22,7 @@ from .kept import Kept, Timeline
 from .upstream import Upstream, alone, quote
 
 TOPOLOGY = {"create", "destroy", "rename", "connect", "disconnect"}  # who answers to a name
+_RESOLVED = 16384  # resolutions kept (a reference and the parent that declares it)
 
 
 class Scopes:
@@ -106,6 +107,8 @@ class Scopes:
         names = [str(c.get("Id")) for c in children] + [model.name_of(c) for c in children]
         if self.timeline.fresh(began, [reference, *names]) and (
                 not unnamed or self.timeline.topology < began):
+            if len(self._resolved) >= _RESOLVED:
+                self._resolved.clear()  # bounded: asked again, never wrong
             self._resolved[key] = (children, unnamed)
         return children
 

@@ -30,7 +30,16 @@ from .events import EventHub, Subscriber
 from .logs import log, log_limited
 from .upstream import Unavailable, Upstream, alone, api_version, engine_wait
 
-_VERSION_PREFIX = re.compile(r"^/v[0-9]+(?:\.[0-9]+)?(?=/)")
+_VERSION_PREFIX = re.compile(r"^/v([0-9]+)(?:\.([0-9]+))?(?=/)")
+
+
+def canonical_version(raw_path: str) -> str:
+    """The API version a path asks for as the Engine reads it (``/v01.041`` is ``/v1.41``:
+    it compares the numbers), "" for none: what is kept per version is kept once."""
+    match = _VERSION_PREFIX.match(raw_path)
+    if match is None:
+        return ""
+    return f"/v{int(match.group(1))}.{int(match.group(2) or 0)}"
 
 
 class Proxy:
@@ -56,10 +65,10 @@ class Proxy:
         started = time.monotonic()
         waited = [0.0]
         engine_wait.set(waited)
-        version = _VERSION_PREFIX.match(request.rel_url.raw_path)
-        api_version.set(version.group(0) if version else "")
+        version = canonical_version(request.rel_url.raw_path)
+        api_version.set(version)
         if version:
-            self.directory.version_hint = version.group(0)
+            self.directory.version_hint = version
         caller = policy.Caller("")
         response: web.StreamResponse
         if self.connections.over_limit(request.transport):
@@ -124,7 +133,7 @@ class Proxy:
         what it said a second ago."""
         if not self.directory.timeline.serving:
             return await self._forward(request)
-        key = (request.method, request.rel_url.raw_path_qs)
+        key = ("ping", request.method)  # the Engine's answer is one whatever the path says
         status, headers, body = await self.directory.kept.pings.get(
             key, alone(lambda: self._fetch(request)), keep=lambda answer: answer[0] == 200)
         return web.Response(status=status, headers=headers, body=body)
