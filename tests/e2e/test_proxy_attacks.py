@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import socket
 import subprocess
@@ -14,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, SESSION, TEST_LABEL
 from .dockerkit import output, wait_exit, wait_until
 from .linkkit import run_parent, start_child
 from .pid1_helpers import process_table
@@ -241,3 +242,45 @@ def test_30000_version_spellings_keep_the_proxys_memory_bounded(
     peak = rss_kib(proxy.popen.pid, "VmHWM")
     print(f"proxy RSS before {before} KiB, peak after {peak} KiB")
     assert peak - before < 40 * 1024, (before, peak)
+
+
+@pytest.fixture
+def build_image(docker_client: Any) -> Iterator[Any]:
+    """Build a small image from a Dockerfile's text; each removed after the test."""
+    made: list[str] = []
+
+    def build(dockerfile: str, tag: str) -> str:
+        docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True,
+                                   labels={TEST_LABEL: SESSION})
+        made.append(tag)
+        return tag
+
+    yield build
+    for tag in made:
+        with contextlib.suppress(Exception):
+            docker_client.images.remove(tag, force=True)
+
+
+def test_a_link_the_image_declares_is_refused_and_the_operators_served(
+        linkinit_image, build_image, make_child, run_container, unique, start_proxy):
+    """An image carrying LABEL link.vault and ENV LINKINIT_LINKS naming a stranger, run
+    with no label, reads nothing of it (the refusal names the image's declaration); the
+    same image run with the operator's --label (under its own alias: one equal to the
+    image's label cannot be told from it) reads it."""
+    proxy = start_proxy()
+    vault = make_child(unique("vault"), environment={"PASSWORD": SECRET})
+    image = build_image(f"FROM {linkinit_image}\nLABEL link.vault={vault.name}\n"
+                        f"ENV LINKINIT_LINKS={vault.name}:vault\n", unique("image-links"))
+    plain = run_parent(run_container, unique("plain"), ["--", "sleep", "300"], socket=False,
+                       volumes=proxy.volumes, image=image,
+                       labels={"link.vault.wait": "none", "link.vault.optional": "true"})
+    wait_until(lambda: plain.reload() or plain.status == "running", 60, "plain running")
+    refused = container_request(plain, "GET", f"/containers/{vault.name}/json")
+    assert refused["status"] == 404 and SECRET not in str(refused["body"])
+    message = refused["body"]["message"]
+    assert f"label link.vault={vault.name} comes from the image" in message
+    assert "--trust-image-links" in message
+    operator = sleeper(run_container, unique("operator"), proxy, image=image,
+                       labels={"link.store": vault.name})
+    served = container_request(operator, "GET", f"/containers/{vault.name}/json")
+    assert served["status"] == 200 and SECRET in str(served["body"])

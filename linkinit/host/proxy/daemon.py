@@ -118,7 +118,8 @@ async def serve(options: Any) -> None:
     raise_file_limit()
     upstream = Upstream(options.upstream)
     await upstream.open()
-    directory = Directory(upstream, options.allow_host, options.trust_files)
+    directory = Directory(upstream, options.allow_host, options.trust_files,
+                          options.trust_image_links)
     hub = EventHub(upstream, directory)
     connections = Connections(options.max_connections)
     proxy = Proxy(upstream, directory, hub, options.verbose, connections,
@@ -137,7 +138,8 @@ async def serve(options: Any) -> None:
         await _start_sites(runner, options.listens, bound)
         log(f"listening on {', '.join(listen.text for listen in options.listens)} for "
             f"{upstream.host}" + (" (host processes allowed)" if options.allow_host else "")
-            + (" (YAML files trusted)" if options.trust_files else ""))
+            + (" (YAML files trusted)" if options.trust_files else "")
+            + (" (image links trusted)" if options.trust_image_links else ""))
         if any(not listen.path for listen in options.listens):
             tasks.append(asyncio.create_task(_announce(directory)))
         await stop.wait()
@@ -171,6 +173,10 @@ def parse(argv: Sequence[str], environ: dict) -> Any:
     parser.add_argument("--trust-files", action="store_true",
                         help="trust links declared in files inside containers (weaker: a "
                              "container may then read any container)")
+    parser.add_argument("--trust-image-links", action="store_true",
+                        help="trust links an image declares (labels, ENV, CMD) as if the "
+                             "operator had (weaker: the image's author then chooses what its "
+                             "containers may read)")
     parser.add_argument("--idle-timeout", type=float, default=10.0, metavar="SECONDS",
                         help="close a connection that sends no request for this long (10)")
     parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,

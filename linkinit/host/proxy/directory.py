@@ -22,11 +22,13 @@ from .upstream import Unavailable, Upstream, api_version, count_wait
 class Directory:
     """Callers and their scopes, from the kernel and the Engine, kept while events flow."""
 
-    def __init__(self, upstream: Upstream, allow_host: bool, trust_files: bool) -> None:
+    def __init__(self, upstream: Upstream, allow_host: bool, trust_files: bool,
+                 trust_image: bool = False) -> None:
         self.flights = Flights(on_wait=count_wait)
         self.timeline = Timeline()
         self.kept = Kept(upstream, self.timeline, self.flights)
-        self.scopes = Scopes(upstream, self.timeline, self.kept, self.flights, trust_files)
+        self.scopes = Scopes(upstream, self.timeline, self.kept, self.flights, trust_files,
+                             trust_image)
         self.callers = Callers(upstream, self.timeline, self.kept, self.scopes, allow_host)
         self.version_hint = ""  # the API version callers last asked for (for prefetches)
         self._prefetches: set[asyncio.Task] = set()

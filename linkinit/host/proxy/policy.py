@@ -74,8 +74,9 @@ class Visible(namedtuple("Visible", "id name")):
     __slots__ = ()
 
 
-class Caller(namedtuple("Caller", "id name view scope pid services images address document why",
-                        defaults=("", NOBODY, (), 0, (), (), "", None, ""))):
+class Caller(namedtuple("Caller", "id name view scope pid services images address document why "
+                                  "untrusted",
+                        defaults=("", NOBODY, (), 0, (), (), "", None, "", ()))):
     """Who is calling, as the kernel and the Engine say.
 
     id: the container's full ID ("" for a process outside any container); name: str; view:
@@ -83,7 +84,8 @@ class Caller(namedtuple("Caller", "id name view scope pid services images addres
     TCP); services: tuple of Visible, the swarm services it links; images: their images as
     linkinit asks for them; address: the TCP peer ("10.0.1.5:41234"), "" on the Unix socket;
     document: the caller's own inspect document when the Engine cannot answer for it (a task
-    on another node); why: for NOBODY, what the proxy found at the caller's address.
+    on another node); why: for NOBODY, what the proxy found at the caller's address;
+    untrusted: ((reference, declaration), ...) links its image declared, which grant nothing.
     """
 
     __slots__ = ()
@@ -177,9 +179,14 @@ def _unmapped(caller: Caller) -> str:
 
 
 def not_visible(caller: Caller, ref: str) -> Decision:
-    """404, worded alike whether the container exists or not."""
+    """404, worded alike whether the container exists or not (what the caller's own image
+    declared is named: the caller knows it, the container's existence is not told)."""
+    from_image = next((text for seen, text in caller.untrusted if seen == ref), "")
+    note = (f"; its {from_image} comes from the image, not from the operator: the operator "
+            "declares links when creating the container, or runs the proxy with "
+            "--trust-image-links") if from_image else ""
     return refuse(404, f"No such container: {ref} (this container sees only itself and the "
-                       f"children it links; {LABEL_FIX.format(ref=ref)}; {FILE_NOTE})")
+                       f"children it links; {LABEL_FIX.format(ref=ref)}; {FILE_NOTE}{note})")
 
 
 def sees(caller: Caller, ref: str) -> bool:

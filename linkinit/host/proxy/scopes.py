@@ -16,20 +16,23 @@ from typing import Optional, Sequence
 
 from ... import container as model
 from ... import swarm
-from . import policy
+from . import origins, policy
 from .flights import Flights
 from .kept import Kept, Timeline
-from .upstream import Upstream, alone, quote
+from .upstream import Unavailable, Upstream, alone, quote
 
 TOPOLOGY = {"create", "destroy", "rename", "connect", "disconnect"}  # who answers to a name
 _RESOLVED = 16384  # resolutions kept (a reference and the parent that declares it)
+_IMAGES = 1024  # image configs kept
 
 
 class Scopes:
     """Callers' scopes: their declared references resolved to containers and services."""
 
     def __init__(self, upstream: Upstream, timeline: Timeline, kept: Kept, flights: Flights,
-                 trust_files: bool) -> None:
+                 trust_files: bool, trust_image: bool = False) -> None:
+        self.trust_image = trust_image  # links the image declared count too
+        self._images: dict[str, Optional[dict]] = {}  # image ID -> its config (or None)
         self.upstream = upstream
         self.timeline = timeline
         self.kept = kept
@@ -66,7 +69,8 @@ class Scopes:
         scope: list[policy.Visible] = [own]
         services: list[policy.Visible] = []
         images: list[str] = []
-        for reference in policy.declared_references(document):
+        declared = await self._declared(document, remote)
+        for reference in declared.references:
             for child in await self._resolve(reference, document):
                 seen = policy.Visible(str(child.get("Id")), model.name_of(child))
                 into = services if swarm.is_service(child) else scope
@@ -76,7 +80,31 @@ class Scopes:
                     image = model.image_of(child)
                     images += [image, swarm.local_image(image)]
         return policy.Caller(own.id, own.name, policy.LINKS, tuple(scope), pid,
-                             tuple(services), tuple(dict.fromkeys(images)), address, mine)
+                             tuple(services), tuple(dict.fromkeys(images)), address, mine,
+                             untrusted=declared.from_image)
+
+    async def _declared(self, document: dict, remote: bool) -> origins.Declared:
+        """What the operator declared: all of it with ``--trust-image-links`` or for a task
+        on another node (its document is its service's spec: the operator's); else what
+        differs from the container's image."""
+        if self.trust_image or remote:
+            return origins.Declared(policy.declared_references(document), ())
+        return origins.declarations(document, await self._image(str(document.get("Image"))))
+
+    async def _image(self, image_id: str) -> Optional[dict]:
+        """The image's inspect document (by ID: it never changes), kept; None if the Engine
+        has none (then the container's config counts as the operator's)."""
+        if image_id in self._images:
+            return self._images[image_id]
+        status, body = await self.flights.run(("image", image_id), alone(functools.partial(
+            self.upstream.get_json, f"/images/{quote(image_id)}/json")))
+        if status == 404 or (status == 200 and isinstance(body, dict)):
+            found = body if status == 200 else None
+            if len(self._images) >= _IMAGES:
+                self._images.clear()
+            self._images[image_id] = {"Config": (found or {}).get("Config")} if found else None
+            return self._images[image_id]
+        raise Unavailable(f"the Engine answered {status} to inspecting image {image_id}")
 
     async def rescoped(self, caller: policy.Caller) -> policy.Caller:
         """The caller's scope looked at again (a child may have appeared)."""
