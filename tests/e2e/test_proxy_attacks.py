@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import io
 import json
@@ -284,3 +285,50 @@ def test_a_link_the_image_declares_is_refused_and_the_operators_served(
                        labels={"link.store": vault.name})
     served = container_request(operator, "GET", f"/containers/{vault.name}/json")
     assert served["status"] == 200 and SECRET in str(served["body"])
+
+
+@pytest.fixture
+def created(docker_client: Any, linkinit_image: str) -> Iterator[Any]:
+    """Containers created (not started), each removed after the test."""
+    made: list[Any] = []
+
+    def create(name: str) -> Any:
+        made.append(docker_client.containers.create(linkinit_image, ["true"], name=name,
+                                                    labels={TEST_LABEL: SESSION}))
+        return made[-1]
+
+    yield create
+    for container in made:
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+
+
+def test_the_smaller_findings(make_child, created, run_container, unique, start_proxy):
+    """A parent's event stream gets its child's rename away and destroy; /v1.99/ from a
+    parent is the Engine's own answer, not "in no container"; a prefix that two containers'
+    IDs share reads as a missing container, not as the Engine's "Multiple IDs"."""
+    proxy = start_proxy()
+    child, cache = make_child(unique("db")), make_child(unique("cache"))
+    parent = sleeper(run_container, unique("webapp"), proxy,
+                     labels={"link.db": child.name, "link.db.wait": "started",
+                             "link.cache": cache.name, "link.cache.wait": "started"})
+    streams = proxy.output().count("streaming to")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        events = pool.submit(container_request, parent, "GET", "/events", 6)
+        wait_until(lambda: proxy.output().count("streaming to") > streams, 20,
+                   "the parent's event stream open")
+        child.rename(unique("renamed"))
+        cache.remove(force=True)
+        seen = [(e.get("Action"), e.get("id") or e["Actor"]["ID"])
+                for e in events.result(timeout=30)["body"]]
+    assert ("rename", child.id) in seen and ("destroy", cache.id) in seen, seen
+    too_new = container_request(parent, "GET", f"/v1.99/containers/{parent.name}/json")
+    assert too_new["status"] == 400 and "no container" not in str(too_new["body"]), too_new
+    for _ in range(200):  # about 16 tries: a container whose ID starts like the parent's
+        if created(unique(f"twin{_}")).id[0] == parent.id[0]:
+            break
+    else:
+        pytest.fail("no container ID shared the parent's first digit in 200 tries")
+    shared = container_request(parent, "GET", f"/containers/{parent.id[0]}/json")
+    assert shared["status"] == 404 and "Multiple" not in str(shared["body"]), shared
+    assert "No such container" in shared["body"]["message"]

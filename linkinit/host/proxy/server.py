@@ -149,8 +149,10 @@ class Proxy:
         if kept is not None:
             return kept
         status, headers, body = await self._fetch(request)
-        if status == 404:
-            return _refusal(policy.not_visible(caller, decision.ref))  # worded as a refusal
+        if status == 404 or (status in (400, 500) and b"multiple ids" in body.lower()):
+            # worded as a refusal; "Multiple IDs found with provided prefix" would tell that
+            # another container's ID starts like one the caller may see
+            return _refusal(policy.not_visible(caller, decision.ref))
         if status == 200:
             try:
                 found = str(json.loads(body).get("Id", ""))
@@ -248,10 +250,12 @@ class Proxy:
             if item is None:
                 return
             raw, event = item
+            before = caller  # the event that changed the scope is judged by the old one too
             if generation != self.directory.scopes.generation and caller.view == policy.LINKS:
                 generation = self.directory.scopes.generation  # a child may have appeared
                 caller = await self.directory.scopes.rescoped(caller)
-            if policy.event_visible(caller, event, filters):
+            if policy.event_visible(caller, event, filters) or (
+                    before is not caller and policy.event_visible(before, event, filters)):
                 await response.write(raw + b"\n")  # sent at once: no buffering
 
 
