@@ -312,6 +312,8 @@ def test_the_smaller_findings(make_child, created, run_container, unique, start_
     parent = sleeper(run_container, unique("webapp"), proxy,
                      labels={"link.db": child.name, "link.db.wait": "started",
                              "link.cache": cache.name, "link.cache.wait": "started"})
+    wait_until(lambda: any(p["args"] == "sleep 300" for p in process_table(parent)), 60,
+               "the parent's COMMAND running (its linkinit's own streams closed)")
     streams = proxy.output().count("streaming to")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         events = pool.submit(container_request, parent, "GET", "/events", 6)
