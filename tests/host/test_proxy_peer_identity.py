@@ -4,7 +4,9 @@ facts are read and proven, a peer gone before accept is refused, with the kernel
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -65,3 +67,31 @@ def test_a_peer_gone_before_accept_is_refused(kernel: str, listener: socket.sock
     with accepted:
         facts, pidfd = connections.identify(accepted)
     assert facts.gone and pidfd is None and facts.candidates == ()
+
+
+def test_out_of_descriptors_is_busy_never_no_container(kernel: str,
+                                                       listener: socket.socket) -> None:
+    """EMFILE while pinning the peer: the proxy says it is busy (a 503 upstream), not that
+    the caller is in no container."""
+    peer = subprocess.Popen([sys.executable, "-c", CONNECT_AND_WAIT, listener.getsockname()],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    filler: list[int] = []
+    try:
+        assert peer.stdout is not None and peer.stdout.readline().strip() == "connected"
+        accepted, _ = listener.accept()
+        with accepted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8,
+                                                        hard))
+            with contextlib.suppress(OSError):
+                for _ in range(64):  # bounded: the limit is a few descriptors away
+                    filler.append(os.open("/dev/null", os.O_RDONLY))
+            facts, pidfd = connections.identify(accepted)
+        assert pidfd is None and not facts.gone
+        assert "Too many open files" in facts.busy
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        peer.kill()
+        peer.wait(timeout=10)

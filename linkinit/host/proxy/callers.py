@@ -7,6 +7,8 @@ it may see (``Scopes``), or without them when the request names none.
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any, Optional
 
 from ... import container as model
@@ -121,8 +123,18 @@ class Callers:
 
 
 def _namespace_of(document: Optional[dict]) -> Optional[str]:
+    """A running container's PID namespace; out of descriptors is the proxy's trouble (503),
+    not a container missing from the map (its caller would be "in no container")."""
     pid = ((document or {}).get("State") or {}).get("Pid") or 0
-    return peer.pid_namespace(pid) if pid else None
+    if not pid:
+        return None
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError as error:
+        if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            raise Unavailable(f"the proxy could not tell who is calling: "
+                              f"{os.strerror(error.errno)}") from None
+        return None
 
 
 def address_text(peername: Any) -> str:
