@@ -317,7 +317,7 @@ def _host_tool(name: str, argv: list[str], stdout: IO[str], stderr: IO[str]) -> 
         from linkinit.host import guard as tool  # type: ignore[no-redef]
     else:
         try:
-            from linkinit import proxy as tool  # type: ignore[no-redef]
+            from linkinit.host.proxy import daemon as tool  # type: ignore[no-redef]
         except ImportError as error:
             print(f"linkinit: proxy needs aiohttp ({error}): pip install 'linkinit[host]'",
                   file=stderr)

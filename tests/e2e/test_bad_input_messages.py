@@ -104,7 +104,7 @@ def test_on_the_host_a_bad_docker_host_gets_advice_about_docker_host():
     """linkinit run on the host with DOCKER_HOST naming no socket: advice to fix DOCKER_HOST,
     not the in-container advice to mount the socket."""
     env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
-    done = subprocess.run([sys.executable, "-m", "linkinit", "--print-env", "--link", "db1"],
+    done = subprocess.run([sys.executable, "-m", "linkinit", "--link", "db1", "--", "true"],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=30)
     assert done.returncode == 69, done.stderr
     assert done.stderr == (

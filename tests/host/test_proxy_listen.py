@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 
 from linkinit.engine.client import Engine
 from linkinit.errors import EngineRefused, UsageError
-from linkinit.proxy import Listen, listen_address, parse
+from linkinit.host.proxy.daemon import Listen, listen_address, parse
 from tests.support.fake_engine import FakeEngine, Step, http, json_answer, ping
 from tests.support.processes import wait_for
 
@@ -158,3 +159,18 @@ def test_a_tcp_address_taken_already_is_a_usage_error(tmp_path: Path) -> None:
     assert done.returncode == 64, done.stderr
     assert f"proxy --listen tcp://127.0.0.1:{port}: " in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_proxy_raises_its_open_files_limit_to_the_hard_one(start) -> None:
+    """Each caller's connection is a descriptor: started with a soft limit of 256, the proxy
+    runs with its hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        daemon = start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    limits = Path(f"/proc/{daemon.popen.pid}/limits").read_text().splitlines()
+    files = next(line for line in limits if line.startswith("Max open files")).split()
+    expected = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+    assert files[3:5] == [expected, expected]

@@ -1,4 +1,4 @@
-"""Who a TCP caller of the proxy is (linkinit/overlay.py): the task or container holding the
+"""Who a TCP caller of the proxy is (host/proxy/overlay.py): the task or container holding the
 peer's address on the overlay network the connection arrived on, from the shapes a Docker
 20.10 manager answers with. Subnets of two networks may overlap; the ingress network and the
 load balancer's endpoint name nobody; a peer that matches nothing is nobody, with a reason."""
@@ -13,7 +13,7 @@ from typing import Any, Optional
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linkinit import overlay
+from linkinit.host.proxy import overlay
 
 NET_A = "neta00000000000000000000a"  # swarm network IDs are 25 characters
 NET_B = "netb00000000000000000000b"

@@ -12,7 +12,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkinit import env_redaction
+from linkinit.host.proxy import redaction as env_redaction
 
 PROPERTY = settings(max_examples=100, deadline=None)
 keys = st.text(alphabet="ABCXYZabc019_", min_size=1, max_size=8)

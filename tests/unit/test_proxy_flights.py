@@ -1,4 +1,4 @@
-"""One upstream request per question at a time (``linkinit.flights``)."""
+"""One upstream request per question at a time (``linkinit.host.proxy.flights``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from linkinit.flights import Flights, Remembered
+from linkinit.host.proxy.flights import Flights, Remembered
 
 
 class Engine:

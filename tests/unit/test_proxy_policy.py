@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from linkinit.policy import (
+from linkinit.host.proxy.policy import (
     ALL,
     LINKS,
     NOBODY,

@@ -9,7 +9,8 @@ import re
 import time
 from typing import Any, Optional
 
-from linkinit.proxy import Directory, api_version
+from linkinit.host.proxy.directory import Directory
+from linkinit.host.proxy.upstream import api_version
 
 PARENT_ID = "a" * 64
 CHILD_ID = "b" * 64
@@ -51,7 +52,7 @@ class FakeUpstream:
 
 
 def scope_ids(directory: Directory, parent: dict) -> set[str]:
-    caller = asyncio.run(directory.scoped(parent, 1))
+    caller = asyncio.run(directory.scopes.scoped(parent, 1))
     return {seen.id for seen in caller.scope}
 
 
@@ -120,11 +121,14 @@ def test_any_topology_change_forgets_children_found_by_alias() -> None:
 
 
 def test_without_an_event_stream_nothing_is_cached() -> None:
+    """Nothing about containers; an image's config (asked by ID, it never changes) is."""
     directory, upstream, parent = setup(caching=False)
     scope_ids(directory, parent)
-    asked = upstream.calls
+    asked = [path for path in upstream.paths if not path.startswith("/images/")]
     scope_ids(directory, parent)
-    assert upstream.calls == 2 * asked
+    again = [path for path in upstream.paths if not path.startswith("/images/")]
+    assert len(again) == 2 * len(asked)
+    assert len(upstream.paths) - len(again) == 1
 
 
 def test_fake_engine_answers_like_the_engine() -> None:
@@ -137,7 +141,7 @@ def inspect_all(directory: Directory, refs: list[str], version: str = "",
                 running: bool = False) -> list[Any]:
     async def ask() -> list[Any]:
         api_version.set(version)
-        return await asyncio.gather(*(directory.inspected(ref, running) for ref in refs))
+        return await asyncio.gather(*(directory.kept.inspected(ref, running) for ref in refs))
     return asyncio.run(ask())
 
 
@@ -175,7 +179,7 @@ def test_an_answer_fetched_across_an_event_about_it_is_not_kept() -> None:
     directory, upstream, _ = setup()
 
     async def racing() -> None:
-        asking = asyncio.ensure_future(directory.inspected(CHILD_ID))
+        asking = asyncio.ensure_future(directory.kept.inspected(CHILD_ID))
         for _ in range(10):  # until the request is out (a few turns of the loop)
             if upstream.calls:
                 break
@@ -183,7 +187,7 @@ def test_an_answer_fetched_across_an_event_about_it_is_not_kept() -> None:
         assert upstream.calls == 1
         directory.saw(event("die", CHILD_ID, "db1"))
         await asking
-        await directory.inspected(CHILD_ID)
+        await directory.kept.inspected(CHILD_ID)
 
     asyncio.run(racing())
     assert upstream.calls == 2
@@ -203,12 +207,12 @@ def test_a_caller_asking_about_itself_never_gets_a_kept_answer_from_before_its_s
 
 def test_nothing_is_served_while_the_event_stream_trails_the_engine() -> None:
     directory, _, _ = setup()
-    assert directory.serving
-    directory.behind_until = time.monotonic() + 60
-    assert not directory.serving
+    assert directory.timeline.serving
+    directory.timeline.behind_until = time.monotonic() + 60
+    assert not directory.timeline.serving
     directory.reset(caching=False)
-    directory.behind_until = 0
-    assert not directory.serving
+    directory.timeline.behind_until = 0
+    assert not directory.timeline.serving
 
 
 def connect(network: str, cid: str) -> dict:
@@ -236,7 +240,7 @@ def test_parents_resolving_one_reference_at_once_ask_the_engine_once() -> None:
     parents = [dict(parent, Id=str(n) * 64) for n in range(1, 10)]
 
     async def all_at_once() -> None:
-        await asyncio.gather(*(directory.scoped(p, 1) for p in parents))
+        await asyncio.gather(*(directory.scopes.scoped(p, 1) for p in parents))
 
     asyncio.run(all_at_once())
     assert upstream.paths.count("/containers/db1/json") == 1
@@ -248,14 +252,14 @@ def test_a_lookup_after_a_create_is_not_answered_by_one_asked_before_it() -> Non
     second = dict(parent, Id="9" * 64)
 
     async def racing() -> set[str]:
-        first = asyncio.ensure_future(directory.scoped(parent, 1))
+        first = asyncio.ensure_future(directory.scopes.scoped(parent, 1))
         for _ in range(10):
             if upstream.calls:
                 break
             await asyncio.sleep(0)
         upstream.containers.append(document(CHILD_ID, "db1"))
         directory.saw(event("create", CHILD_ID, "db1"))
-        later = await directory.scoped(second, 2)
+        later = await directory.scopes.scoped(second, 2)
         await first
         return {seen.id for seen in later.scope}
 

@@ -14,8 +14,10 @@ from typing import Any, Optional
 
 from aiohttp.test_utils import make_mocked_request
 
+from linkinit.host.proxy.directory import Directory
+from linkinit.host.proxy.events import EventHub
+from linkinit.host.proxy.server import Proxy
 from linkinit.model import swarm
-from linkinit.proxy import Directory, EventHub, Proxy
 
 NET = "netapp0000000000000000000"
 PROXY_ID = "f" * 64
@@ -150,8 +152,8 @@ class Transport:
 
 def proxy(manager: FakeManager, allow_host: bool = False) -> Proxy:
     directory = Directory(manager, allow_host, trust_files=False)  # type: ignore[arg-type]
-    directory.addresses = type(directory.addresses)(manager.get_json,
-                                                    {"LINKINIT_CONTAINER": PROXY_ID})
+    directory.callers.addresses = type(directory.callers.addresses)(
+        manager.get_json, {"LINKINIT_CONTAINER": PROXY_ID})
     directory.reset(caching=True)
     hub = EventHub(manager, directory)  # type: ignore[arg-type]
     return Proxy(manager, directory, hub)  # type: ignore[arg-type]
@@ -271,7 +273,7 @@ def test_a_service_comes_before_an_alias() -> None:
 
 def linked_services(server: Proxy) -> list[str]:
     parent = container(LOCAL_ID, "local-app", "10.0.1.7", {"link.db": "db"})
-    caller = asyncio.run(server.directory.scoped(parent, 1))
+    caller = asyncio.run(server.directory.scopes.scoped(parent, 1))
     return [seen.name for seen in caller.services]
 
 
@@ -305,7 +307,7 @@ def test_a_proxy_on_a_worker_passes_on_the_workers_answer_for_services() -> None
     manager.worker = True
     server = proxy(manager)
     parent = container(LOCAL_ID, "local-app", "10.0.1.7", {"link.db": "db"})
-    asyncio.run(server.directory.scoped(parent, 1))
+    asyncio.run(server.directory.scopes.scoped(parent, 1))
     status, answer = ask(server, "/v1.41/services/db", peer="10.0.1.7")
     assert (status, answer["message"]) == (503, WORKER_503)
 

@@ -1,4 +1,4 @@
-"""The proxy's rules for swarm services (linkinit/policy.py): a caller that links a service
+"""The proxy's rules for swarm services (host/proxy/policy.py): a caller that links a service
 may inspect it, list its tasks by a ``service`` filter, inspect its image and receive its
 events; a task on another node inspects itself through the proxy. Everything else stays
 refused, and a refused service reads exactly like a missing one."""
@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linkinit.model import swarm
-from linkinit.policy import (
+from linkinit.host.proxy.policy import (
     ALL,
     LINKS,
     Caller,
@@ -25,6 +24,7 @@ from linkinit.policy import (
     event_visible,
     filter_tasks,
 )
+from linkinit.model import swarm
 
 WEB = Visible("a" * 64, "web.1.t0k3n")
 DB = Visible("svcdb0123456789abcdefghi", "db")  # a service: 25-character swarm ID

@@ -35,7 +35,7 @@ Allowed = Optional[tuple[str, ...]]  # childenv's: None for all keys
 
 def declared_env(container: Mapping[str, Any]) -> dict[str, Allowed]:
     """Child reference -> the keys the container allows of it (``childenv.ALL`` for all)."""
-    from linkinit.policy import env_links, link_flags
+    from linkinit.host.proxy.policy import env_links, link_flags
 
     allowed: dict[str, Allowed] = {}
     for _, spec in declared_links(container):

@@ -36,6 +36,7 @@ import time
 from collections import namedtuple
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Optional, Union
 
+from linkinit.engine.transport import quote
 from linkinit.model import container as model
 from linkinit.model import swarm
 
@@ -270,7 +271,7 @@ class Addresses:
                 {"desired-state": ["running"]})})
             networks = []
             for network_id in sorted({own.network for own in own_networks(own or {})}):
-                status, network = await self._get(f"/networks/{_quote(network_id)}")
+                status, network = await self._get(f"/networks/{quote(network_id)}")
                 if status == 200 and isinstance(network, dict):
                     networks.append(network)
             problem = "" if tasks is not None else (
@@ -287,7 +288,7 @@ class Addresses:
         looked at again by ID (its networks change with connect and disconnect)."""
         references = [self.own_id] if self.own_id else self_references(self._environ)
         for reference in references:
-            status, document = await self._get(f"/containers/{_quote(reference)}/json")
+            status, document = await self._get(f"/containers/{quote(reference)}/json")
             if status == 200 and isinstance(document, dict):
                 self.own_id = str(document.get("Id") or "")
                 return document
@@ -297,7 +298,7 @@ class Addresses:
     async def service_name(self, service_id: str) -> str:
         """A task's service name (tasks carry the service's ID only)."""
         if service_id not in self.service_names:
-            status, service = await self._get(f"/services/{_quote(service_id)}")
+            status, service = await self._get(f"/services/{quote(service_id)}")
             if status != 200 or not isinstance(service, dict):
                 return ""
             self.service_names[service_id] = str((service.get("Spec") or {}).get("Name") or "")
@@ -308,8 +309,3 @@ class Addresses:
         name = await self.service_name(str((holder.task or {}).get("ServiceID") or ""))
         return swarm.task_document(holder.task or {}, name) if name else None
 
-
-def _quote(text: str) -> str:
-    import urllib.parse
-
-    return urllib.parse.quote(text, safe="")

@@ -76,8 +76,9 @@ class Visible(namedtuple("Visible", "id name")):
 
 
 class Caller(namedtuple("Caller",
-                        "id name view scope pid services images address document why env",
-                        defaults=("", NOBODY, (), 0, (), (), "", None, "", ()))):
+                        "id name view scope pid services images address document why env "
+                        "untrusted",
+                        defaults=("", NOBODY, (), 0, (), (), "", None, "", (), ()))):
     """Who is calling, as the kernel and the Engine say.
 
     id: the container's full ID ("" for a process outside any container); name: str; view:
@@ -87,7 +88,8 @@ class Caller(namedtuple("Caller",
     document: the caller's own inspect document when the Engine cannot answer for it (a task
     on another node); why: for NOBODY, what the proxy found at the caller's address; env:
     (child or service ID, the keys of its environment the caller may see, None for all)
-    pairs (``env_redaction``).
+    pairs (``redaction``); untrusted: ((reference, declaration), ...) links its image
+    declared, which grant nothing.
     """
 
     __slots__ = ()
@@ -173,15 +175,22 @@ def _unmapped(caller: Caller) -> str:
                 "this proxy serves tasks and containers on the overlay networks it is attached "
                 "to: attach the proxy to the caller's overlay network (docker service update "
                 "--network-add), or call it from a task or container on one of its networks")
-    return (f"the calling process (pid {caller.pid}) is in no container this Engine runs; "
+    if caller.why:
+        return f"the calling process {caller.why}"
+    return ("the calling process is in no container this Engine runs; "
             "the proxy serves containers only: run host tools on the Engine's own socket, or "
             "start the proxy with --allow-host to let host processes read through it")
 
 
 def not_visible(caller: Caller, ref: str) -> Decision:
-    """404, worded alike whether the container exists or not."""
+    """404, worded alike whether the container exists or not (what the caller's own image
+    declared is named: the caller knows it, the container's existence is not told)."""
+    from_image = next((text for seen, text in caller.untrusted if seen == ref), "")
+    note = (f"; its {from_image} comes from the image, not from the operator: the operator "
+            "declares links when creating the container, or runs the proxy with "
+            "--trust-image-links") if from_image else ""
     return refuse(404, f"No such container: {ref} (this container sees only itself and the "
-                       f"children it links; {LABEL_FIX.format(ref=ref)}; {FILE_NOTE})")
+                       f"children it links; {LABEL_FIX.format(ref=ref)}; {FILE_NOTE}{note})")
 
 
 def sees(caller: Caller, ref: str) -> bool:

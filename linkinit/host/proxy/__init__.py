@@ -1,0 +1,1 @@
+"""``linkinit proxy``: the link-scoped Engine socket proxy, one module per job."""
