@@ -9,6 +9,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from linkinit import cli
 from linkinit.cli import Options, parse_arguments, resolve_environment, run
@@ -317,3 +319,37 @@ def test_a_bad_linkinit_links_entry_is_a_declaration_error_naming_it():
         "LINKINIT_LINKS entry db1:re.dis: alias 're.dis' is not valid: use letters, digits, "
         "'_' and '-' only"
     )
+
+
+_SIMPLE_WORDS = st.sampled_from(["--print-env", "-q", "--quiet", "--format", "json", "shell",
+                                 "env", "xml", "--format=json", "--format=", "--", "true",
+                                 "--timeout", "3", "-g"])
+
+
+@settings(max_examples=300)
+@given(st.lists(_SIMPLE_WORDS, max_size=6))
+def test_print_env_without_argparse_parses_as_argparse_does(argv):
+    """``--print-env``, ``-q`` and ``--format F`` skip argparse (~15 ms): whatever that path
+    accepts, argparse parses to the same options; the rest goes to argparse."""
+    simple = cli._simple_arguments(argv)
+    if simple is None:
+        return
+    parser_options = parse_arguments_with_argparse(argv)
+    assert vars(simple) == vars(parser_options)
+
+
+def parse_arguments_with_argparse(argv):
+    """What argparse makes of argv (the fast path switched off)."""
+    original = cli._simple_arguments
+    cli._simple_arguments = lambda _argv: None
+    try:
+        return parse_arguments(argv)
+    finally:
+        cli._simple_arguments = original
+
+
+def test_print_env_alone_is_parsed_without_argparse():
+    """The control for the property above: ``--print-env`` does take the fast path."""
+    simple = cli._simple_arguments(["-q", "--print-env", "--format", "shell"])
+    assert simple is not None and (simple.print_env, simple.quiet, simple.format) == (
+        True, True, "shell")
