@@ -1,14 +1,17 @@
 """The start path imports nothing heavy: the start-up budget cannot regress silently.
 
-linkinit runs as ``linkinit -- COMMAND`` against a fake Engine that answers for a parent
-with one ready link, under ``-X importtime``; every module imported on the way, in PID 1 and
-in the resolver it forks, is checked against the list of what costs milliseconds (measured
-in bench/README.md). The run happens in a private mount namespace whose ``/etc/hosts`` is a
+linkinit runs as ``linkinit -- COMMAND`` (and ``linkinit --print-env``) against a fake
+Engine that answers for a parent with one ready link, under ``-X importtime``, through the
+``linkinit`` command installed next to this Python (linkinit's own launcher, not pip's
+console script); every module imported on the way, by the launcher, in PID 1 and in the
+resolver it forks, is checked against the list of what costs milliseconds (measured in
+bench/README.md). The run happens in a private mount namespace whose ``/etc/hosts`` is a
 scratch file, so the host's own is never touched.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -19,10 +22,11 @@ from typing import Iterator, List
 import pytest
 
 from tests.support.fake_engine import FakeEngine, Step, json_answer, ping
+from tests.support.paths import ROOT
 
 FORBIDDEN = ("typing", "dataclasses", "argparse", "http.client", "docker", "requests",
              "urllib3", "tenacity", "yaml", "asyncio", "aiohttp", "email", "ssl", "socket",
-             "selectors", "ctypes", "encodings.idna")
+             "selectors", "ctypes", "encodings.idna", "re", "json", "enum", "functools")
 
 PARENT = {"Id": "p" * 64, "Name": "/webapp",
           "Config": {"Labels": {"link.redis": "db1", "link.redis.wait": "started"}},
@@ -50,27 +54,46 @@ def engine() -> Iterator[FakeEngine]:
     fake.close()
 
 
-def start(engine: FakeEngine, tmp_path: Path, *options: str) -> tuple[set, Path]:
-    """Run ``linkinit [options] -- sh -c 'echo $REDIS_PORT'``; the modules it imported."""
+def launcher() -> str:
+    """The ``linkinit`` command installed next to this Python (setup-venv's install)."""
+    script = shutil.which("linkinit", path=str(Path(sys.executable).parent))
+    assert script, "linkinit's launcher is not installed next to this Python"
+    return script
+
+
+def run_linkinit(engine: FakeEngine, tmp_path: Path, *argv: str) -> tuple[str, str, Path]:
+    """``linkinit ARGV`` as installed, under ``-X importtime``: (stdout, stderr, the scratch
+    /etc/hosts). Without ``site`` (``-S``, the checkout on PYTHONPATH): the venv's editable
+    install imports re from ``site``, which would hide the launcher's and linkinit's."""
     if shutil.which("unshare") is None or os.geteuid() != 0:
         pytest.fail("needs root and unshare (util-linux) for a private /etc/hosts")
     hosts = tmp_path / "hosts"
     hosts.write_text("127.0.0.1\tlocalhost\n")
-    script = shutil.which("linkinit", path=str(Path(sys.executable).parent))
-    assert script, "linkinit's console script is not installed next to this Python"
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DOCKER_HOST": engine.host,
-           "LINKINIT_CONTAINER": "webapp", "PYTHONPROFILEIMPORTTIME": "1"}
+           "LINKINIT_CONTAINER": "webapp", "PYTHONPROFILEIMPORTTIME": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts),
-         sys.executable, script, *options, "--", "sh", "-c", "echo $REDIS_PORT"],
+         sys.executable, "-S", launcher(), *argv],
         env=env, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout == "tcp://172.18.0.2:6379\n", "the link did not resolve: " + done.stderr
-    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
+    return done.stdout, done.stderr, hosts
+
+
+def imports(stderr: str) -> set:
+    """The modules ``-X importtime`` reported, in every process that wrote to stderr."""
+    imported = {line.split("|")[-1].strip() for line in stderr.splitlines()
                 if line.startswith("import time:")}
     assert "linkinit.init.resolve" in imported, "the resolver's imports were not seen"
-    return imported, hosts
+    return imported
+
+
+def start(engine: FakeEngine, tmp_path: Path, *options: str) -> tuple[set, Path]:
+    """Run ``linkinit [options] -- sh -c 'echo $REDIS_PORT'``; the modules it imported."""
+    out, err, hosts = run_linkinit(engine, tmp_path, *options, "--", "sh", "-c",
+                                   "echo $REDIS_PORT")
+    assert out == "tcp://172.18.0.2:6379\n", "the link did not resolve: " + err
+    return imports(err), hosts
 
 
 def heavy(imported: set) -> List[str]:
@@ -90,3 +113,26 @@ def test_the_check_sees_a_heavy_import_when_there_is_one(engine: FakeEngine,
     """The control: options before ``--`` load argparse, and the check catches it."""
     imported, _ = start(engine, tmp_path, "--timeout", "5")
     assert "argparse" in heavy(imported)
+
+
+def test_print_env_imports_nothing_heavy(engine: FakeEngine, tmp_path: Path) -> None:
+    """``linkinit --print-env`` (no Kubernetes services around): none of FORBIDDEN either;
+    the client library (typing, dataclasses, re) only where the kubelet wrote a service."""
+    out, err, _ = run_linkinit(engine, tmp_path, "--print-env")
+    assert "REDIS_PORT=tcp://172.18.0.2:6379\n" in out
+    imported = imports(err)
+    assert heavy(imported) == [], f"--print-env imported {heavy(imported)}"
+    assert "linkinit.client" not in imported
+
+
+def test_the_installed_command_is_linkinits_own_launcher() -> None:
+    """``linkinit`` on PATH is packaging/linkinit, as pip installs it: its first line names
+    this Python, and its one import is the command line (pip's generated console script
+    imports re and sys first)."""
+    script = Path(launcher())
+    text = script.read_text()
+    assert text.splitlines()[0] == f"#!{Path(sys.executable).parent / 'python3'}" or \
+        text.splitlines()[0].startswith("#!" + str(Path(sys.executable).parent))
+    imported = [node for node in ast.walk(ast.parse(text))
+                if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert [ast.unparse(node) for node in imported] == ["from linkinit.cli import main"]
