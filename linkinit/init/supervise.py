@@ -99,6 +99,9 @@ _FOLLOWER_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # before starting a watcher tha
 _FOLLOWER_STEADY = 30.0  # a watcher that lived this long starts the backoff afresh
 _KILL_WAIT = 2.0  # seconds to wait for SIGKILLed processes to be reaped before giving up
 
+# PID 1 re-executes itself small only when it holds more than this (PID 1's target is 10 MB).
+SMALL_ENOUGH_KB = 9 * 1024 + 512
+
 # The bundle's first argument when it re-executes itself as the slim watcher
 # (linkinit/frozen.py).
 SLIM_WATCHER = "--linkinit-slim-watcher"
@@ -646,7 +649,9 @@ def supervise(
         follow.mask = set(_original_mask)
         watch.follow = follow
     if slim:
-        _reexec_slim(watch)  # returns only if the exec failed
+        if not _small_enough():
+            _reexec_slim(watch)  # returns only if the exec failed
+        _retitle(watch.title)
     _leave_cwd()
     return _watch(watch)
 
@@ -656,6 +661,22 @@ def _leave_cwd() -> None:
     mount busy (dumb-init does the same)."""
     with _Ignoring(OSError):
         os.chdir("/")
+
+
+def _small_enough() -> bool:
+    """Whether this process already holds no more than a re-executed watcher would, give or
+    take: then the re-exec (a second interpreter start, ~8 ms of CPU, bench/breakdown.py) buys
+    nothing. So it is for a Python install whose command line imported nothing heavy before
+    the resolver's fork (the bare ``-- COMMAND``); never for the bundle, whose runtime holds
+    more than its watcher."""
+    if getattr(sys, "frozen", False):
+        return False
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return False
+    return pages * os.sysconf("SC_PAGE_SIZE") <= SMALL_ENOUGH_KB * 1024
 
 
 def _reexec_slim(watch: Watch) -> None:
