@@ -11,9 +11,10 @@ standard-library modules. The recipe, in the order ``cli.main`` uses it:
 2. ``run_isolated(work)`` runs the resolver in a forked child, so the Docker SDK and friends
    never become resident here; a stop signal meanwhile kills it and ends linkinit at once.
 3. ``supervise(argv, env)`` forks COMMAND with a clean start (own process group, the
-   terminal, default SIGPIPE/SIGXFSZ, the original signal mask), then re-executes a bare
-   interpreter (``python -I -S``, this module) to drop everything the CLI imported, keeping
-   PID 1 under 10 MB; that watcher moves to /, names itself for ``ps``, forwards signals,
+   terminal, default SIGPIPE/SIGXFSZ, the original signal mask), then, if the process holds
+   more than a watcher needs, re-executes a bare interpreter (``python -I -S``, this module)
+   to drop everything the CLI imported, keeping PID 1 under 10 MB; the watcher moves to /,
+   names itself for ``ps``, forwards signals,
    reaps, and on COMMAND's exit (as PID 1 or with --group) TERMs what is left, waits
    ``grace`` seconds and KILLs the rest.
 
@@ -614,9 +615,10 @@ def supervise(
     """Run COMMAND (argv, env as its whole environment) as our child; return our exit status.
 
     COMMAND is spawned first, so it never waits for what follows. With ``slim`` (the
-    default) the process then re-executes a bare interpreter that only watches COMMAND, so
-    what the CLI imported is no longer resident: the pid, the children, the signal mask and
-    pending signals all survive the exec. If that cannot be done, it watches in place.
+    default) a process holding more than ``SMALL_ENOUGH_KB`` then re-executes a bare
+    interpreter that only watches COMMAND, so what the CLI imported is no longer resident:
+    the pid, the children, the signal mask and pending signals all survive the exec. A
+    smaller one (or where the exec fails) watches in place.
     ``rewrite`` adds to (and overrides) the job-control rewrites of ``group`` mode.
     """
     if not argv:
