@@ -3,12 +3,13 @@
 
     supervise_driver.py [--group] [--grace S] [--keep-orphans] [--rewrite N:M]...
                         [--remap-exit N]... [--pdeathsig N] [--in-place] [--work KIND[:ARG]]
-                        -- COMMAND...
+                        [--small-enough KB] -- COMMAND...
 
 ``--work`` scripts the isolated resolver: ``env`` (default: the environment we were given),
 ``sleep:S``
 (prints ``resolving`` then sleeps S seconds), ``exit:N`` (SystemExit(N)), ``raise``.
-``--in-place`` supervises without the slim re-exec, so both paths are tested. Signals and
+``--in-place`` supervises without the slim re-exec, so both paths are tested;
+``--small-enough KB`` sets the size up to which supervise keeps watching in place. Signals and
 statuses are numbers: the driver checks nothing (cli does that for linkinit).
 """
 
@@ -54,6 +55,9 @@ def main(args: list[str]) -> int:
             raise RuntimeError("scripted failure")
         return json.dumps(pristine_environ()).encode()
 
+    small = values(options, "--small-enough")
+    if small:
+        supervise.SMALL_ENOUGH_KB = int(small[-1])
     pdeathsig = values(options, "--pdeathsig")
     if pdeathsig:
         supervise.set_parent_death_signal(int(pdeathsig[-1]))
