@@ -97,6 +97,17 @@ def floor_for(phase: str, result: dict[str, Any]) -> str:
     return ""
 
 
+def merged(first: Sequence[str], second: Sequence[str]) -> list[str]:
+    """Both orders of phases in one: each of ``second``'s phases that ``first`` lacks goes
+    right after the phase it follows in ``second`` (the bundle's bootloader first)."""
+    rows = list(first)
+    for at, row in enumerate(second):
+        if row not in rows:
+            before = [r for r in second[:at] if r in rows]
+            rows.insert(rows.index(before[-1]) + 1 if before else 0, row)
+    return rows
+
+
 def table(result: dict[str, Any]) -> list[str]:
     """Per command: the phases of the Python install and the bundle side by side."""
     lines: list[str] = []
@@ -106,9 +117,7 @@ def table(result: dict[str, Any]) -> list[str]:
             f"{len(result['totals']['wall'][python])} untraced and "
             f"{len(next(iter(result['phases'][python]['samples'].values())))} traced runs)")
         add(f"  {'phase':<58}{'Python':>8}{'bundle':>8}  floor")
-        rows = list(result["phases"][python]["order"])
-        rows += [r for r in result["phases"][bundle]["order"] if r not in rows]
-        for row in rows:
+        for row in merged(result["phases"][python]["order"], result["phases"][bundle]["order"]):
             cells = [med(result["phases"][v]["samples"].get(row, [])) for v in (python, bundle)]
             shown = "".join(f"{c:>8.2f}" if c == c else f"{'-':>8}" for c in cells)
             add(f"  {row.strip():<58}{shown}  {floor_for(row, result)}")

@@ -609,8 +609,8 @@ def report(results: Results, levels: Sequence[int]) -> str:
         elif variant.links == 1 and variant.engine:
             gap = median(values) - tini
             mounted = median(values) - median(results.startup["tini + socket mount"])
-            target = f"<= tini + {TARGET_TINI_GAP_MS:.0f} ms (+{gap:.0f}): " \
-                     f"{verdict(gap <= TARGET_TINI_GAP_MS)}; +{mounted:.0f} vs tini + mount"
+            target = f"<= tini + {TARGET_TINI_GAP_MS:.0f} ms ({gap:+.0f}): " \
+                     f"{verdict(gap <= TARGET_TINI_GAP_MS)}; {mounted:+.0f} vs tini + mount"
         elif variant.links == 50:
             target = f"< {TARGET_50_LINKS_MS:.0f} ms: " \
                      f"{verdict(median(values) < TARGET_50_LINKS_MS)}"

@@ -158,7 +158,18 @@ def phases(trace: str) -> list[tuple[str, float]]:
         spawned[0]["end"] if spawned else command["end"])
     if slim is not None:
         add("slim re-exec: watcher start, reap, exit", slim["t"], exited)
+    elif spawned:
+        add("PID 1 watches in place: COMMAND runs, reap, exit", spawned[0]["end"], exited)
     return out
+
+
+def generic(path: str) -> str:
+    """A request's path without its API version, containers named by role, not name."""
+    path = re.sub(r"^/v1\.\d+", "", path)
+    me = os.environ.get("LINKINIT_CONTAINER", "")
+    return re.sub(r"^/containers/([^/]+)/",
+                  lambda m: "/containers/{self}/" if m.group(1) == me else "/containers/{child}/",
+                  path)
 
 
 def add_requests(child: list[dict], add) -> None:  # type: ignore[no-untyped-def]
@@ -174,7 +185,7 @@ def add_requests(child: list[dict], add) -> None:  # type: ignore[no-untyped-def
         elif current is not None and event["call"] == "sendto":
             found = _REQUEST.search(event["rest"])
             if found:
-                current["name"] = "Engine: GET " + re.sub(r"/v1\.\d+", "", found.group(1))
+                current["name"] = "Engine: GET " + generic(found.group(1))
             current["last"] = event["end"]
         elif current is not None and event["call"] == "recvfrom":
             current["last"] = event["end"]
