@@ -353,3 +353,14 @@ def test_print_env_alone_is_parsed_without_argparse():
     simple = cli._simple_arguments(["-q", "--print-env", "--format", "shell"])
     assert simple is not None and (simple.print_env, simple.quiet, simple.format) == (
         True, True, "shell")
+
+
+def test_exit_now_flushes_the_standard_streams_and_keeps_the_status():
+    """The init exits without the interpreter's teardown, but what it printed is out and the
+    status is the one it returned (its low 8 bits, as exit(2) keeps)."""
+    code = ("import sys; from linkinit.cli import exit_now; print('out', end=''); "
+            "print('err', end='', file=sys.stderr); exit_now(int(sys.argv[1]))")
+    for status, expected in ((0, 0), (75, 75), (256 + 3, 3)):
+        done = subprocess.run([sys.executable, "-c", code, str(status)], capture_output=True,
+                              text=True, timeout=60, cwd=ROOT)
+        assert (done.returncode, done.stdout, done.stderr) == (expected, "out", "err")
