@@ -7,7 +7,7 @@ On a shared machine wall time moves with everyone else's work; the instructions 
 executes do not. Each revision's wheel is installed with ``pip install --target`` into a
 scratch directory and its own ``linkinit`` command is run by the system's Python (Debian's,
 the one in the images) under ``valgrind --tool=callgrind --trace-children=yes``: every process
-of the start (PID 1, the resolver, the re-executed watcher; ``true`` itself is left out) is
+of the start (PID 1, the resolver, the re-executed watcher; COMMAND itself is left out) is
 counted, and their sum is the figure. The parent is a container of the local base image with
 one ready child (``redis-server``, ``wait=listening``); linkinit runs on the host as that
 parent (``LINKINIT_CONTAINER``), in a private mount namespace whose /etc/hosts is a scratch
@@ -31,14 +31,16 @@ from pathlib import Path
 from start_ab import BASE_IMAGE, docker, wheel
 
 PYTHON = "/usr/bin/python3"
-COMMANDS = {"-- true": ["--", "true"], "--print-env": ["--print-env"]}
+# COMMAND outlives the start: under valgrind a signal pending across execve (COMMAND's SIGCHLD
+# while the old slim watcher was being re-executed) is lost, and the watcher would wait for ever.
+COMMANDS = {"-- sleep 4": ["--", "sleep", "4"], "--print-env": ["--print-env"]}
 
 
 def counted(argv: list[str], env: dict[str, str], hosts: Path) -> int:
-    """Instructions (callgrind's Ir) of every process of one run of ``argv``, ``true`` aside."""
+    """Instructions (callgrind's Ir) of every process of one run of ``argv``, COMMAND aside."""
     with tempfile.TemporaryDirectory(prefix="lb-ir-") as out:
         command = ["valgrind", "--tool=callgrind", "--trace-children=yes",
-                   "--trace-children-skip=*/true", f"--callgrind-out-file={out}/cg.%p", *argv]
+                   "--trace-children-skip=*/sleep", f"--callgrind-out-file={out}/cg.%p", *argv]
         done = subprocess.run(
             ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"',
              str(hosts), *command], env=env, capture_output=True, text=True, timeout=600)
@@ -68,7 +70,7 @@ def main() -> None:
     label = ["--label", "linkinit.bench=1"]
     results: dict[str, dict[str, list[int]]] = {}
     with tempfile.TemporaryDirectory(prefix="lb-ir-") as work:
-        try:
+        try:  # the containers go in finally; the scratch directory with the with
             docker("run", "-d", *label, "--name", child, "--expose", "6379", BASE_IMAGE,
                    "redis-server", "--port", "6379", "--save", "", "--protected-mode", "no")
             docker("run", "-d", *label, "--label", f"link.redis={child}", "--name", parent,
