@@ -22,11 +22,10 @@ from linkinit.init.options import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds before signals are blocked
-    from typing import IO, Any, Callable, Mapping, Optional, Sequence
+    from typing import IO, Callable, Mapping, Optional, Sequence
 
     Resolved = tuple[dict[str, str], list[str], Optional[dict]]
 
-DEFAULT_CONFIG = "/etc/linkinit.yaml"
 SUBCOMMANDS = ("ls", "guard", "proxy", "_follow")
 
 
@@ -143,7 +142,7 @@ def parse_arguments(argv: Sequence[str]) -> Options:
     parser.add_argument("--link", action="append", metavar="CHILD[:ALIAS]",
                         help="link a child container, as docker run --link (repeatable)")
     parser.add_argument("--config", metavar="PATH",
-                        help=f"link declarations in YAML (default {DEFAULT_CONFIG} if present)")
+                        help="link declarations in YAML (default /etc/linkinit.yaml if present)")
     parser.add_argument("--timeout", type=float, metavar="SECONDS",
                         help="how long to wait for all children (default 60)")
     parser.add_argument("--print-env", action="store_true",
@@ -175,6 +174,12 @@ def parse_arguments(argv: Sequence[str]) -> Options:
                              "(default), hosts, signal:<SIG>, restart or exit")
     parser.add_argument("--splay", type=float, metavar="SECONDS",
                         help="follow mode, restart: wait a random time up to this long first")
+    parser.add_argument("--env", action="append", metavar="NAME=VALUE",
+                        help="a derived variable for COMMAND; ${VAR} in VALUE expands a link "
+                             "variable or one of the container's own, $$ is $ (repeatable)")
+    parser.add_argument("--template", action="append", metavar="SRC:DEST",
+                        help="render the Jinja2 template SRC to DEST before COMMAND starts "
+                             "(and in follow mode when a child changes) (repeatable)")
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     options = parser.parse_args(list(argv), namespace=Options())
@@ -235,7 +240,7 @@ def resolve_isolated(
     from linkinit import fastjson  # not json: it imports re (~4 ms of every start)
 
     result = fastjson.loads(
-        supervise.run_isolated(_guarded(lambda: resolve_environment(options, environ)))
+        supervise.run_isolated(_guarded(lambda: _resolve(options, environ)))
     )
     return result["environment"], result["link_keys"], result["follow"]
 
@@ -260,105 +265,18 @@ def _guarded(work: Callable[[], Resolved]) -> Callable[[], bytes]:
     return guarded
 
 
-def resolve_environment(options: Options, environ: Mapping[str, str]) -> Resolved:
-    """Declarations -> Engine -> endpoints -> environment: the whole one-way flow.
+def _resolve(options: Options, environ: Mapping[str, str]) -> Resolved:
+    """The start pipeline (``init/start.py``), in the resolver."""
+    from linkinit.init.start import resolve_environment
 
-    Returns COMMAND's whole environment, the names of the link variables in it, and follow
-    mode's policy and state directory (None when it is off).
-    """
-    import time
-
-    from linkinit.engine.client import Engine
-    from linkinit.init import hosts, resolve
-    from linkinit.model import declare
-    from linkinit.model.envvars import build_environment, link_environment
-
-    started = time.monotonic()
-    report = _reporter(options.quiet)
-    from_file = load_config(options.config)
-    from_env = declare.Declaration(tuple(_env_link(entry) for entry in options.env_links))
-    policy = options.on_change and declare.check_policy(options.on_change, "on-change")
-    from_flags = declare.parse_flags(options.link, options.timeout)._replace(on_change=policy)
-    first_timeout = _first(from_flags.timeout, from_file.timeout, declare.DEFAULT_TIMEOUT)
-    engine = Engine.from_environ(environ, in_container=True)
-    if _plain_init(engine, options, [from_file, from_env, from_flags]):
-        report(f"no Docker Engine socket at {engine.socket_path} and no links "
-               "declared by file, flag or LINKINIT_LINKS: running COMMAND without links "
-               "(--require-engine or LINKINIT_REQUIRE_ENGINE=1 makes this exit 69)")
-        return build_environment(environ, {}), [], None
-    engine.deadline = started + first_timeout + resolve.LAST_LOOK_GRACE
-    resolve.connect(engine, started + first_timeout)
-    parent = resolve.find_parent(engine, environ)
-    labels = (parent.get("Config") or {}).get("Labels") or {}
-    declared = declare.merge([declare.parse_labels(labels), from_file, from_env, from_flags])
-    timeout = _first(declared.timeout, declare.DEFAULT_TIMEOUT)
-    remaining = max(timeout - (time.monotonic() - started), 0.0)
-    resolved = resolve.resolve_links(engine, parent, declared.links, remaining, report)
-    hosts.write_hosts(resolved)
-    links = link_environment(resolved)
-    follow = None
-    if not options.print_env and declared.on_change not in (None, "none"):
-        from linkinit.init.follow import (
-            prepare,  # only in follow mode: its imports cost every start
-        )
-
-        follow = prepare(declared, engine, parent, environ, resolved, options.quiet)
-    elif not options.print_env:
-        _forget_followed_links(environ)
-    return build_environment(environ, links), list(links), follow
+    in_a_pod = options.print_env and _in_a_pod(environ)
+    return resolve_environment(options, environ, in_a_pod)
 
 
-def _forget_followed_links(environ: Mapping[str, str]) -> None:
-    """Follow mode off: a links file an earlier run of this container left must not be
-    read by the client library as current."""
-    try:  # noqa: SIM105 (contextlib is one more import on the start path)
-        os.unlink(os.path.join(supervise.follow_dir(environ), supervise.LINKS_FILE))
-    except OSError:
-        pass  # nothing there, or a read-only /run: nothing stale either
-
-
-def _plain_init(engine: Any, options: Options, sources: Sequence[Any]) -> bool:
-    """No socket mounted and no link declared where it can be read without one: then an
-    image that uses linkinit still runs where there is no Engine (Kubernetes, CI)."""
-    declared = any(source.links for source in sources)
-    return engine.socket_missing() and not declared and not options.require_engine
-
-
-def _env_link(entry: str) -> Any:
-    """One ``child[:alias]`` of LINKINIT_LINKS, read as ``--link`` reads its value."""
-    from linkinit.model import declare
-
-    return declare.parse_link(entry, f"LINKINIT_LINKS entry {entry}", "db1:redis")
-
-
-def _first(*values: Optional[float]) -> float:
-    return next(value for value in values if value is not None)
-
-
-def load_config(path: Optional[str]) -> Any:
-    """The YAML declarations: --config must exist; the default file only if present."""
-    from linkinit.errors import DeclarationError
-    from linkinit.model import declare
-
-    target = path or DEFAULT_CONFIG
-    try:
-        with open(target) as file:
-            text = file.read()
-    except FileNotFoundError:
-        if path is None:
-            return declare.Declaration()
-        raise DeclarationError(f"--config {path}: no such file") from None
-    except OSError as error:
-        raise DeclarationError(f"{target}: cannot read: {error.strerror}") from None
-    return declare.parse_yaml(text, target)
-
-
-def _reporter(quiet: bool) -> Callable[[str], None]:
-    def report(line: str) -> None:
-        if not quiet:
-            print(f"linkinit: {line}", file=sys.stderr, flush=True)
-
-    return report
+def _in_a_pod(environ: Mapping[str, str]) -> bool:
+    """A Kubernetes pod: the kubelet wrote its services' variables, which ``--print-env``
+    prints without an Engine (there is none to ask there)."""
+    return bool(_service_variables(environ))
 
 
 def print_environment(options: Options, environ: Mapping[str, str], stdout: IO[str]) -> int:

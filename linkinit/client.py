@@ -57,6 +57,7 @@ _SERVICE_SUFFIX_RE = re.compile(
 )
 KUBERNETES = "kubernetes"
 DOCKER = "docker"
+_SECRET_SUFFIX = "_FILE"  # secrets=files: <ALIAS>_ENV_<KEY>_FILE names the value's file
 
 
 class LinkError(LookupError):
@@ -233,19 +234,54 @@ def require_env(alias: str, key: str, environ: Optional[Mapping[str, str]] = Non
     """A variable of the linked container's environment: ``<ALIAS>_ENV_<key>``.
 
     Docker keeps the key's case, so the exact spelling is tried first, then upper case, then
-    any spelling; two spellings that differ only in case are ambiguous and raise.
+    any spelling; two spellings that differ only in case are ambiguous and raise. A link
+    declared ``secrets=files`` hands the value over as a file instead
+    (``<ALIAS>_ENV_<key>_FILE=<dir>/<ALIAS>_ENV_<key>``): it is read from there.
     """
     env = _environ(environ)
+    return _read_through(env, _require_env(env, alias, key))
+
+
+def _read_through(env: Mapping[str, str], variable: str) -> str:
+    """The value of ``variable``, or of the file linkinit wrote for it."""
+    if variable in env:
+        return env[variable]
+    path = env[variable + _SECRET_SUFFIX]
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as file:
+            return file.read()
+    except OSError as error:
+        raise LinkError(
+            f"linkinit: {variable}{_SECRET_SUFFIX}={path}: cannot read the file: "
+            f"{error.strerror}", variable) from None
+
+
+def _secret_files(env: Mapping[str, str]) -> Dict[str, str]:
+    """``<NAME>`` -> its ``<NAME>_FILE`` for each variable linkinit handed over as a file:
+    the path's last part is the variable's own name (a child's own ``*_FILE`` variable,
+    copied as ``<ALIAS>_ENV_<KEY>_FILE``, names another file)."""
+    found = {}
+    for variable, path in env.items():
+        name = variable[: -len(_SECRET_SUFFIX)]
+        if (variable.endswith(_SECRET_SUFFIX) and "_ENV_" in name and path.startswith("/")
+                and path.rsplit("/", 1)[-1] == name and name not in env):
+            found[name] = variable
+    return found
+
+
+def _require_env(env: Mapping[str, str], alias: str, key: str) -> str:
+    """The name of the variable ``require_env`` reads (itself, or handed over as a file)."""
+    present = {**_secret_files(env), **env}
     base = f"{prefix(alias)}_ENV_"
     if not isinstance(key, str) or not key or "=" in key:
         raise ValueError(f"linkinit: bad variable name {key!r}")
     for variable in (base + key, base + key.upper()):
-        if variable in env:
-            return env[variable]
+        if variable in present:
+            return variable
     wanted = (base + key).upper()
-    found = sorted(name for name in env if name.upper() == wanted)
+    found = sorted(name for name in present if name.upper() == wanted)
     if len(found) == 1:
-        return env[found[0]]
+        return found[0]
     if found:
         raise LinkError(
             f"linkinit: {' and '.join(found)} differ only in case: ask for one of them exactly",

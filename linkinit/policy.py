@@ -75,8 +75,9 @@ class Visible(namedtuple("Visible", "id name")):
     __slots__ = ()
 
 
-class Caller(namedtuple("Caller", "id name view scope pid services images address document why",
-                        defaults=("", NOBODY, (), 0, (), (), "", None, ""))):
+class Caller(namedtuple("Caller",
+                        "id name view scope pid services images address document why env",
+                        defaults=("", NOBODY, (), 0, (), (), "", None, "", ()))):
     """Who is calling, as the kernel and the Engine say.
 
     id: the container's full ID ("" for a process outside any container); name: str; view:
@@ -84,7 +85,9 @@ class Caller(namedtuple("Caller", "id name view scope pid services images addres
     TCP); services: tuple of Visible, the swarm services it links; images: their images as
     linkinit asks for them; address: the TCP peer ("10.0.1.5:41234"), "" on the Unix socket;
     document: the caller's own inspect document when the Engine cannot answer for it (a task
-    on another node); why: for NOBODY, what the proxy found at the caller's address.
+    on another node); why: for NOBODY, what the proxy found at the caller's address; env:
+    (child or service ID, the keys of its environment the caller may see, None for all)
+    pairs (``env_redaction``).
     """
 
     __slots__ = ()

@@ -35,7 +35,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from linkinit import overlay, policy
+from linkinit import env_redaction, overlay, policy
 from linkinit.engine import identity as peer
 from linkinit.engine import kinds as engines
 from linkinit.errors import LinkinitError, UsageError
@@ -398,17 +398,22 @@ class Directory:
         scope: list[policy.Visible] = [own]
         services: list[policy.Visible] = []
         images: list[str] = []
+        declared_env = env_redaction.declared_env(document)
+        env: dict[str, env_redaction.Allowed] = {}
         for reference in policy.declared_references(document):
             for child in await self._resolve(reference, document):
                 seen = policy.Visible(str(child.get("Id")), _name(child))
+                env[seen.id] = env_redaction.widen(env, seen.id, declared_env.get(reference))
                 into = services if swarm.is_service(child) else scope
                 if seen not in into:
                     into.append(seen)
                 if swarm.is_service(child):
                     image = model.image_of(child)
                     images += [image, swarm.local_image(image)]
+        env.pop(own.id, None)  # its own answers are never cut
         return policy.Caller(own.id, own.name, policy.LINKS, tuple(scope), pid,
-                             tuple(services), tuple(dict.fromkeys(images)), address, mine)
+                             tuple(services), tuple(dict.fromkeys(images)), address, mine,
+                             env=tuple(env.items()))
 
     async def rescoped(self, caller: policy.Caller) -> policy.Caller:
         """The caller's scope looked at again (a child may have appeared)."""
@@ -801,6 +806,7 @@ class Proxy:
                 found = ""
             if not policy.sees_id(caller, found):  # the name now belongs to someone else
                 return _refusal(policy.not_visible(caller, decision.ref))
+            body = env_redaction.container_body(caller.env, found, body)
         return web.Response(status=status, headers=headers, body=body)
 
     async def _kept_inspect(self, request: web.BaseRequest, caller: policy.Caller,
@@ -814,7 +820,8 @@ class Proxy:
         found = await self.directory.inspected(named.id, running=named.id == caller.id)
         if found is None:
             return None
-        return web.Response(status=200, headers=found.headers, body=found.body)
+        return web.Response(status=200, headers=found.headers,
+                            body=env_redaction.container_body(caller.env, named.id, found.body))
 
     async def _service(self, request: web.BaseRequest, caller: policy.Caller,
                        decision: policy.Decision) -> web.StreamResponse:
@@ -829,7 +836,8 @@ class Proxy:
             found = ""
         if not found or not policy.sees_service_id(caller, found):
             return _refusal(policy.service_not_visible(decision.ref))
-        return web.Response(status=status, headers=headers, body=body)
+        return web.Response(status=status, headers=headers,
+                            body=env_redaction.service_body(caller.env, found, body))
 
     async def _list(self, request: web.BaseRequest, caller: policy.Caller,
                     _: policy.Decision) -> web.StreamResponse:
@@ -838,8 +846,8 @@ class Proxy:
 
     async def _tasks(self, request: web.BaseRequest, caller: policy.Caller,
                      _: policy.Decision) -> web.StreamResponse:
-        return await self._filtered(request, lambda items: policy.filter_tasks(caller, items),
-                                    "task list")
+        return await self._filtered(request, lambda items: env_redaction.tasks(
+            caller.env, policy.filter_tasks(caller, items)), "task list")
 
     async def _filtered(self, request: web.BaseRequest, keep: Callable[[Any], list],
                         what: str) -> web.StreamResponse:

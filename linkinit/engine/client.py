@@ -29,6 +29,7 @@ import time
 
 from linkinit import fastjson as json  # not json: it imports re (~4 ms of every start)
 from linkinit.engine import kinds as engines
+from linkinit.engine.address import DEFAULT_HOST, PROXY_SOCKET, UnsupportedHost, parse_host
 from linkinit.engine.transport import (
     BODY_LIMIT,
     HEADER_LIMIT,
@@ -55,8 +56,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
     from typing import Any, Iterator, Mapping, Optional
 
-DEFAULT_HOST = "unix:///var/run/docker.sock"
-PROXY_SOCKET = "/run/linkinit/engine.sock"  # where parents mount ``linkinit proxy``
 # Docker 20.10 speaks 1.41, Podman 4.3's compat API 1.41, Docker 29 refuses below 1.44.
 MIN_API_VERSION = (1, 41)
 MAX_API_VERSION = (1, 47)  # the newest whose answers linkinit has been checked against
@@ -77,6 +76,15 @@ def negotiated(server: Optional[tuple[int, int]]) -> tuple[int, int]:
     return min(server, MAX_API_VERSION)
 
 
+def not_found_says_more(message: str, reference: str) -> bool:
+    """Whether a 404's message says more than that nothing answers to ``reference``: the
+    Engine's own is ``No such container: <ref>`` (Podman's ends ``: no such container``);
+    ``linkinit proxy`` adds why it does not show the container."""
+    lowered = message.strip().lower()
+    plain = (f"no such container: {reference}".lower(), "")
+    return lowered not in plain and not lowered.endswith(": no such container")
+
+
 class Engine:
     """One Engine (or linkinit proxy) on a Unix socket or TCP address."""
 
@@ -87,22 +95,15 @@ class Engine:
         self.api_version: Optional[tuple[int, int]] = None  # set by the first ping
         self.kind = engines.DOCKER  # which engine answers (engines.py), set by the first ping
         self.swarm_role: Optional[str] = None  # swarm.WORKER or NOT_IN_SWARM once a 503 said
-        self._socket_path: Optional[str] = None
-        self._address: Optional[tuple[str, int]] = None
-        if host.startswith("unix:///") and not any(c in host for c in "?#;"):
-            self._socket_path = host[len("unix://"):]  # what urlparse gives, ~5 ms cheaper
-            return
-        import urllib.parse  # only for the rarer forms (tcp://, unix://host/...)
-
-        parsed = urllib.parse.urlparse(host)
-        if parsed.scheme == "unix":
-            self._socket_path = parsed.path
-        elif parsed.scheme in ("tcp", "http"):
-            self._address = (parsed.hostname or "localhost", parsed.port or 2375)
-        else:
-            raise EngineRefused(
-                f"DOCKER_HOST={host} is not supported: use unix:///path or tcp://host:port"
-            )
+        try:
+            where = parse_host(host)
+        except UnsupportedHost as error:
+            raise EngineRefused(str(error)) from None
+        # Why an inspect found nothing, by reference, where the answer said more than the
+        # Engine's own "No such container" (the proxy's reason: it does not trust files...).
+        self.refusals: dict[str, str] = {}
+        self._socket_path: Optional[str] = where.socket_path
+        self._address: Optional[tuple[str, int]] = where.tcp
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], in_container: bool = False) -> Engine:
@@ -256,8 +257,11 @@ class Engine:
         """
         try:
             document = self.get(f"/containers/{quote(reference)}/json")
-        except NotFound:
+        except NotFound as error:
+            if not_found_says_more(error.message, reference):
+                self.refusals[reference] = error.message
             return None
+        self.refusals.pop(reference, None)
         return engines.docker_shaped(self.kind, document)
 
     def run_healthcheck(self, container_id: str) -> None:

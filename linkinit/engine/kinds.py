@@ -108,6 +108,26 @@ def mount_hint() -> str:
     return (PODMAN if running_under_podman() else DOCKER).mount_hint
 
 
+DOCKERENV = "/.dockerenv"  # Docker writes it into every container it runs
+
+
+def in_a_container(environ: Mapping[str, str]) -> bool:
+    """Whether linkinit runs in a container (Docker's, Podman's, a Kubernetes pod's)."""
+    return (os.path.exists(DOCKERENV) or running_under_podman()
+            or "KUBERNETES_SERVICE_HOST" in environ)
+
+
+def missing_socket_advice(environ: Mapping[str, str]) -> str:
+    """What to do about a socket that is not there: DOCKER_HOST named it, so fix that; in a
+    container, mount it; on the host, start the Engine (mount advice would mislead there)."""
+    if environ.get("DOCKER_HOST"):
+        return ("DOCKER_HOST names it: set DOCKER_HOST to the Engine's socket "
+                "(unix:///var/run/docker.sock) or unset it")
+    if in_a_container(environ):
+        return mount_hint()
+    return "is dockerd running on this host? (or set DOCKER_HOST to the Engine's socket)"
+
+
 def is_ambiguous(status: int, message: str) -> bool:
     """Whether an error answer says "that reference names several containers or services"."""
     lowered = message.lower()
@@ -259,7 +279,7 @@ class HealthchecksOnDemand:
 
     def checked(self, wait: str, document: Optional[dict]) -> Optional[dict]:
         """The child's document, inspected again after its check ran if one was due."""
-        if document is None or wait not in ("healthy", "listening"):
+        if document is None or wait in ("started", "none"):  # the rest wait for health
             return document
         cid = str(document.get("Id", ""))
         period = pending_check_period(document)

@@ -19,10 +19,11 @@ import argparse
 import json
 import os
 from dataclasses import asdict, dataclass
-from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from linkinit.engine.client import Engine
 from linkinit.errors import EX_UNAVAILABLE, EX_USAGE, DeclarationError, EngineError, UsageError
+from linkinit.model import childenv
 from linkinit.model import container as model
 from linkinit.model.container import AMBIGUOUS, MISSING
 from linkinit.model.declare import LinkSpec
@@ -48,6 +49,8 @@ JSON_KEYS = (
     "networks",
     "wait",
     "optional",
+    "env",
+    "secrets",
     "note",
 )
 
@@ -76,6 +79,8 @@ class Row:
     wait: Optional[str] = None
     optional: Optional[bool] = None
     note: Optional[str] = None
+    env: Union[str, Tuple[str, ...], None] = None
+    secrets: Optional[str] = None
 
 
 # -- pure: inspect documents -> rows ----------------------------------------------------------
@@ -91,18 +96,35 @@ def _link_row(row_name: str, spec: LinkSpec, parent: Mapping[str, Any],
               containers: Sequence[Mapping[str, Any]]) -> Row:
     parent_name = model.name_of(parent)
     extra: Dict[str, Any] = {"parent": parent_name, "alias": spec.alias, "child": spec.child,
-                             "wait": spec.wait, "optional": spec.optional}
+                             "wait": spec.wait, "optional": spec.optional,
+                             "secrets": spec.secrets or None}
     found = model.find_in(spec.child, parent, containers)
     child = found.container
     if child is None:
-        return Row(row_name, "link", "", "", "", found.state, note=found.why, **extra)
-    note = None
+        return Row(row_name, "link", "", "", "", found.state, note=found.why,
+                   env=received_env(spec, None)[0], **extra)
+    env, lacking = received_env(spec, child)
+    notes = []
     if model.shared_address(parent, child) is None:
-        note = f"{model.name_of(child)} shares no network with {parent_name}"
+        notes.append(f"{model.name_of(child)} shares no network with {parent_name}")
     elif not model.is_running(child):
-        note = f"{model.name_of(child)} is not running"
-    return _describe(row_name, "link", child, note=note,
+        notes.append(f"{model.name_of(child)} is not running")
+    if lacking:
+        notes.append(f"{model.name_of(child)}'s environment has no {', '.join(lacking)}")
+    return _describe(row_name, "link", child, note="; ".join(notes) or None, env=env,
                      networks=tuple(sorted(model.networks_of(child))), **extra)
+
+
+def received_env(spec: LinkSpec, child: Optional[Mapping[str, Any]]
+                 ) -> Tuple[Union[str, Tuple[str, ...]], List[str]]:
+    """Which of the child's keys the parent receives: ``all``, ``none`` or the keys named
+    that the child has (all named ones while the child is not found); and those it lacks."""
+    if spec.env is childenv.ALL or not spec.env:
+        return childenv.describe(spec.env), []
+    if child is None:
+        return tuple(spec.env), []
+    lacking = childenv.missing(model.environment_of(child), spec.env)
+    return tuple(key for key in spec.env if key not in lacking), lacking
 
 
 def link_rows(
@@ -153,14 +175,33 @@ def _table_state(row: Row) -> str:
     return state
 
 
+def _table_env(row: Row) -> str:
+    """``all``, ``none`` or ``KEY,KEY``, with `` (files)`` for secrets=files; empty for a
+    row that is no link."""
+    if row.env is None:
+        return ""
+    text = row.env if isinstance(row.env, str) else ",".join(row.env) or "none"
+    return text + (" (files)" if row.secrets else "")
+
+
+def _add_column(header: List[str], lines: List[List[str]], table_rows: Sequence[Row],
+                title: str, cell: Any, shown: bool) -> None:
+    if shown:
+        header.append(title)
+        for line, row in zip(lines, table_rows, strict=True):
+            line.append(cell(row))
+
+
 def render_table(table_rows: Sequence[Row]) -> str:
-    """Columns NAME, CONTAINER, IMAGE, STATE, and NOTE when some row has something wrong."""
+    """Columns NAME, CONTAINER, IMAGE, STATE; ENV when some link receives less than all of
+    its child's environment or receives it as files; NOTE when some row has something
+    wrong."""
     header = ["NAME", "CONTAINER", "IMAGE", "STATE"]
     lines = [[r.name, r.container or "-", r.image or "-", _table_state(r)] for r in table_rows]
-    if any(r.note for r in table_rows):
-        header.append("NOTE")
-        for line, row in zip(lines, table_rows, strict=True):
-            line.append(row.note or "")
+    _add_column(header, lines, table_rows, "ENV", _table_env,
+                any(r.env not in (None, "all") or r.secrets for r in table_rows))
+    _add_column(header, lines, table_rows, "NOTE", lambda row: row.note or "",
+                any(r.note for r in table_rows))
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
     out = []
     for line in [header, *lines]:
@@ -175,6 +216,8 @@ def render_json(table_rows: Sequence[Row]) -> str:
     for row in table_rows:
         data = asdict(row)
         data["networks"] = list(row.networks)
+        if isinstance(row.env, tuple):
+            data["env"] = list(row.env)
         objects.append({key: data[key] for key in JSON_KEYS})
     return json.dumps(objects, indent=2) + "\n"
 

@@ -24,11 +24,17 @@ from collections import namedtuple
 
 from linkinit.errors import DeclarationError, EngineError, LinkinitError
 from linkinit.init.hosts import write_hosts
-from linkinit.init.readiness import READY, Observation, link_address
+from linkinit.init.readiness import READY, Observation, answerer, check_answer, link_address
+from linkinit.init.secretfiles import (
+    SECRETS_DIR,
+    as_file_variables,
+    given_variables,
+    secret_values,
+    secrets_dir,
+)
 from linkinit.init.supervise import ENVIRON_FILE, LINKS_FILE, NOTIFY_SIGNAL, follow_dir
 from linkinit.model import container as model
 from linkinit.model import swarm
-from linkinit.model.envvars import link_variables
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,10 +50,19 @@ RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 # While a followed swarm service has no task running: no event will say when one starts
 # (swarm.py), so its tasks are asked for this often until it is back.
 SERVICE_POLL_SECONDS = 1.0
+# While a running child does not pass its protocol probe (or exec:), it is down for follow
+# mode (COMMAND keeps its last address), and is looked at this often: no event will say
+# when a server starts answering.
+PROBE_POLL_SECONDS = 0.2
+# Wait modes whose probe follow mode repeats: the protocol probes and exec: (the port probe
+# of ``listening`` is left to COMMAND's own reconnects, as before probes).
+UNPROBED = ("started", "healthy", "listening", "none")
 
 
-class Seen(namedtuple("Seen", "container_id variables")):
-    """One child as COMMAND knows it: the container's ID and its link variables (pairs)."""
+class Seen(namedtuple("Seen", "container_id variables ip", defaults=("",))):
+    """One child as COMMAND knows it: the container's ID, its link variables (pairs) and,
+    where they carry a name instead (``address=name``), its IP ("" otherwise), so that a
+    move still rewrites ``/etc/hosts`` and the templates."""
 
     __slots__ = ()
 
@@ -67,8 +82,11 @@ def current(engine: Engine, parent: Mapping[str, Any],
     return resolved_link(spec, parent, Observation(READY, "running", "", child, address)), child
 
 
-def seen_of(link: ResolvedLink, container_id: str) -> Seen:
-    return Seen(container_id, tuple(link_variables(link)))
+def seen_of(link: ResolvedLink, container_id: str, secrets: bool = False) -> Seen:
+    """``secrets``: the link hands its child's variables over as files; what COMMAND was
+    given is then compared by the values' fingerprints (``secretfiles``), never kept."""
+    return Seen(container_id, tuple(given_variables(link, secrets)),
+                link.ip if link.address else "")
 
 
 def compare(given: Mapping[str, Seen], now: Mapping[str, Optional[Seen]]) -> tuple[list, list]:
@@ -104,6 +122,8 @@ class Follower:
         changed: Callable[[list], None],
         links_path: str,
         hosts_path: str = "/etc/hosts",
+        outputs: Optional[Outputs] = None,
+        secrets_dir: str = SECRETS_DIR,
     ) -> None:
         self.engine = engine
         self.parent = parent
@@ -113,9 +133,14 @@ class Follower:
         self.changed = changed
         self.links_path = links_path
         self.hosts_path = hosts_path
+        self.secrets_dir = secrets_dir
         self.down: set[str] = set()
         self.services: set[str] = set()  # aliases whose child was last seen as a service
+        self.not_serving: dict[str, str] = {}  # alias -> what its running child answered
+        self.said_down: dict[str, Optional[str]] = {}  # what the down report last quoted
+        self.ask = answerer(parent)
         self.links: dict[str, ResolvedLink] = {}
+        self.outputs = outputs or Outputs()
 
     def look(self) -> dict[str, Optional[Seen]]:
         now: dict[str, Optional[Seen]] = {}
@@ -124,12 +149,29 @@ class Follower:
             if child is not None:
                 (self.services.add if swarm.is_service(child) else self.services.discard)(
                     spec.alias)
+            if link is not None and child is not None and not self._serves(spec, link, child):
+                link = None
             if link is None or child is None:
                 now[spec.alias] = None
                 continue
             self.links[spec.alias] = link
-            now[spec.alias] = seen_of(link, str(child.get("Id", "")))
+            now[spec.alias] = seen_of(link, str(child.get("Id", "")), bool(spec.secrets))
         return now
+
+    def _serves(self, spec: LinkSpec, link: ResolvedLink, child: dict) -> bool:
+        """Whether a running child passes the probe its wait mode names (always, for the
+        modes without one); what it answered is kept for the report."""
+        self.not_serving.pop(spec.alias, None)
+        if spec.wait in UNPROBED:
+            return True
+        seen = check_answer(Observation(READY, "running", "", child, link.ip), spec, self.ask)
+        if not seen.ready:
+            self.not_serving[spec.alias] = seen.state
+        return seen.ready
+
+    def probing(self) -> bool:
+        """A child runs but does not answer its probe yet: only looking again shows when."""
+        return bool(self.down & set(self.not_serving))
 
     def awaiting_tasks(self) -> bool:
         """A service child is down: only asking again will show its tasks coming back."""
@@ -146,49 +188,115 @@ class Follower:
             self.report(f"follow: {alias} ({self._spec(alias).child}) changed: now at "
                         f"{self.links[alias].ip}")
             self.given[alias] = now[alias]  # type: ignore[assignment]
-        self._apply()
-        self.changed(changed)
+        if self._apply(changed) is not False:
+            self.changed(changed)
         return changed
+
+    def _write_secrets(self, changed: Sequence[str], variables: Mapping[str, str]) -> None:
+        """Each changed ``secrets=files`` link's files, replaced atomically; files of
+        variables no link has any more removed."""
+        secret = [alias for alias in changed if self._spec(alias).secrets]
+        if not secret:
+            return
+        from linkinit.init.secretfiles import MARK, write_files
+
+        values: dict[str, str] = {}
+        for alias in secret:
+            values.update(secret_values(self.links[alias]))
+        write_files(self.secrets_dir, values,
+                    [name for name, value in variables.items() if value.startswith(MARK)])
 
     def _spec(self, alias: str) -> LinkSpec:
         return next(spec for spec in self.specs if spec.alias == alias)
 
     def _report_down(self, down: list) -> None:
         for alias in sorted(set(down) - self.down):
-            self.report(f"follow: {alias} ({self._spec(alias).child}) is down; COMMAND keeps "
-                        "its last address until it comes back")
+            said = f" ({self.not_serving[alias]})" if alias in self.not_serving else ""
+            self.report(f"follow: {alias} ({self._spec(alias).child}) is down{said}; COMMAND "
+                        "keeps its last address until it comes back")
+        for alias in sorted(set(down) & self.down):
+            answer = self.not_serving.get(alias)
+            if answer and answer != self.said_down.get(alias):
+                self.report(f"follow: {alias} ({self._spec(alias).child}) runs but does not "
+                            f"answer yet ({answer})")
         for alias in sorted(self.down - set(down)):
             self.report(f"follow: {alias} ({self._spec(alias).child}) is up again")
         self.down = set(down)
+        self.said_down = {alias: self.not_serving.get(alias) for alias in down}
 
-    def _apply(self) -> None:
-        """The hosts file and the links file, from every link as COMMAND should now see it."""
-        variables: dict[str, str] = {}
+    def _apply(self, changed: Sequence[str]) -> Optional[bool]:
+        """The secrets' files of the changed links, then the hosts file, the links file (with
+        the derived variables) and the templates, from every link as COMMAND should now see
+        it. False: skip the policy (a template's check failed, or templates are declared and
+        none changed)."""
+        given: dict[str, str] = {}
         for seen in self.given.values():
-            variables.update(seen.variables)
+            given.update(seen.variables)
+        self._write_secrets(changed, given)
+        variables = dict(as_file_variables(list(given.items()), self.secrets_dir))
+        variables.update(self.outputs.derive(variables, self.report))
         write_links(self.links_path, variables)
         current_links = [self.links[a] for a in self.given if a in self.links]
         write_hosts(current_links, self.hosts_path)
+        return self.outputs.render(variables, current_links, self.report)
+
+
+class Outputs:
+    """What follow mode computes from the links beyond their variables: the derived
+    variables (``derived.py``) and the templates (``templates.py``), with the container's
+    own variables (``own``) that both read."""
+
+    def __init__(self, derived: Sequence[Any] = (), templates: Sequence[Any] = (),
+                 own: Optional[Mapping[str, str]] = None,
+                 last: Optional[Mapping[str, str]] = None) -> None:
+        self.derived = list(derived)
+        self.templates = list(templates)
+        self.own = dict(own or {})
+        self.last = dict(last or {})  # the derived values COMMAND was last given
+
+    def derive(self, link_env: Mapping[str, str], report: Callable[[str], None]) -> dict:
+        """The derived variables again; a value that no longer expands (a child lost the
+        variable it names) keeps its last value, reported."""
+        if not self.derived:
+            return {}
+        from linkinit.model.derived import derive
+
+        values = dict(self.last)
+        for spec in self.derived:
+            try:
+                values.update(derive([spec], link_env, self.own))
+            except LinkinitError as error:
+                report(f"follow: {error}; {spec.name} keeps its last value")
+        self.last = values
+        return values
+
+    def render(self, variables: Mapping[str, str], links: Sequence[ResolvedLink],
+               report: Callable[[str], None]) -> Optional[bool]:
+        """Render the templates again (None when none are declared); see
+        ``templates.rewrite``."""
+        if not self.templates:
+            return None
+        from linkinit.init.templates import rewrite
+
+        return rewrite(self.templates, {**variables, **self.own}, links, report) is True
 
 
 def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],
             environ: Mapping[str, str], resolved: Sequence[ResolvedLink],
-            quiet: bool) -> dict:
-    """In the resolver, in follow mode: leave the watcher what it needs. Returns the policy
-    and the state directory for PID 1."""
+            quiet: bool, derived: Optional[Mapping[str, str]] = None) -> dict:
+    """In the resolver, in follow mode: leave the watcher what it needs (``derived``: the
+    derived variables' values COMMAND gets). Returns the policy and the state directory for
+    PID 1."""
     state = follow_dir(environ)
     policy = declared.on_change
-    given = {link.alias: [link.child_id, list(link_variables(link))] for link in resolved}
-    config = {"host": engine.host, "parent": dict(parent), "quiet": quiet,
-              "specs": [list(spec) for spec in declared.links], "given": given,
-              "notify": 0 if policy == "hosts" else NOTIFY_SIGNAL,
-              "watch": sorted({ref for link in resolved for ref in (link.child_id,
-                                                                     link.child_name)}
-                              | {spec.child for spec in declared.links})}
+    derived = dict(derived or {})
+    config = _config(declared, engine, parent, resolved, quiet, derived)
+    config["secrets_dir"] = secrets_dir(environ)
     try:
         os.makedirs(state, mode=0o700, exist_ok=True)
-        write_links(os.path.join(state, LINKS_FILE),
-                    {k: v for link in resolved for k, v in link_variables(link)})
+        write_links(os.path.join(state, LINKS_FILE), {**dict(as_file_variables(
+            [pair for _, variables, *_ in config["given"].values() for pair in variables],
+            config["secrets_dir"])), **derived})
         write_links(os.path.join(state, ENVIRON_FILE), environ)
         with open(os.path.join(state, CONFIG_FILE), "w") as file:
             json.dump(config, file)
@@ -198,6 +306,23 @@ def prepare(declared: Any, engine: Engine, parent: Mapping[str, Any],
             f"mount a tmpfs there (docker run --tmpfs {state}) or set LINKINIT_FOLLOW_DIR"
         ) from None
     return {"policy": policy, "dir": state}
+
+
+def _config(declared: Any, engine: Engine, parent: Mapping[str, Any],
+            resolved: Sequence[ResolvedLink], quiet: bool, derived: Mapping[str, str]) -> dict:
+    """``follow.json``: what the watcher starts from."""
+    secret = {spec.alias for spec in declared.links if spec.secrets}
+    given = {link.alias: list(seen_of(link, link.child_id, link.alias in secret))
+             for link in resolved}
+    return {"host": engine.host, "parent": dict(parent), "quiet": quiet,
+            "specs": [list(spec) for spec in declared.links], "given": given,
+            "derived": [list(spec) for spec in declared.env],
+            "templates": [list(spec) for spec in declared.templates],
+            "derived_values": dict(derived),
+            "notify": 0 if declared.on_change == "hosts" else NOTIFY_SIGNAL,
+            "watch": sorted({ref for link in resolved for ref in (link.child_id,
+                                                                   link.child_name)}
+                            | {spec.child for spec in declared.links})}
 
 
 def follow(follower: Follower, wake: Any, resync: float = RESYNC_SECONDS,
@@ -211,6 +336,7 @@ def follow(follower: Follower, wake: Any, resync: float = RESYNC_SECONDS,
             follower.sync()
             failures = 0
             pause = min(resync, SERVICE_POLL_SECONDS) if follower.awaiting_tasks() else resync
+            pause = min(pause, PROBE_POLL_SECONDS) if follower.probing() else pause
         except EngineError as error:
             if failures == 0:
                 follower.report(f"follow: the Engine did not answer ({error}); retrying")
@@ -246,10 +372,11 @@ def main() -> int:
             os.kill(parent_pid, int(config["notify"]))
 
     specs = [LinkSpec(*fields) for fields in config["specs"]]
-    given = {alias: Seen(cid, tuple(map(tuple, variables)))
-             for alias, (cid, variables) in config["given"].items()}
+    given = {alias: Seen(cid, tuple(map(tuple, variables)), *rest)
+             for alias, (cid, variables, *rest) in config["given"].items()}
     follower = Follower(engine, config["parent"], specs, given, report, changed,
-                        os.path.join(state, LINKS_FILE), config.get("hosts", "/etc/hosts"))
+                        os.path.join(state, LINKS_FILE), config.get("hosts", "/etc/hosts"),
+                        _outputs(config, state), config.get("secrets_dir", SECRETS_DIR))
     try:
         wake = EventWatcher(engine, time.time(), config.get("watch", ()))
         follow(follower, wake, config.get("resync", RESYNC_SECONDS))
@@ -257,6 +384,19 @@ def main() -> int:
         report(f"follow: {error}")
         return error.exit_status
     return 0
+
+
+def _outputs(config: Mapping[str, Any], state: str) -> Outputs:
+    """The derived variables and templates the resolver handed over, and the container's
+    own variables they read (``ENVIRON_FILE``)."""
+    from linkinit.init.supervise import read_environ
+    from linkinit.model.derived import DerivedSpec
+    from linkinit.model.templates import TemplateSpec
+
+    derived = [DerivedSpec(*fields) for fields in config.get("derived", ())]
+    templates = [TemplateSpec(*fields) for fields in config.get("templates", ())]
+    own = read_environ(os.path.join(state, ENVIRON_FILE)) if derived or templates else {}
+    return Outputs(derived, templates, own, config.get("derived_values"))
 
 
 if __name__ == "__main__":

@@ -27,9 +27,14 @@ def host_line(endpoint: ResolvedLink) -> str:
 
 
 def updated_hosts(text: str, endpoints: Iterable[ResolvedLink]) -> str:
-    """The file with one line per link, older lines for the same aliases dropped. Pure."""
-    lines = [host_line(e) for e in endpoints if e.ip]
+    """The file with one line per link, older lines for the same aliases dropped. Pure.
+
+    A link whose alias the network's DNS answers (``address=name`` on a user-defined
+    network) gets no line: the DNS follows the child through restarts, a line would not."""
+    endpoints = list(endpoints)
+    lines = [host_line(e) for e in endpoints if e.ip and not e.by_dns]
     aliases = {line.split("\t", 1)[1].split()[0] for line in lines}
+    aliases.update(e.alias for e in endpoints if e.by_dns)
     kept = [
         line for line in text.splitlines()
         if line.lstrip().startswith("#")

@@ -49,6 +49,8 @@ class Options:
         self.pdeathsig: Optional[str] = None
         self.on_change: Optional[str] = None  # follow mode's policy, checked by declare
         self.splay: Optional[float] = None
+        self.env: list[str] = []  # --env NAME=VALUE: derived variables (no LINKINIT_ variable)
+        self.template: list[str] = []  # --template SRC:DEST (no LINKINIT_ variable)
         self.command = list(command)
 
 
@@ -136,13 +138,13 @@ def parse_seconds(text: str, origin: str) -> float:
     except ValueError:
         seconds = -1.0
     if not 0 <= seconds < float("inf"):
-        raise UsageError(f"{origin}: expected a number of seconds >= 0, e.g. 30 or 2.5")
+        raise UsageError(f"{origin}: expected a finite number of seconds >= 0, e.g. 30 or 2.5")
     return seconds
 
 
 def check_seconds(seconds: float, flag: str) -> float:
     if not 0 <= seconds < float("inf"):
-        raise UsageError(f"{flag} must be >= 0, not {seconds}")
+        raise UsageError(f"{flag} must be a finite number of seconds >= 0, not {seconds}")
     return seconds
 
 

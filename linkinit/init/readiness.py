@@ -8,6 +8,7 @@ parsed), the ``state`` word shown in progress lines, and the detail a timeout re
 from __future__ import annotations
 
 import _socket  # not socket.py: ~5 ms of imports on every start (engine.py)
+import os
 from collections import namedtuple
 
 from linkinit.errors import ResolveError
@@ -18,9 +19,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
     from typing import Any, Callable, Mapping, Optional
 
+    from linkinit.init.probes import Answer
     from linkinit.model.declare import LinkSpec
 
     Probe = Callable[[str, int], bool]
+    AskChild = Callable[[LinkSpec, "Observation"], Answer]
 
 # Phases, from "nothing there" to "ready". The waiter acts on these, never on ``state``.
 MISSING = "missing"  # no container answers to the reference
@@ -28,7 +31,9 @@ DOWN = "down"  # the container exists but does not run (created, exited, paused.
 NO_ADDRESS = "no-address"  # running, but without an IP on a shared network yet
 UNHEALTHY = "unhealthy"  # its healthcheck does not say healthy (yet)
 PORT_CLOSED = "port-closed"  # healthy enough, but the port refuses connections
+NOT_SERVING = "not-serving"  # healthy enough, but its protocol probe (or exec:) says not yet
 READY = "ready"
+PROBING = (PORT_CLOSED, NOT_SERVING)  # only another probe can change these: no inspect
 
 
 class Observation(
@@ -80,6 +85,7 @@ def observe(
     parent: Mapping[str, Any],
     container: Optional[Mapping[str, Any]],
     probe: Probe = port_open,
+    ask: Optional[AskChild] = None,
 ) -> Observation:
     """Judge one child against its wait mode, one condition after the other."""
     if container is None:
@@ -99,15 +105,33 @@ def observe(
     if health and health != "healthy":
         return _unhealthy(container, health, address)
     ready = Observation(READY, "healthy" if health else "running", "running", container, address)
-    if spec.wait != "listening":
+    if spec.wait == "healthy":
         return ready
-    return check_port(ready, probe)
+    return check_port(ready, probe, spec, ask)
 
 
-def check_port(seen: Observation, probe: Probe = port_open) -> Observation:
-    """For ``wait=listening``: an observation that got as far as healthy, with its port
-    probed. The waiter calls it alone to probe again without inspecting again."""
-    port = model.first_tcp_port(seen.container or {})
+def probe_port(spec: Optional[LinkSpec], container: Mapping[str, Any]) -> Optional[int]:
+    """The port a probe asks: ``link.<alias>.port``, else the lowest exposed TCP port (the
+    one ``<ALIAS>_PORT`` names), else a protocol probe's well-known port (None: listening
+    has nothing to probe)."""
+    if spec is not None and spec.port:
+        return int(spec.port)
+    port = model.first_tcp_port(container)
+    if port is None and spec is not None and spec.wait not in ("listening", "healthy"):
+        from linkinit.init.probes import DEFAULT_PORTS, kind_of
+
+        return DEFAULT_PORTS.get(kind_of(spec.wait))
+    return port
+
+
+def check_port(seen: Observation, probe: Probe = port_open, spec: Optional[LinkSpec] = None,
+               ask: Optional[AskChild] = None) -> Observation:
+    """An observation that got as far as healthy, with its port probed (``listening``) or
+    the child asked (a protocol probe, ``exec:``). The waiter calls it alone to probe again
+    without inspecting again."""
+    if spec is not None and spec.wait != "listening":
+        return check_answer(seen, spec, ask or answerer({}))
+    port = probe_port(spec, seen.container or {})
     if port is None:
         return seen._replace(phase=READY)
     if not probe(seen.address, port):
@@ -115,6 +139,42 @@ def check_port(seen: Observation, probe: Probe = port_open) -> Observation:
                            f"{seen.address}:{port} refused connections",
                            seen.container, seen.address)
     return Observation(READY, "listening", f"listening on {port}", seen.container, seen.address)
+
+
+def check_answer(seen: Observation, spec: LinkSpec, ask: AskChild) -> Observation:
+    """One try of the probe ``spec.wait`` names; its answer is the state in progress lines
+    (``postgres: the database system is starting up (57P03)``)."""
+    name = spec.wait.partition(":")[0]
+    answer = ask(spec, seen)
+    state = f"{name}: {answer.said}"
+    where = f"{seen.address}:{probe_port(spec, seen.container or {})}"
+    if name == "exec":
+        where = f"{spec.wait[5:]!r}"
+    detail = f"{where} answered: {answer.said}" + (f": {answer.output}" if answer.output else "")
+    return Observation(READY if answer.ready else NOT_SERVING,
+                       f"{name}: ready" if answer.ready else state, detail,
+                       seen.container, seen.address)
+
+
+def answerer(parent: Mapping[str, Any], environ: Optional[Mapping[str, str]] = None) -> AskChild:
+    """The real ``ask``: a protocol probe over TCP, or ``exec:`` run with the link's variables
+    under ``environ`` (the parent's own, which win, as for COMMAND). The probes' modules are
+    imported here, on the first try: a start without probes never loads them."""
+
+    def ask(spec: LinkSpec, seen: Observation) -> Answer:
+        if spec.wait.startswith("exec:"):
+            from linkinit.init import command_probe
+            from linkinit.init.resolve import resolved_link
+            from linkinit.model.envvars import build_environment, link_variables
+
+            links = dict(link_variables(resolved_link(spec, parent, seen)))
+            env = build_environment(os.environ if environ is None else environ, links)
+            return command_probe.run(spec.wait[5:], env)
+        from linkinit.init import probes
+
+        return probes.ask(spec.wait, seen.address, probe_port(spec, seen.container or {}) or 0)
+
+    return ask
 
 
 def _not_running(container: Mapping[str, Any], status: str) -> Observation:

@@ -19,9 +19,10 @@ from linkinit.errors import (
     NotSwarmManager,
     ResolveError,
 )
+from linkinit.init.readiness import answerer
 from linkinit.init.waiter import EventWatcher, Waiter
+from linkinit.model import childenv, swarm
 from linkinit.model import container as model
-from linkinit.model import swarm
 from linkinit.model.envvars import ResolvedLink
 
 TYPE_CHECKING = False
@@ -143,15 +144,17 @@ def find_child(engine: Engine, spec: LinkSpec, parent: Mapping[str, Any]) -> Opt
     if found.state == model.NO_MANAGER:
         raise NotSwarmManager(f"link {spec.alias}: {spec.child!r} is not a container on this "
                               f"node; {found.why}", 503, swarm.WORKER)
+    if found.container and parent.get("Id") and found.container.get("Id") == parent["Id"]:
+        raise ResolveError(f"{spec.origin}: child {spec.child!r} is this container itself; "
+                           "a container cannot link to itself: name another container")
     return found.container
 
 
-def connect(engine: Engine, deadline: float) -> None:
+def connect(engine: Engine, deadline: float, environ: Mapping[str, str]) -> None:
     """Reach the Engine, retrying with backoff until the deadline (exit 69 after that)."""
     if engine.socket_missing():
-        raise EngineUnreachable(
-            f"no Docker Engine socket at {engine.socket_path}: {engines.mount_hint()}"
-        )
+        raise EngineUnreachable(f"no Docker Engine socket at {engine.socket_path}: "
+                                f"{engines.missing_socket_advice(environ)}")
     try:
         engine.ping()
         return
@@ -184,10 +187,12 @@ def resolved_link(spec: LinkSpec, parent: Mapping[str, Any], seen: Observation) 
         parent_name=model.name_of(parent),
         ip=seen.address,
         ports=tuple(model.exposed_ports(child)),
-        env=model.environment_of(child),
+        env=childenv.select(model.environment_of(child), spec.env),
         child_name=model.name_of(child),
         child_hostname=model.hostname_of(child),
         child_id=str(child.get("Id", "")),
+        address=spec.alias if spec.address == "name" else "",
+        by_dns=spec.address == "name" and spec.alias in model.dns_names(parent, child),
     )
 
 
@@ -197,13 +202,30 @@ def resolve_links(
     specs: Sequence[LinkSpec],
     timeout: float,
     report: Report,
+    environ: Optional[Mapping[str, str]] = None,
 ) -> list[ResolvedLink]:
-    """Wait for every child (no Engine request outlives the timeout), then describe each."""
+    """Wait for every child (no Engine request outlives the timeout), then describe each.
+    ``environ`` is the parent's own environment, under which ``exec:`` probes run."""
     # The last look comes at the deadline itself: it gets a moment to be answered.
     engine.deadline = time.monotonic() + timeout + LAST_LOOK_GRACE
     find, wake_source = _lookups(engine, parent)
-    waiter = Waiter(specs, parent, find, timeout, report, wake_source=wake_source)
-    return [resolved_link(spec, parent, seen) for spec, seen in waiter.run()]
+    waiter = Waiter(specs, parent, find, timeout, report, wake_source=wake_source,
+                    absent_reason=lambda spec: engine.refusals.get(spec.child, ""),
+                    ask=answerer(parent, environ))
+    ready = waiter.run()
+    for spec, seen in ready:
+        _report_missing_keys(spec, seen, report)
+    return [resolved_link(spec, parent, seen) for spec, seen in ready]
+
+
+def _report_missing_keys(spec: LinkSpec, seen: Observation, report: Report) -> None:
+    """A named key the child lacks is not an error (the variable is simply not set), but
+    the user should know why their application will not find it."""
+    lacking = childenv.missing(model.environment_of(seen.container or {}), spec.env)
+    if lacking:
+        names = ", ".join(f"{spec.prefix}_ENV_{key}" for key in lacking)
+        report(f"{spec.alias} ({spec.child}): the child's environment has no "
+               f"{', '.join(lacking)} (named by env=): {names} not set")
 
 
 def _lookups(

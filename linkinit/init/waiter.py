@@ -14,7 +14,15 @@ import time
 
 from linkinit.engine.kinds import DOCKER
 from linkinit.errors import EngineError, EngineUnreachable, NotReady
-from linkinit.init.readiness import PORT_CLOSED, check_port, observe, port_open
+from linkinit.init.readiness import (
+    MISSING,
+    PROBING,
+    Observation,
+    answerer,
+    check_port,
+    observe,
+    port_open,
+)
 from linkinit.model import swarm
 
 TYPE_CHECKING = False
@@ -22,7 +30,7 @@ if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.
     from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
     from linkinit.engine.client import Engine
-    from linkinit.init.readiness import Observation, Probe
+    from linkinit.init.readiness import AskChild, Probe
     from linkinit.model.declare import LinkSpec
 
     Report = Callable[[str], None]
@@ -33,6 +41,7 @@ ENGINE_RETRY_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
 # Pauses while a running child's port is closed: a refused connect costs next to nothing
 # (~0.1 ms, no Engine request: the child's document is reused until an event says it
 # changed), so probe every 20 ms and notice the port ~10 ms after it opens, on average.
+# A protocol probe or an ``exec:`` command that says "not yet" is tried again the same way.
 PORT_PROBE_DELAYS = (0.01, 0.02)
 # Pauses while a swarm service has no task ready: the Engine sends no task events
 # (swarm.py), so its tasks are asked for again, one request per look.
@@ -53,7 +62,9 @@ class Waiter:
     ``EngineError``; retryable ones are tried again until the deadline, others end the wait.
     ``wake_source(since, matters)`` is called once, when the first pause is needed, and
     returns an object whose ``wait(seconds) -> bool`` sleeps until an event for which
-    ``matters(event)`` is true (True) or the time is up (False).
+    ``matters(event)`` is true (True) or the time is up (False). ``absent_reason(spec)`` says
+    why an absent child was not shown, where the Engine said more than "not found" (the
+    proxy's refusal): the waiting and timeout lines then carry it.
     """
 
     def __init__(
@@ -66,16 +77,20 @@ class Waiter:
         wake_source: Callable[..., Any],
         probe: Probe = port_open,
         clock: Any = SystemClock,
+        absent_reason: Optional[Callable[[LinkSpec], str]] = None,
+        ask: Optional[AskChild] = None,
     ) -> None:
         self.specs = list(specs)
         self.parent = parent
         self.find = find
         self.report = report
         self.probe = probe
+        self.ask = ask or answerer(parent)  # protocol probes and exec: (readiness.py)
         self.clock = clock
         self.started_at = clock.time()
         self.deadline = clock.monotonic() + timeout
         self._wake_source = wake_source
+        self._absent_reason = absent_reason
         self.wake: Any = None  # made at the first pause: most starts find every child ready
         self.seen: dict[str, Observation] = {}
         self.looked_once = False  # after the first look, absent optional children are dropped
@@ -116,9 +131,14 @@ class Waiter:
 
     def _look_at(self, spec: LinkSpec) -> Observation:
         before = self.seen.get(spec.alias)
-        if not self.stale and before is not None and before.phase == PORT_CLOSED:
-            return check_port(before, self.probe)  # nothing happened: only the port can change
-        return observe(spec, self.parent, self.find(spec), self.probe)
+        if not self.stale and before is not None and before.phase in PROBING:
+            # nothing happened: only the port, or the child's answer, can change
+            return check_port(before, self.probe, spec, self.ask)
+        now = observe(spec, self.parent, self.find(spec), self.probe, self.ask)
+        reason = self._absent_reason(spec) if self._absent_reason and now.phase == MISSING else ""
+        if reason:
+            return Observation(MISSING, f"missing: {reason}", "")  # the state says it all
+        return now
 
     def _record(self, spec: LinkSpec, now: Observation) -> None:
         before = self.seen.get(spec.alias)
@@ -164,7 +184,7 @@ class Waiter:
             self.engine_retries += 1
             return min(pause, _step(ENGINE_RETRY_DELAYS, self.engine_retries - 1))
         unready = [self.seen[s.alias] for s in self.unready()]
-        if any(seen.phase == PORT_CLOSED for seen in unready):
+        if any(seen.phase in PROBING for seen in unready):
             self.port_probes += 1
             return min(pause, _step(PORT_PROBE_DELAYS, self.port_probes - 1))
         if any(seen.container and swarm.is_service(seen.container) for seen in unready):
@@ -208,8 +228,9 @@ def not_ready_message(
 ) -> str:
     """One line per child: alias, child, time waited, wait mode, state and last detail."""
     return "\n".join(
-        f"{s.alias} ({s.child}) not ready after {waited:.0f}s "
-        f"(wait={s.wait}): {seen[s.alias].state}; last seen: {seen[s.alias].detail}"
+        f"{s.alias} ({s.child}) not ready after {waited:.0f}s (wait={s.wait}): "
+        f"{seen[s.alias].state}"
+        + (f"; last seen: {seen[s.alias].detail}" if seen[s.alias].detail else "")
         for s in unready
     )
 

@@ -15,6 +15,7 @@ from collections import namedtuple
 from linkinit.errors import DeclarationError
 from linkinit.model import swarm
 from linkinit.model.declare import LinkSpec, link_label_groups, parse_labels
+from linkinit.model.docker_links import read_engine_links
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms of every container start (bench/README.md)
@@ -189,6 +190,17 @@ def shared_address(parent: Mapping[str, Any], child: Mapping[str, Any]) -> Optio
     return ""
 
 
+def dns_names(parent: Mapping[str, Any], child: Mapping[str, Any]) -> set[str]:
+    """The names the Engine's DNS answers with this child for the parent: its name and its
+    network aliases, on the user-defined networks they share (the default bridge has no DNS)."""
+    names: set[str] = set()
+    for network in shared_networks(parent, child):
+        if carries_aliases(network):
+            settings = networks_of(child).get(network) or {}
+            names.update([name_of(child), *(settings.get("Aliases") or [])])
+    return names
+
+
 def no_shared_network_message(alias: str, parent: Mapping[str, Any],
                               child: Mapping[str, Any]) -> str:
     """Why a child cannot be linked: both network lists, and the command that fixes it."""
@@ -321,13 +333,19 @@ def find_in(reference: str, parent: Mapping[str, Any],
 def declared_links(
     container: Mapping[str, Any],
 ) -> list[tuple[str, Union[LinkSpec, DeclarationError]]]:
-    """``(alias, spec)`` for each link the container's ``link.*`` labels declare, read one
-    alias at a time so that a tool reading other containers' labels (``ls``, ``guard``, the
-    proxy) lets a bad label spoil only its own link: the spec is then the error it made."""
+    """``(alias, spec)`` for each link the container's ``link.*`` labels declare, and each
+    link the Engine knows for it that no label replaces (``docker_links``), read one alias at
+    a time so that a tool reading other containers (``ls``, ``guard``, the proxy) lets a bad
+    label spoil only its own link: the spec is then the error it made."""
+    engine = dict(read_engine_links(container))
+    groups = link_label_groups(labels_of(container))
     found: list[tuple[str, Union[LinkSpec, DeclarationError]]] = []
-    for alias, group in sorted(link_label_groups(labels_of(container)).items()):
+    for alias, group in sorted(groups.items()):
+        known = engine.get(alias)
         try:
-            found.extend((alias, spec) for spec in parse_labels(group).links)
+            adopted = [known] if isinstance(known, LinkSpec) else []
+            found.extend((alias, spec) for spec in parse_labels(group, adopted).links)
         except DeclarationError as error:
             found.append((alias, error))
-    return found
+    found += [(alias, spec) for alias, spec in engine.items() if alias not in groups]
+    return sorted(found, key=lambda pair: pair[0])

@@ -23,8 +23,8 @@ _SKIPPED_CHILD_VARIABLES = ("HOME", "PATH")
 class ResolvedLink(
     namedtuple(
         "ResolvedLink",
-        "alias parent_name ip ports env child_name child_hostname child_id",
-        defaults=((), (), "", "", ""),
+        "alias parent_name ip ports env child_name child_hostname child_id address by_dns",
+        defaults=((), (), "", "", "", "", False),
     )
 ):
     """What the parent learns about one linked child (``linkinit.Endpoint`` is the client
@@ -32,7 +32,10 @@ class ResolvedLink(
 
     alias; parent_name (the parent container's name, without the leading slash); ip; ports
     (Port sequence); env (the child's ``KEY=value`` entries); child_name; child_hostname;
-    child_id (the container's full ID, which follow mode compares).
+    child_id (the container's full ID, which follow mode compares); address (what the
+    variables carry in place of the IP, ``link.<alias>.address=name``: the alias; "" for the
+    IP); by_dns (the shared network's DNS answers for that name with this child, so no
+    ``/etc/hosts`` line should pin it to an address that a restart changes).
     """
 
     __slots__ = ()
@@ -56,7 +59,7 @@ def port_runs(ports: Sequence[Port]) -> list[list[Port]]:
 
 def link_variables(endpoint: ResolvedLink) -> list[tuple[str, str]]:
     """The variables of one link, in the order Docker wrote them."""
-    prefix, ip = endpoint.prefix, endpoint.ip
+    prefix, ip = endpoint.prefix, exported_address(endpoint)
     ports = sorted(set(endpoint.ports), key=Port.sort_key)
     variables: list[tuple[str, str]] = []
     if ports:
@@ -80,11 +83,25 @@ def link_variables(endpoint: ResolvedLink) -> list[tuple[str, str]]:
                 (f"{key}_PORT_END", str(last.number)),
             ]
     variables.append((f"{prefix}_NAME", f"/{endpoint.parent_name}/{endpoint.alias}"))
+    variables += [(f"{prefix}_ENV_{name}", value) for name, value in child_variables(endpoint)]
+    return variables
+
+
+def exported_address(endpoint: ResolvedLink) -> str:
+    """What ``_ADDR`` and the ``tcp://`` values carry: the IP, moby-exact, unless the link
+    asked for its name (``address=name``)."""
+    return endpoint.address or endpoint.ip
+
+
+def child_variables(endpoint: ResolvedLink) -> list[tuple[str, str]]:
+    """The child's variables a link passes on (``<ALIAS>_ENV_<key>``): HOME and PATH left out,
+    an entry without ``=`` skipped."""
+    pairs = []
     for entry in endpoint.env:
         name, has_value, value = entry.partition("=")
         if has_value and name not in _SKIPPED_CHILD_VARIABLES:
-            variables.append((f"{prefix}_ENV_{name}", value))
-    return variables
+            pairs.append((name, value))
+    return pairs
 
 
 def link_environment(endpoints: Iterable[ResolvedLink]) -> dict[str, str]:

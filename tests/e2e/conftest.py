@@ -48,7 +48,7 @@ ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 COPY wheels/ /tmp/wheels/
 RUN PIP_BREAK_SYSTEM_PACKAGES=1 pip install --no-cache-dir --no-index \
-        --find-links /tmp/wheels linkinit && rm -rf /tmp/wheels
+        --find-links /tmp/wheels 'linkinit[templates]' && rm -rf /tmp/wheels
 COPY programs/ /opt/linkinit-tests/
 """
 
@@ -71,13 +71,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def build_wheels(target: Path) -> Path:
-    """linkinit and its dependencies as wheels: containers cannot reach a package index."""
+    """linkinit and its dependencies (the templates' Jinja2 too) as wheels: containers
+    cannot reach a package index."""
     target.mkdir(parents=True, exist_ok=True)
     for old in target.glob("linkinit-*.whl"):
         old.unlink()
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
-         "-w", str(target), str(ROOT)],
+         "-w", str(target), f"{ROOT}[templates]"],
         check=True, timeout=600,
     )
     return target
@@ -201,9 +202,11 @@ def _remove_leftovers(client: docker.DockerClient) -> None:
 _WHEELS_BUILT: list[bool] = []
 
 
-def _build_test_image(client: docker.DockerClient, tmp_path_factory: Any) -> str:
+def _build_test_image(client: docker.DockerClient, tmp_path_factory: Any,
+                      base: str = BASE_IMAGE, tag: str = TEST_IMAGE) -> str:
+    """linkinit from wheels on ``base`` (the local base image unless told), tagged ``tag``."""
     try:
-        client.images.get(BASE_IMAGE)
+        client.images.get(base)
     except docker.errors.ImageNotFound:
         pytest.fail(f"no base image {BASE_IMAGE}: run scripts/build-base and "
                     "scripts/ensure-podman (scripts/test does)")
@@ -214,10 +217,8 @@ def _build_test_image(client: docker.DockerClient, tmp_path_factory: Any) -> str
     shutil.copytree(ROOT / "build" / "wheels", context / "wheels")
     shutil.copytree(ROOT / "tests" / "programs", context / "programs")
     (context / "Dockerfile").write_text(_TEST_DOCKERFILE)
-    client.images.build(
-        path=str(context), tag=TEST_IMAGE, buildargs={"BASE_IMAGE": BASE_IMAGE}, rm=True
-    )
-    return TEST_IMAGE
+    client.images.build(path=str(context), tag=tag, buildargs={"BASE_IMAGE": base}, rm=True)
+    return tag
 
 
 @pytest.fixture

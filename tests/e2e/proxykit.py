@@ -137,12 +137,14 @@ def proxies() -> Iterator[Any]:
 class Forwarder:
     """A Unix socket forwarding to the real Engine; ``stop`` breaks every open connection and
     leaves nothing listening, as an Engine restart does; ``start`` brings it back. Counts the
-    event streams opened through it."""
+    connections it accepted and the event streams opened through it. An ``upstream`` that does
+    not answer makes it an Engine that hangs up on every request."""
 
     def __init__(self, path: str, upstream: str = ENGINE) -> None:
         self.path = path
         self.upstream = upstream
         self.event_streams = 0
+        self.accepted = 0
         self._server: Optional[socket.socket] = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -176,6 +178,7 @@ class Forwarder:
                 client, _ = server.accept()
             except OSError:
                 return
+            self.accepted += 1
             engine = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 engine.connect(self.upstream)

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from importlib.metadata import requires
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -75,19 +76,55 @@ def test_containerfile_example_runs_the_demo_in_an_image_without_python(docker_c
     assert lines[1:] == ["webapp: GET greeting -> hello from webapp"]
 
 
+def candidate_pool(target: Path, requirements: list[str], limit: int = 60) -> None:
+    """Every distribution any Python might need for ``requirements``, downloaded into
+    ``target``: each one's own requirements are followed whatever their markers say (the
+    host's Python cannot judge markers for the image's), extras aside. The image's pip then
+    resolves from this folder alone, choosing as its own Python needs."""
+    from zipfile import ZipFile
+
+    from packaging.requirements import Requirement
+
+    wanted, seen = list(requirements), set()
+    while wanted:
+        requirement = Requirement(wanted.pop())
+        if requirement.name.lower() in seen:
+            continue
+        seen.add(requirement.name.lower())
+        assert len(seen) <= limit, f"more than {limit} distributions: {sorted(seen)}"
+        before = set(target.glob("*.whl"))
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                        "--only-binary=:all:", "-d", str(target),
+                        str(requirement).split(";")[0]],
+                       check=True, timeout=300, capture_output=True)
+        for wheel in set(target.glob("*.whl")) - before:
+            with ZipFile(wheel) as archive:
+                metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+                lines = archive.read(metadata).decode().splitlines()
+            wanted += [line.split(":", 1)[1].strip() for line in lines
+                       if line.startswith("Requires-Dist:") and "extra ==" not in line]
+
+
 def test_readme_snippet_runs_the_demo_from_wheels_in_a_venv(docker_client, redis):
-    """The README's Dockerfile for a Python image, FROM the local base (Debian's pip, PEP 668),
-    with wheels built as the README says: the demo's app.py sets and reads a key."""
+    """The README's Dockerfile for a Python image, FROM the local base (Debian's pip, PEP 668):
+    linkinit's wheel built as the README says; the build stage resolves linkinit's and the
+    app's dependencies with the image's own Python (Debian 12's 3.11.2 needs async-timeout for
+    redis, the host's Python may not), from a folder of candidates since it has no index."""
     context = Path(tempfile.mkdtemp(prefix="linkinit-snippet."))
     try:
-        # async-timeout: redis-py wants it on Python < 3.11.3, which Debian 12 ships.
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
-                        "-w", str(context / "wheels"), str(ROOT), "redis", "async-timeout"],
+        wheels = context / "wheels"
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                        "--disable-pip-version-check", "-w", str(wheels), str(ROOT)],
                        check=True, timeout=600, capture_output=True)
+        needs = [r for r in requires("linkinit") or [] if "extra ==" not in r]  # pyproject's
+        candidate_pool(wheels, [*needs, "redis"])
         shutil.copy(ROOT / "images" / "webapp" / "app.py", context / "app.py")
-        snippet = readme_snippet().replace("FROM python:3.12-slim", f"FROM {BASE_IMAGE}", 1)
-        assert snippet.startswith(f"FROM {BASE_IMAGE}\n")
-        (context / "Dockerfile").write_text(snippet)
+        snippet = readme_snippet()
+        offline = snippet.replace("FROM python:3.12-slim AS wheels\n",
+                                  f"FROM {BASE_IMAGE} AS wheels\nENV PIP_NO_INDEX=1\n", 1)
+        offline = offline.replace("FROM python:3.12-slim\n", f"FROM {BASE_IMAGE}\n", 1)
+        assert offline.count(f"FROM {BASE_IMAGE}") == 2, snippet
+        (context / "Dockerfile").write_text(offline)
         with built_image(docker_client, "linkinit-snippet-test", context) as image, \
                 webapp(docker_client, image, redis) as parent:
             assert wait_exit(parent) == 0, logs(parent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from typing import Any, Callable, Iterator
 
@@ -13,8 +14,8 @@ import pytest
 
 from tests.support.kubelet import REDIS_SERVICE
 
-from .bundlekit import SEED_STORY, bundle_image, start_redis
-from .conftest import BASE_IMAGE, SESSION, SOCKET_VOLUME, TEST_LABEL, connect_engine
+from .bundlekit import SEED_STORY, build_bundle, bundle_image, start_redis
+from .conftest import BASE_IMAGE, ROOT, SESSION, SOCKET_VOLUME, TEST_LABEL, connect_engine
 from .dockerkit import env_lines, output, wait_exit, wait_until
 from .linkkit import start_child
 from .pid1_helpers import (
@@ -25,6 +26,7 @@ from .pid1_helpers import (
     wait_child_named,
     wait_log,
 )
+from .proxykit import ENGINE, MOUNT, Forwarder
 
 ENTRYPOINT = ["/opt/linkinit/linkinit"]
 # The first test also builds the bundle and its image: minutes on a busy machine.
@@ -92,8 +94,40 @@ def test_print_env_shows_the_link_variables(parent, redis, unique):
     assert variables["REDIS_ENV_PASSWORD"] == "dockerpass"
 
 
+def test_a_yaml_file_declares_the_link(parent, redis, unique, tmp_path):
+    """/etc/linkinit.yaml in the bundle (its YAML parser is in it): the link it declares is
+    resolved and printed."""
+    config = tmp_path / "linkinit.yaml"
+    config.write_text(f"links:\n  redis: {{container: {redis.name}, wait: listening}}\n")
+    printer = parent(["--print-env"], entrypoint=ENTRYPOINT, name=unique("webapp"),
+                     volumes={**SOCKET_VOLUME,
+                              str(config): {"bind": "/etc/linkinit.yaml", "mode": "ro"}})
+    assert wait_exit(printer) == 0, logs(printer)
+    assert env_lines(output(printer))["REDIS_ENV_PASSWORD"] == "dockerpass"
 
-def test_print_env_in_a_pod_shows_its_kubernetes_services(parent):
+
+def test_an_engine_that_does_not_answer_yet_is_retried_until_it_does(parent, redis, tmp_path):
+    """The proxy's directory mounted, its socket hanging up on every request: the bundle
+    retries (tenacity, in the bundle) and, once the socket reaches the Engine, resolves the
+    link and exits 0."""
+    socket_dir = tmp_path / "proxy"
+    socket_dir.mkdir()
+    engine = Forwarder(str(socket_dir / "engine.sock"), upstream=str(tmp_path / "nothing"))
+    engine.start()
+    try:
+        printer = parent(["--print-env", "--link", f"{redis.name}:redis", "--timeout", "60"],
+                         entrypoint=ENTRYPOINT,
+                         volumes={str(socket_dir): {"bind": MOUNT, "mode": "ro"}})
+        # The handshake: a first try and two retries hung up on; then the Engine answers.
+        wait_until(lambda: engine.accepted >= 3 or printer.reload() or
+                   printer.status == "exited", timeout=30, what="three tries at the Engine")
+        engine.upstream = ENGINE
+        assert wait_exit(printer) == 0, logs(printer)
+    finally:
+        engine.stop()
+    assert env_lines(output(printer))["REDIS_ENV_PASSWORD"] == "dockerpass"
+
+
     """No Engine socket, no link declared, the kubelet's variables for `redis`: --print-env
     prints exactly those."""
     printer = parent(["--print-env", "-q"], entrypoint=ENTRYPOINT, environment=REDIS_SERVICE,
@@ -231,3 +265,16 @@ def test_host_tools_say_they_are_not_in_the_bundle(parent):
         "linkinit: ls is a host tool and is not in the self-contained bundle; on the host, "
         "install linkinit with pip and run it there\n"
     )
+
+
+def test_the_readme_names_the_glibc_the_bundle_needs():
+    """The newest glibc symbol version any file of the bundle asks for is the one the README
+    tells users their base needs (Debian 12's libexpat.so.1 asks for 2.36, not 2.35)."""
+    needed = set()
+    for path in build_bundle().rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.read_bytes()[:4] == b"\x7fELF":
+            needed |= {int(m) for m in re.findall(rb"GLIBC_2\.(\d+)", path.read_bytes())}
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    stated = re.search(r"built here, on Debian 12, 2\.(\d+)", readme)
+    assert stated is not None, "the README no longer says which glibc the bundle needs"
+    assert int(stated.group(1)) == max(needed)

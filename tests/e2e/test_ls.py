@@ -153,14 +153,16 @@ def test_ls_shows_network_aliases_and_links_through_them(engine, make, network, 
 
 
 def test_ls_json_has_stable_keys_and_the_link_graph(make, token):
-    """--format json: one object per row, every documented key in every object."""
-    db = make(f"db-{token}")
-    make(f"web-{token}", labels={"link.redis": f"db-{token}", "link.gone": f"nope-{token}"})
+    """--format json: one object per row, every documented key in every object; a link's
+    env says which of the child's keys the parent receives."""
+    db = make(f"db-{token}", environment={"PASSWORD": "x", "USER": "u"})
+    make(f"web-{token}", labels={"link.redis": f"db-{token}", "link.gone": f"nope-{token}",
+                                 "link.redis.env": "PASSWORD,NOPE"})
     done = linkinit_ls("--format", "json")
     assert done.returncode == 0, done.stderr
     objects = [o for o in json.loads(done.stdout) if token in o["name"]]
     keys = ["name", "kind", "container", "id", "image", "state", "health", "parent",
-            "alias", "child", "networks", "wait", "optional", "note"]
+            "alias", "child", "networks", "wait", "optional", "env", "secrets", "note"]
     assert all(list(o) == keys for o in objects)
     found = {o["name"]: o for o in objects}
     assert set(found) == {f"db-{token}", f"web-{token}", f"web-{token}/gone",
@@ -170,6 +172,9 @@ def test_ls_json_has_stable_keys_and_the_link_graph(make, token):
     assert found[f"web-{token}/redis"]["child"] == f"db-{token}"
     assert found[f"web-{token}/gone"]["state"] == "missing"
     assert found[f"web-{token}/gone"]["id"] == ""
+    assert found[f"web-{token}/redis"]["env"] == ["PASSWORD"]
+    assert found[f"web-{token}/redis"]["note"] == f"db-{token}'s environment has no NOPE"
+    assert found[f"web-{token}/gone"]["env"] == "all"
 
 
 def test_ls_reports_a_bad_label_without_failing(make, token):

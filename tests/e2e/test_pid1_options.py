@@ -78,7 +78,11 @@ def test_no_socket_is_69_when_required_or_links_are_declared(containers, options
     ("environment", "message"),
     [
         ({"LINKINIT_TIMEOUT": "soon"},
-         "linkinit: LINKINIT_TIMEOUT=soon: expected a number of seconds >= 0, e.g. 30 or 2.5\n"),
+         "linkinit: LINKINIT_TIMEOUT=soon: expected a finite number of seconds >= 0, "
+         "e.g. 30 or 2.5\n"),
+        ({"LINKINIT_TIMEOUT": "inf"},
+         "linkinit: LINKINIT_TIMEOUT=inf: expected a finite number of seconds >= 0, "
+         "e.g. 30 or 2.5\n"),
         ({"LINKINIT_GROUP": "maybe"},
          "linkinit: LINKINIT_GROUP=maybe: expected 1 or 0 (or true/false, yes/no, on/off)\n"),
         ({"LINKINIT_REMAP_EXIT": "300"},

@@ -97,24 +97,30 @@ def test_harmless_signal_during_resolve_is_kept_for_command(processes):
     assert int(report["SigBlk"], 16) == 1 << (winch - 1)  # the original mask, given back
 
 
-def test_signal_right_after_start_is_not_lost(processes):
-    """TERM sent the moment linkinit blocks signals, before COMMAND exists, still ends it."""
-    proc = processes(driver_argv(host_program("print_signals.py", "--exit-on", 15)))
-    blocked = 1 << (signal.SIGTERM - 1)
+@pytest.mark.parametrize(
+    ("point", "statuses"),
+    [("blocked", {143}), ("resolved", {0, 143})],
+    ids=["before-the-resolver", "before-command-starts"],
+)
+def test_signal_right_after_start_is_not_lost(processes, point, statuses):
+    """TERM sent the moment linkinit blocks signals, or once the resolver is done and before
+    COMMAND exists, still ends it.
 
-    def term_blocked() -> bool:
-        try:
-            with open(f"/proc/{proc.pid}/status") as status:
-                line = next(x for x in status if x.startswith("SigBlk:"))
-        except (OSError, StopIteration):
-            return False
-        return bool(int(line.split()[1], 16) & blocked)
-
-    wait_for(term_blocked, timeout=10, what="linkinit blocking TERM")
+    The driver holds at that point until the test has sent TERM (a handshake: the windows last
+    milliseconds). Held right after blocking, TERM is pending when the resolver starts: a stop
+    during the wait, 143. Held before COMMAND starts, TERM is passed on to it: it exits on it
+    (0), or dies of it before its handler is in place (143). A lost TERM leaves COMMAND
+    running and the bounded wait fails.
+    """
+    proc = processes(
+        driver_argv(host_program("print_signals.py", "--exit-on", 15), "--hold-at", point),
+        stdin=subprocess.PIPE,
+    )
+    proc.expect(point)
     os.kill(proc.pid, signal.SIGTERM)
-    # COMMAND may not exist yet, or not have its handlers yet (TERM kills it: 143), or exit
-    # on it (0); a lost TERM leaves it running and this bounded wait fails.
-    assert proc.wait(10) in (0, 143)
+    proc.popen.stdin.write(b"go\n")
+    proc.popen.stdin.close()
+    assert proc.wait(10) in statuses
 
 
 @pytest.mark.parametrize("mode", MODES)

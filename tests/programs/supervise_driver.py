@@ -3,14 +3,17 @@
 
     supervise_driver.py [--group] [--grace S] [--keep-orphans] [--rewrite N:M]...
                         [--remap-exit N]... [--pdeathsig N] [--in-place] [--work KIND[:ARG]]
-                        [--small-enough KB] -- COMMAND...
+                        [--hold-at blocked|resolved] [--small-enough KB] -- COMMAND...
 
 ``--work`` scripts the isolated resolver: ``env`` (default: the environment we were given),
 ``sleep:S``
 (prints ``resolving`` then sleeps S seconds), ``exit:N`` (SystemExit(N)), ``raise``.
-``--in-place`` supervises without the slim re-exec, so both paths are tested;
-``--small-enough KB`` sets the size up to which supervise keeps watching in place. Signals and
-statuses are numbers: the driver checks nothing (cli does that for linkinit).
+``--in-place`` supervises without the slim re-exec, so both paths are tested. ``--hold-at``
+is a handshake for tests of a signal sent in a window too short to hit by polling: at that
+point (``blocked``: signals just blocked; ``resolved``: the resolver done, COMMAND not yet
+started) the driver prints the point's name and reads one line from stdin before going on.
+``--small-enough KB`` sets the size up to which supervise keeps watching in place.
+Signals and statuses are numbers: the driver checks nothing (cli does that for linkinit).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ def main(args: list[str]) -> int:
 
     split = args.index("--")
     options, command = args[:split], args[split + 1 :]
+    hold_at = values(options, "--hold-at")
+    hold("blocked", hold_at)
     work_spec = (values(options, "--work") or ["env"])[-1]
     kind, _, arg = work_spec.partition(":")
 
@@ -62,6 +67,7 @@ def main(args: list[str]) -> int:
     if pdeathsig:
         supervise.set_parent_death_signal(int(pdeathsig[-1]))
     env = json.loads(supervise.run_isolated(work))
+    hold("resolved", hold_at)
     grace = values(options, "--grace") or ["5"]
     rewrite = dict(pair.split(":") for pair in values(options, "--rewrite"))
     return supervise.supervise(
@@ -74,6 +80,15 @@ def main(args: list[str]) -> int:
         rewrite={int(k): int(v) for k, v in rewrite.items()},
         remap_exit=[int(n) for n in values(options, "--remap-exit")],
     )
+
+
+def hold(point: str, wanted: list[str]) -> None:
+    """Say we are at ``point`` and wait for the test's go (a line on stdin), if asked to."""
+    if point in wanted:
+        import os
+
+        os.write(1, point.encode() + b"\n")
+        sys.stdin.readline()
 
 
 def values(options: list[str], flag: str) -> list[str]:

@@ -7,7 +7,8 @@ What this machine allows (Docker 20.10, Debian 12, found by trial; the code reli
   but that one, no seccomp or AppArmor profile, unmasked ``/proc`` and ``/sys``, every device
   and the host's cgroup tree (``NODE_RUN_OPTIONS``); its dockerd answers within a second.
 - The manager advertises (and listens on) its address on the default bridge (that network's
-  gateway): with the machine's own address, overlay (VXLAN) traffic is dropped without a word.
+  gateway, read from the bridge interface when the Engine's inspect leaves it out): with the
+  machine's own address, overlay (VXLAN) traffic is dropped without a word.
 - The kernel has no IPVS: a service's virtual IP carries no traffic. Tests reach a task at
   its own address (``task_address``) or make ``--endpoint-mode dnsrr`` services.
 - A worker's Engine answers 503 to ``/services`` and ``/tasks``: only the manager knows them.
@@ -24,8 +25,10 @@ sessions must not share a machine's swarm: hold ``SWARM_LOCK`` (``machine_lock``
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -57,6 +60,32 @@ COMMAND_TIMEOUT = 60  # seconds for one docker command
 LOAD_TIMEOUT = 300  # seconds for one image's save | load into the node
 # Task states from which a task never runs (moby's api/types/swarm/task.go).
 ENDED = {"complete", "shutdown", "failed", "rejected", "orphaned", "remove"}
+
+
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+
+
+def bridge_gateway(network: dict, interface_addresses: list[str]) -> str:
+    """The host's address on a bridge network, from what is really there.
+
+    ``IPAM.Config[].Gateway`` when the Engine fills it in; Docker 20.10 leaves it out when
+    dockerd created the bridge itself (a fresh machine) and fills it in after a restart. Then
+    the bridge interface's own IPv4 address inside the subnet, and, if the interface shows
+    none, the subnet's first host (where dockerd puts its gateway).
+    """
+    configs = network.get("IPAM", {}).get("Config") or []
+    for entry in configs:
+        if entry.get("Gateway"):
+            return str(entry["Gateway"]).split("/")[0]
+    subnets = [ipaddress.ip_network(e["Subnet"], strict=False) for e in configs
+               if e.get("Subnet") and ":" not in e["Subnet"]]
+    for address in interface_addresses:
+        if any(ipaddress.ip_address(address) in subnet for subnet in subnets):
+            return address
+    if subnets:
+        return str(next(subnets[0].hosts()))
+    raise AssertionError(f"the bridge network {network.get('Name', '?')} has no IPv4 subnet, "
+                         "so no address of the host on it")
 
 
 class ForeignSwarm(Exception):
@@ -142,10 +171,13 @@ class Swarm:
 
     def _bridge_gateway(self) -> str:
         """The host's address on the default bridge (172.17.0.1 usually)."""
-        for entry in self.api.inspect_network("bridge")["IPAM"]["Config"] or []:
-            if entry.get("Gateway"):
-                return str(entry["Gateway"])
-        raise AssertionError("the default bridge network has no gateway address")
+        import psutil
+
+        network = self.api.inspect_network("bridge")
+        interface = (network.get("Options") or {}).get(BRIDGE_NAME_OPTION, "docker0")
+        addresses = [a.address for a in psutil.net_if_addrs().get(interface, [])
+                     if a.family == socket.AF_INET]
+        return bridge_gateway(network, addresses)
 
     def _start_node(self) -> None:
         labels = {TEST_LABEL: "1", ROLE_LABEL: "node"}

@@ -13,9 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linkinit import cli
-from linkinit.cli import Options, parse_arguments, resolve_environment, run
+from linkinit.cli import Options, parse_arguments, run
 from linkinit.errors import EX_USAGE, DeclarationError, EngineUnreachable, UsageError
+from linkinit.init import start
 from linkinit.init.options import ENVIRONMENT, apply_environment, parse_signal, settle
+from linkinit.init.start import resolve_environment
+from tests.support.kubelet import REDIS_SERVICE
 from tests.support.paths import ROOT
 
 
@@ -59,7 +62,10 @@ def test_print_env_needs_no_command():
     [
         ([], "no COMMAND given: linkinit [options] -- COMMAND [ARG...]"),
         (["--quiet"], "no COMMAND given: linkinit [options] -- COMMAND [ARG...]"),
-        (["--timeout", "-1", "--", "a"], "--timeout must be >= 0, not -1.0"),
+        (["--timeout", "-1", "--", "a"],
+         "--timeout must be a finite number of seconds >= 0, not -1.0"),
+        (["--timeout", "inf", "--", "a"],
+         "--timeout must be a finite number of seconds >= 0, not inf"),
         (["--format", "xml", "--print-env"],
          "argument --format: invalid choice: 'xml' (choose from 'env', 'shell', 'json') "
          "(see linkinit --help)"),
@@ -158,7 +164,7 @@ def test_signals_are_named_or_numbered(text, number):
 @pytest.mark.parametrize(
     ("argv", "environ", "message"),
     [
-        (["--grace", "-1"], {}, "--grace must be >= 0, not -1.0"),
+        (["--grace", "-1"], {}, "--grace must be a finite number of seconds >= 0, not -1.0"),
         (["--rewrite", "TERM"], {},
          "--rewrite TERM: expected SIGNAL:SIGNAL, e.g. TERM:QUIT (or TERM:0 to drop TERM)"),
         (["--rewrite", "KILL:TERM"], {},
@@ -173,9 +179,9 @@ def test_signals_are_named_or_numbered(text, number):
         (["--pdeathsig", "0"], {},
          f"--pdeathsig 0: '0' is not a signal (a name as TERM, or 1-{signal.SIGRTMAX})"),
         ([], {"LINKINIT_TIMEOUT": "soon"},
-         "LINKINIT_TIMEOUT=soon: expected a number of seconds >= 0, e.g. 30 or 2.5"),
+         "LINKINIT_TIMEOUT=soon: expected a finite number of seconds >= 0, e.g. 30 or 2.5"),
         ([], {"LINKINIT_GRACE": "-2"},
-         "LINKINIT_GRACE=-2: expected a number of seconds >= 0, e.g. 30 or 2.5"),
+         "LINKINIT_GRACE=-2: expected a finite number of seconds >= 0, e.g. 30 or 2.5"),
         ([], {"LINKINIT_QUIET": "maybe"},
          "LINKINIT_QUIET=maybe: expected 1 or 0 (or true/false, yes/no, on/off)"),
         ([], {"LINKINIT_REQUIRE_ENGINE": "2"},
@@ -206,7 +212,7 @@ def test_run_returns_64_with_one_line_for_a_bad_variable():
     stderr = io.StringIO()
     assert run(["--", "true"], {"LINKINIT_GRACE": "soon"}, io.StringIO(), stderr) == EX_USAGE
     assert stderr.getvalue() == (
-        "linkinit: LINKINIT_GRACE=soon: expected a number of seconds >= 0, e.g. 30 or 2.5\n"
+        "linkinit: LINKINIT_GRACE=soon: expected a finite number of seconds >= 0, e.g. 30 or 2.5\n"
     )
 
 
@@ -245,14 +251,14 @@ NOTICE = (
     "LINKINIT_REQUIRE_ENGINE=1 makes this exit 69)\n"
 )
 UNREACHABLE = (
-    "no Docker Engine socket at /nonexistent/docker.sock: mount it with "
-    "-v /var/run/docker.sock:/var/run/docker.sock"
+    "no Docker Engine socket at /nonexistent/docker.sock: DOCKER_HOST names it: set "
+    "DOCKER_HOST to the Engine's socket (unix:///var/run/docker.sock) or unset it"
 )
 
 
 @pytest.fixture
 def no_default_config(monkeypatch):
-    monkeypatch.setattr(cli, "DEFAULT_CONFIG", "/nonexistent/linkinit.yaml")
+    monkeypatch.setattr(start, "DEFAULT_CONFIG", "/nonexistent/linkinit.yaml")
 
 
 @pytest.mark.usefixtures("no_default_config")
@@ -297,6 +303,18 @@ def test_no_socket_is_69_when_required_or_links_are_declared(argv, environ):
     assert raised.value.exit_status == 69
 
 
+@pytest.mark.usefixtures("no_default_config")
+def test_print_env_without_an_engine_in_a_pod_prints_its_services(capsys):
+    """In a pod (the kubelet's service variables), --print-env needs no Engine: one notice."""
+    env = {**NO_SOCKET, **REDIS_SERVICE}
+    options = apply_environment(parse_arguments(["--print-env"]), env)
+    assert resolve_environment(options, env, in_a_pod=True) == (env, [], None)
+    assert capsys.readouterr().err == (
+        "linkinit: no Docker Engine socket at /nonexistent/docker.sock: printing only the "
+        "Kubernetes service variables\n"
+    )
+
+
 def test_no_socket_with_a_file_declaring_links_is_69(tmp_path):
     """Links in the YAML file (here --config) with no socket: 69, not a plain init."""
     config = tmp_path / "links.yaml"
@@ -319,6 +337,34 @@ def test_a_bad_linkinit_links_entry_is_a_declaration_error_naming_it():
         "LINKINIT_LINKS entry db1:re.dis: alias 're.dis' is not valid: use letters, digits, "
         "'_' and '-' only"
     )
+
+
+@pytest.mark.usefixtures("no_default_config")
+@pytest.mark.parametrize(("argv", "environ"), [
+    ([], {}), (["--link", "db1:redis"], {}), ([], {"LINKINIT_LINKS": "db1:redis"})])
+def test_print_env_with_no_engine_to_ask_is_69_naming_what_it_could_not_read(argv, environ):
+    """--print-env needs the Engine (the links it knows are declarations too): no socket is 69
+    whatever is declared, never the plain init's empty output."""
+    env = {**NO_SOCKET, **environ}
+    options = apply_environment(parse_arguments([*argv, "--print-env"]), env)
+    with pytest.raises(EngineUnreachable) as raised:
+        resolve_environment(options, env)
+    assert str(raised.value) == (
+        "--print-env: cannot read this container's links (DOCKER_HOST=unix:///nonexistent/"
+        "docker.sock names no socket), so there are no link variables to print: DOCKER_HOST "
+        "names it: set DOCKER_HOST to the Engine's socket (unix:///var/run/docker.sock) or "
+        "unset it")
+    assert raised.value.exit_status == 69
+
+
+@pytest.mark.usefixtures("no_default_config")
+def test_print_env_in_a_pod_without_an_engine_prints_the_kubelets_services():
+    """In a Kubernetes pod there is no Engine to ask: --print-env still prints the services."""
+    env = {**NO_SOCKET, "REDIS_SERVICE_HOST": "10.0.0.7", "REDIS_SERVICE_PORT": "6379",
+           "REDIS_PORT": "tcp://10.0.0.7:6379"}
+    stdout = io.StringIO()
+    assert run(["--print-env", "-q"], env, stdout, io.StringIO()) == 0
+    assert "REDIS_SERVICE_HOST=10.0.0.7\n" in stdout.getvalue()
 
 
 _SIMPLE_WORDS = st.sampled_from(["--print-env", "-q", "--quiet", "--format", "json", "shell",

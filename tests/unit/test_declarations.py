@@ -6,6 +6,8 @@ file line or flag to edit.
 
 from __future__ import annotations
 
+import string
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,12 +17,13 @@ from linkinit.model.declare import (
     DEFAULT_WAIT,
     Declaration,
     LinkSpec,
+    check_child,
     merge,
     parse_flags,
     parse_labels,
     parse_link_flag,
-    parse_yaml,
 )
+from linkinit.model.declare_file import parse_yaml
 
 PROPERTY = settings(max_examples=100, deadline=None)
 
@@ -110,32 +113,38 @@ def test_optional_reads_the_usual_spellings_of_a_boolean(text, expected):
         ),
         pytest.param(
             {"link.my.db": "db1"},
-            "label link.my.db: unknown link attribute 'db' (known: wait, optional)",
+            "label link.my.db: unknown link attribute 'db' "
+            "(known: wait, optional, address, env, secrets, port)",
             id="alias-with-a-dot-reads-as-an-attribute",
         ),
         pytest.param(
             {"link.redis": "db1", "link.redis.colour": "red"},
-            "label link.redis.colour: unknown link attribute 'colour' (known: wait, optional)",
+            "label link.redis.colour: unknown link attribute 'colour' "
+            "(known: wait, optional, address, env, secrets, port)",
             id="unknown-attribute",
         ),
         pytest.param(
             {"link.redis.wait": "healthy"},
-            "label link.redis.wait has no link.redis=<child> label to go with it",
+            "label link.redis.wait has no link.redis=<child> label to go with it "
+            "(nor a --link of that alias the Engine knows)",
             id="wait-without-its-link",
         ),
         pytest.param(
             {"link.redis.optional": "true", "link.db": "x"},
-            "label link.redis.optional has no link.redis=<child> label to go with it",
+            "label link.redis.optional has no link.redis=<child> label to go with it "
+            "(nor a --link of that alias the Engine knows)",
             id="optional-without-its-link",
         ),
         pytest.param(
             {"link.Redis": "db1", "link.redis.wait": "healthy"},
-            "label link.redis.wait has no link.redis=<child> label to go with it",
+            "label link.redis.wait has no link.redis=<child> label to go with it "
+            "(nor a --link of that alias the Engine knows)",
             id="aliases-are-case-sensitive",
         ),
         pytest.param(
             {"link.redis": "db1", "link.redis.wait": "soon"},
             "label link.redis.wait: wait must be one of started, healthy, listening, none, "
+            "redis, postgres, mysql, http, http:PATH, http:PATH:STATUS, exec:CMD, tcp, "
             "not 'soon'",
             id="bad-wait-mode",
         ),
@@ -151,17 +160,17 @@ def test_optional_reads_the_usual_spellings_of_a_boolean(text, expected):
         ),
         pytest.param(
             {"linkinit.timeout": "-5"},
-            "label linkinit.timeout: timeout must be a number of seconds >= 0, not '-5'",
+            "label linkinit.timeout: timeout must be a finite number of seconds >= 0, not '-5'",
             id="negative-timeout",
         ),
         pytest.param(
             {"linkinit.timeout": "nan"},
-            "label linkinit.timeout: timeout must be a number of seconds >= 0, not 'nan'",
+            "label linkinit.timeout: timeout must be a finite number of seconds >= 0, not 'nan'",
             id="nan-timeout",
         ),
         pytest.param(
             {"linkinit.timeout": "inf"},
-            "label linkinit.timeout: timeout must be a number of seconds >= 0, not 'inf'",
+            "label linkinit.timeout: timeout must be a finite number of seconds >= 0, not 'inf'",
             id="infinite-timeout",
         ),
         pytest.param(
@@ -216,21 +225,32 @@ def test_no_labels_declare_nothing():
 
 ALIAS_CHARS = "abcxyzABCXYZ0189_-"
 aliases = st.text(alphabet=ALIAS_CHARS, min_size=1, max_size=16)
-children = st.text(alphabet="abcdef0123456789_.-", min_size=1, max_size=20)
+children = st.from_regex(r"[abcdef0123456789][abcdef0123456789_.-]{0,19}", fullmatch=True)
 waits = st.sampled_from(["started", "healthy", "listening", "none"])
 
 
+env_keys = st.lists(
+    st.text(alphabet="ABCXYZabc019_.:-", min_size=1, max_size=12).filter(
+        lambda key: key not in ("HOME", "PATH", "all", "none")),
+    max_size=4, unique=True)
+
+
 @PROPERTY
-@given(alias=aliases, child=children, wait=waits, optional=st.booleans())
-def test_any_valid_alias_round_trips_through_labels(alias, child, wait, optional):
-    """Letters, digits, '_' and '-' make an alias; labels give it back unchanged."""
+@given(alias=aliases, child=children, wait=waits, optional=st.booleans(),
+       env=st.one_of(st.none(), env_keys), secrets=st.sampled_from(["", "files"]))
+def test_any_valid_alias_round_trips_through_labels(alias, child, wait, optional, env, secrets):
+    """Letters, digits, '_' and '-' make an alias; labels give it back unchanged, with the
+    keys its env= names (all, none or a list) and its secrets mode."""
     labels = {
         f"link.{alias}": child,
         f"link.{alias}.wait": wait,
         f"link.{alias}.optional": str(optional).lower(),
+        f"link.{alias}.env": "all" if env is None else ",".join(env) or "none",
+        f"link.{alias}.secrets": secrets or "none",
     }
     assert parse_labels(labels).links == (
-        LinkSpec(alias, child, wait, optional, f"label link.{alias}"),
+        LinkSpec(alias, child, wait, optional, f"label link.{alias}",
+                 env=None if env is None else tuple(env), secrets=secrets),
     )
 
 
@@ -314,12 +334,13 @@ def test_an_empty_yaml_file_declares_nothing(text):
     [
         pytest.param(
             "links:\n  redis: db1\ncolour: red\n",
-            "f.yaml:3: unknown key 'colour' (known: links, timeout, on_change)",
+            "f.yaml:3: unknown key 'colour' (known: links, env, templates, timeout, on_change)",
             id="unknown-top-level-key",
         ),
         pytest.param(
             "links:\n  redis:\n    container: db1\n    colour: red\n",
-            "f.yaml:2: link redis: unknown field 'colour' (known: container, wait, optional)",
+            "f.yaml:2: link redis: unknown field 'colour' "
+            "(known: container, wait, optional, address, env, secrets, port)",
             id="unknown-link-field",
         ),
         pytest.param(
@@ -331,6 +352,7 @@ def test_an_empty_yaml_file_declares_nothing(text):
         pytest.param(
             "links:\n\n  redis:\n    container: db1\n    wait: soon\n",
             "f.yaml:3: link redis.wait: wait must be one of started, healthy, listening, none, "
+            "redis, postgres, mysql, http, http:PATH, http:PATH:STATUS, exec:CMD, tcp, "
             "not 'soon'",
             id="bad-wait-names-the-links-line",
         ),
@@ -614,3 +636,76 @@ def test_the_strongest_source_that_sets_a_policy_wins():
     assert merge([labels, file, Declaration()]).on_change == "restart"
     assert merge([labels, Declaration()]).on_change == "hosts"
     assert merge([Declaration()]).on_change is None
+
+
+# -- references that cannot name a container ------------------------------------------------
+
+REFERENCE_CHARS = string.ascii_letters + string.digits + "_.-"
+
+
+@given(child=st.from_regex(r"/?[A-Za-z0-9][A-Za-z0-9_.-]{0,254}", fullmatch=True))
+def test_a_name_id_or_alias_is_accepted_as_a_child(child):
+    """Docker's container name rule, up to 255 characters (IDs and aliases keep it too)."""
+    assert check_child(child, "label link.redis") == child
+
+
+too_long = st.from_regex(r"[a-z0-9][a-z0-9_.-]{255,400}", fullmatch=True)
+with_a_stranger = st.builds(
+    lambda name, char, at: name[:at] + char + name[at:],
+    st.from_regex(r"[a-z0-9]{1,30}", fullmatch=True),
+    st.characters(blacklist_characters=REFERENCE_CHARS + "/", blacklist_categories=("Cs",)),
+    st.integers(0, 30),
+)
+
+
+@given(child=st.one_of(too_long, with_a_stranger))
+def test_anything_else_is_refused_naming_the_origin_in_a_short_message(child):
+    with pytest.raises(DeclarationError) as raised:
+        check_child(child, "label link.redis")
+    message = str(raised.value)
+    assert message.startswith("label link.redis: the child ")
+    assert len(message) < 300
+
+
+def test_a_10000_character_reference_is_refused_at_once_shortened():
+    """The message says how long it is and shows only its start."""
+    with pytest.raises(DeclarationError) as raised:
+        parse_labels({"link.redis": "a" * 10_000})
+    assert str(raised.value) == (
+        "label link.redis: the child '" + "a" * 40 + "... (10000 characters)' is 10000 "
+        "characters long: a container name, ID or network alias has at most 255"
+    )
+
+
+@pytest.mark.parametrize(
+    ("parse", "value", "message"),
+    [
+        (parse_link_flag, "db 1:redis",
+         "flag --link db 1:redis: the child 'db 1' cannot name a container: use its name, ID "
+         "or network alias (letters, digits, '_', '.' and '-', starting with a letter or digit)"),
+        (parse_link_flag, "x" * 300 + ":redis",
+         "flag --link " + "x" * 40 + "... (306 characters): the child '" + "x" * 40
+         + "... (300 characters)' is 300 characters long: a container name, ID or network "
+         "alias has at most 255"),
+    ],
+    ids=["space", "long-flag-shortened"],
+)
+def test_a_bad_reference_in_a_flag_names_the_flag(parse, value, message):
+    with pytest.raises(DeclarationError) as raised:
+        parse(value)
+    assert str(raised.value) == message
+
+
+def test_a_bad_reference_in_the_file_names_its_line():
+    with pytest.raises(DeclarationError) as raised:
+        parse_yaml("links:\n  redis: {container: 'db1;rm'}\n", "/etc/linkinit.yaml")
+    assert str(raised.value).startswith(
+        "/etc/linkinit.yaml:2: link redis: the child 'db1;rm' cannot name a container")
+
+
+def test_the_output_label_prefixes_are_the_derived_and_template_modules_own():
+    """declare names them too (so that a container declaring neither never imports those
+    modules and their regular expressions): the names must be the same."""
+    from linkinit.model import declare, derived, templates
+
+    assert declare.OUTPUT_LABELS == (derived.LABEL_PREFIX, templates.LABEL_PREFIX)

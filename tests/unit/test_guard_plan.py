@@ -107,6 +107,16 @@ def test_a_linked_parent_may_reach_each_port_its_child_exposes_and_nothing_else(
     ]
 
 
+def test_a_link_the_engine_keeps_opens_the_port_as_a_label_does() -> None:
+    """`docker run --network appnet --link db1:redis` (the endpoint's Links), no label: the
+    same allow rule as for link.redis=db1."""
+    parent = web(labels={})
+    parent["NetworkSettings"]["Networks"]["appnet"]["Links"] = ["db1:redis"]
+    rules = plan([parent, db()], [network()])
+    assert rules == [replies(), allow("172.20.0.2", "172.20.0.3", 6379,
+                                      "linkinit web/redis -> db1"), drop()]
+
+
 def test_a_network_without_links_gets_only_replies_and_the_drop() -> None:
     """Unlinked containers reach nobody: the drop covers them, no rule names them."""
     rules = plan([container("a", "a"), db()], [network()])

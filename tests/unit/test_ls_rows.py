@@ -262,14 +262,14 @@ def test_json_objects_have_stable_keys():
     for obj in objects:
         assert list(obj) == [
             "name", "kind", "container", "id", "image", "state", "health", "parent",
-            "alias", "child", "networks", "wait", "optional", "note",
+            "alias", "child", "networks", "wait", "optional", "env", "secrets", "note",
         ]
     link = objects[3]
     assert link == {
         "name": "web/redis", "kind": "link", "container": "32da9f6caf76", "id": DB1["Id"],
         "image": "redis-image", "state": "running", "health": None, "parent": "web",
         "alias": "redis", "child": "db1", "networks": ["bridge"], "wait": "listening",
-        "optional": False, "note": None,
+        "optional": False, "env": "all", "secrets": None, "note": None,
     }
     assert objects[2]["state"] == "missing"
 
@@ -305,3 +305,25 @@ def test_help_goes_to_the_given_stdout_and_exits_0():
     assert ls.main(["--help"], out, err, environ={"DOCKER_HOST": "unix:///nonexistent"}) == 0
     assert out.getvalue().startswith("usage: linkinit ls [-h] [-a] [--format {table,json}]\n")
     assert err.getvalue() == ""
+
+
+def test_a_link_that_receives_less_than_all_shows_which_keys_in_an_env_column():
+    """env=PASSWORD,NOPE with secrets=files: the keys the child has, as files; the named key
+    it lacks in NOTE; the other links say all (or none)."""
+    db = {**DB1, "Config": {**DB1["Config"], "Env": ["PASSWORD=x", "USER=u", "PATH=/bin"]}}
+    web = container("web", "bb", "webapp", labels={
+        "link.redis": "db1", "link.redis.env": "PASSWORD,NOPE", "link.redis.secrets": "files",
+        "link.all": "db1", "link.quiet": "db1", "link.quiet.env": "none"})
+    assert ls.render_table(ls.rows([web, db])) == (
+        "NAME        CONTAINER      IMAGE         STATE     ENV                NOTE\n"
+        "db1         32da9f6caf76   redis-image   running\n"
+        "web         bb0000000000   webapp        running\n"
+        "web/all     32da9f6caf76   redis-image   running   all\n"
+        "web/quiet   32da9f6caf76   redis-image   running   none\n"
+        "web/redis   32da9f6caf76   redis-image   running   PASSWORD (files)   "
+        "db1's environment has no NOPE\n"
+    )
+    objects = {o["name"]: o for o in json.loads(ls.render_json(ls.rows([web, db])))}
+    assert (objects["web/redis"]["env"], objects["web/redis"]["secrets"]) == (
+        ["PASSWORD"], "files")
+    assert (objects["web/all"]["env"], objects["web/quiet"]["env"]) == ("all", "none")

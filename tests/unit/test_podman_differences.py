@@ -354,3 +354,29 @@ def test_the_pause_ends_as_woken_when_a_check_is_due():
 ])
 def test_healthcheck_log_times_parse(text, expected):
     assert engines.parse_timestamp(text) == (pytest.approx(expected) if expected else None)
+
+
+@pytest.mark.parametrize(
+    ("environ", "files", "advice"),
+    [
+        ({"DOCKER_HOST": "unix:///bad.sock"}, [".dockerenv"],
+         "DOCKER_HOST names it: set DOCKER_HOST to the Engine's socket "
+         "(unix:///var/run/docker.sock) or unset it"),
+        ({}, [".dockerenv"], "mount it with -v /var/run/docker.sock:/var/run/docker.sock"),
+        ({}, [".containerenv"], engines.PODMAN.mount_hint),
+        ({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, [],
+         "mount it with -v /var/run/docker.sock:/var/run/docker.sock"),
+        ({}, [], "is dockerd running on this host? (or set DOCKER_HOST to the Engine's socket)"),
+    ],
+    ids=["docker-host-named-it", "in-docker", "in-podman", "in-a-pod", "on-the-host"],
+)
+def test_a_missing_socket_gets_advice_for_where_linkinit_runs(
+    tmp_path, monkeypatch, environ, files, advice
+):
+    """Mount advice only in a container; on the host, or when DOCKER_HOST named the socket,
+    advice about the Engine or DOCKER_HOST instead."""
+    monkeypatch.setattr(engines, "DOCKERENV", str(tmp_path / ".dockerenv"))
+    monkeypatch.setattr(engines, "CONTAINERENV", str(tmp_path / ".containerenv"))
+    for name in files:
+        (tmp_path / name).write_text("")
+    assert engines.missing_socket_advice(environ) == advice

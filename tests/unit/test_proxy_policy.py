@@ -192,5 +192,15 @@ def test_link_flags_are_linkinit_options_only(argv: list, children: list) -> Non
     assert link_flags(argv) == children
 
 
+def test_declared_references_include_the_links_the_engine_keeps() -> None:
+    """`--link` on the default bridge or a user network, compose `links:` (one child for its
+    three entries): fixed at create like labels, so they scope the caller too."""
+    container = inspect_document({"link.cache": "mc"})
+    container["HostConfig"] = {"Links": ["/db1:/web/redis"]}
+    container["NetworkSettings"] = {"Networks": {"n": {"Links": [
+        "p-db-1:db", "p-db-1:db-1", "p-db-1:p-db-1"]}}}
+    assert declared_references(container) == ["mc", "p-db-1", "db1"]
+
+
 def test_a_container_without_config_declares_nothing() -> None:
     assert declared_references({}) == []

@@ -37,3 +37,19 @@ def test_docker_host_wins(proxy_socket: Path) -> None:
 def test_host_tools_never_take_the_proxys_socket(proxy_socket: Path) -> None:
     proxy_socket.parent.mkdir()
     assert engine.Engine.from_environ({}).host == engine.DEFAULT_HOST
+
+
+@pytest.mark.parametrize(
+    ("message", "says_more"),
+    [
+        ("No such container: db1", False),
+        ('no container with name or ID "db1" found: no such container', False),
+        ("", False),
+        ("No such container: db1 (this container sees only itself and the children it links; "
+         "links declared only in a YAML file inside the container are not proof)", True),
+    ],
+    ids=["docker", "podman", "empty", "linkinit-proxy"],
+)
+def test_a_404_that_says_why_is_kept_for_the_waiting_line(message: str, says_more: bool) -> None:
+    """The Engine's own "not found" adds nothing; the proxy's reason is worth showing."""
+    assert engine.not_found_says_more(message, "db1") is says_more

@@ -240,3 +240,31 @@ def test_once_every_child_is_found_a_creation_elsewhere_wakes_no_one() -> None:
     waiter.look()
     assert not waiter.matters(event("create", "x" * 64))
     assert waiter.matters(event("destroy", "c" * 64))
+
+
+REFUSAL = ("No such container: db1 (this container sees only itself and the children it "
+           "links; links declared only in a YAML file inside the container are not proof)")
+
+
+def test_a_refusal_reason_is_in_the_waiting_line_and_the_timeout_line() -> None:
+    """An absent child the Engine (the proxy) said why it does not show: the reason is on
+    the first waiting line, and the timeout line gives it once."""
+    clock = Clock()
+    timeline = Timeline(clock, {"db1": []})
+    lines: List[str] = []
+    waiter = Waiter([spec()], PARENT, timeline.find, 10, lines.append,
+                    wake_source=timeline.wake_source, clock=clock,
+                    absent_reason=lambda s: REFUSAL if s.child == "db1" else "")
+    with pytest.raises(NotReady) as caught:
+        waiter.run()
+    assert lines == [f"waiting for redis (db1): missing: {REFUSAL}"]
+    assert str(caught.value) == (
+        f"redis (db1) not ready after 10s (wait=listening): missing: {REFUSAL}")
+
+
+def test_without_a_reason_a_missing_child_reads_as_before() -> None:
+    waiter, _, lines = make([spec()], {"db1": []}, timeout=10)
+    with pytest.raises(NotReady) as caught:
+        waiter.run()
+    assert lines == ["waiting for redis (db1): missing"]
+    assert str(caught.value).endswith(": missing; last seen: no container answers to this name")
