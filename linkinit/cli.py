@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import sys
 
-from linkinit.init import supervise
+from linkinit.init import prestart, supervise
 from linkinit.init.options import (
     ENVIRONMENT,
     Options,
     apply_environment,
+    check_notify,
     check_policy,
     check_seconds,
     settle,
@@ -71,6 +72,10 @@ def run(
     """Parse, dispatch, and turn every known failure into its message and exit status."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
+    if argv and argv[0] == "health":  # in the parent, beside PID 1 (HEALTHCHECK)
+        from linkinit.init.health import main as health
+
+        return health(list(argv[1:]), environ, stdout, stderr)
     if argv and argv[0] in SUBCOMMANDS:
         return _host_tool(argv[0], list(argv[1:]), stdout, stderr)
     from linkinit.errors import LinkinitError
@@ -81,20 +86,27 @@ def run(
             return print_environment(options, environ, stdout)
         pid1 = settle(options)
         if pid1.pdeathsig:  # before the wait for children: the parent may die meanwhile
-            supervise.set_parent_death_signal(pid1.pdeathsig)
+            prestart.set_parent_death_signal(pid1.pdeathsig)
         environment, _, follow = resolve_isolated(options, environ)
     except LinkinitError as error:
         print_error(error, stderr)
         return error.exit_status
-    return supervise.supervise(
+    from linkinit.init import notify
+
+    notify_socket = notify.target(environ, options.notify)
+    return prestart.supervise(
         options.command,
-        environment,
+        notify.command_environment(environment, options.notify),
         group=options.group,
         grace=pid1.grace,
         keep_orphans=options.keep_orphans,
+        kill_orphans=options.kill_orphans,
+        stop_delay=pid1.stop_delay,
+        wait_all=options.wait_all,
         rewrite=pid1.rewrite,
         remap_exit=pid1.remap_exit,
         follow=_follow_plan(follow, options),
+        started=(lambda pid: notify.ready(notify_socket, pid)) if notify_socket else None,
     )
 
 
@@ -129,6 +141,7 @@ def parse_arguments(argv: Sequence[str]) -> Options:
         prog="linkinit",
         usage="linkinit [options] -- COMMAND [ARG...]\n"
               "       linkinit --print-env [options]\n"
+              "       linkinit health [--probe CMD]\n"
               "       linkinit ls [--all] [--format table|json]\n"
               "       linkinit guard [options]\n"
               "       linkinit proxy [--listen PATH|tcp://ADDRESS:PORT]... [--allow-host] "
@@ -162,6 +175,18 @@ def parse_arguments(argv: Sequence[str]) -> Options:
                              "leftovers get between SIGTERM and SIGKILL (default 5)")
     parser.add_argument("--keep-orphans", action="store_true",
                         help="after COMMAND exits, leave its leftover processes alone")
+    parser.add_argument("--kill-orphans", action="store_true",
+                        help="while COMMAND runs, TERM (then after --grace KILL) every process "
+                             "left to linkinit by its parent's exit")
+    parser.add_argument("--stop-delay", type=float, metavar="SECONDS",
+                        help="hold the first TERM or INT this long before it reaches COMMAND "
+                             "(a drain window; keep it below docker stop -t)")
+    parser.add_argument("--wait-all", action="store_true",
+                        help="exit when COMMAND and every other process have exited, with "
+                             "COMMAND's status")
+    parser.add_argument("--notify", metavar="WHO",
+                        help="with NOTIFY_SOCKET set, who sends READY=1: linkinit (default) "
+                             "or command (COMMAND gets the variable)")
     parser.add_argument("--rewrite", action="append", metavar="SIG:SIG",
                         help="pass a signal on as another, e.g. TERM:QUIT; to 0 drops it "
                              "(repeatable)")
@@ -187,12 +212,21 @@ def parse_arguments(argv: Sequence[str]) -> Options:
         options.command = options.command[1:]
     if not options.command and not options.print_env:
         raise UsageError("no COMMAND given: linkinit [options] -- COMMAND [ARG...]")
+    return _check_values(options)
+
+
+def _check_values(options: Options) -> Options:
+    """The flags' values argparse cannot check, each error naming its flag."""
     if options.timeout is not None:
         check_seconds(options.timeout, "--timeout")
     if options.grace is not None:
         check_seconds(options.grace, "--grace")
     if options.splay is not None:
         check_seconds(options.splay, "--splay")
+    if options.stop_delay is not None:
+        check_seconds(options.stop_delay, "--stop-delay")
+    if options.notify is not None:
+        check_notify(options.notify, f"--notify {options.notify}")
     if options.on_change is not None:
         check_policy(options.on_change, f"--on-change {options.on_change}")
     return options
@@ -239,9 +273,7 @@ def resolve_isolated(
     follow mode, where the watcher's state is."""
     from linkinit import fastjson  # not json: it imports re (~4 ms of every start)
 
-    result = fastjson.loads(
-        supervise.run_isolated(_guarded(lambda: _resolve(options, environ)))
-    )
+    result = fastjson.loads(prestart.run_isolated(_guarded(lambda: _resolve(options, environ))))
     return result["environment"], result["link_keys"], result["follow"]
 
 

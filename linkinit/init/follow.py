@@ -23,6 +23,7 @@ import time
 from collections import namedtuple
 
 from linkinit.errors import DeclarationError, EngineError, LinkinitError
+from linkinit.init.health import record, state_path
 from linkinit.init.hosts import write_hosts
 from linkinit.init.readiness import READY, Observation, answerer, check_answer, link_address
 from linkinit.init.secretfiles import (
@@ -124,6 +125,7 @@ class Follower:
         hosts_path: str = "/etc/hosts",
         outputs: Optional[Outputs] = None,
         secrets_dir: str = SECRETS_DIR,
+        health_path: Optional[str] = None,
     ) -> None:
         self.engine = engine
         self.parent = parent
@@ -134,6 +136,7 @@ class Follower:
         self.links_path = links_path
         self.hosts_path = hosts_path
         self.secrets_dir = secrets_dir
+        self.health_path = health_path  # linkinit health's state: the links COMMAND has now
         self.down: set[str] = set()
         self.services: set[str] = set()  # aliases whose child was last seen as a service
         self.not_serving: dict[str, str] = {}  # alias -> what its running child answered
@@ -238,6 +241,9 @@ class Follower:
         write_links(self.links_path, variables)
         current_links = [self.links[a] for a in self.given if a in self.links]
         write_hosts(current_links, self.hosts_path)
+        if self.health_path:
+            record(self.health_path, self.engine.host, self.specs, current_links,
+                   self.engine.api_version)
         return self.outputs.render(variables, current_links, self.report)
 
 
@@ -376,7 +382,8 @@ def main() -> int:
              for alias, (cid, variables, *rest) in config["given"].items()}
     follower = Follower(engine, config["parent"], specs, given, report, changed,
                         os.path.join(state, LINKS_FILE), config.get("hosts", "/etc/hosts"),
-                        _outputs(config, state), config.get("secrets_dir", SECRETS_DIR))
+                        _outputs(config, state), config.get("secrets_dir", SECRETS_DIR),
+                        state_path(os.environ))
     try:
         wake = EventWatcher(engine, time.time(), config.get("watch", ()))
         follow(follower, wake, config.get("resync", RESYNC_SECONDS))

@@ -44,6 +44,10 @@ class Options:
         self.group = False
         self.grace: Optional[float] = None
         self.keep_orphans = False
+        self.kill_orphans = False
+        self.stop_delay: Optional[float] = None
+        self.wait_all = False
+        self.notify: Optional[str] = None  # who sends READY=1 on NOTIFY_SOCKET (notify.py)
         self.rewrite: list[str] = []
         self.remap_exit: list[str] = []
         self.pdeathsig: Optional[str] = None
@@ -59,6 +63,7 @@ class Settled:
 
     def __init__(self) -> None:
         self.grace = DEFAULT_GRACE
+        self.stop_delay = 0.0
         self.rewrite: dict[int, int] = {}
         self.remap_exit: set[int] = set()
         self.pdeathsig = 0
@@ -75,6 +80,10 @@ ENVIRONMENT = (
     ("LINKINIT_GROUP", "group", "bool"),
     ("LINKINIT_GRACE", "grace", "seconds"),
     ("LINKINIT_KEEP_ORPHANS", "keep_orphans", "bool"),
+    ("LINKINIT_KILL_ORPHANS", "kill_orphans", "bool"),
+    ("LINKINIT_STOP_DELAY", "stop_delay", "seconds"),
+    ("LINKINIT_WAIT_ALL", "wait_all", "bool"),
+    ("LINKINIT_NOTIFY", "notify", "text"),
     ("LINKINIT_REWRITE", "rewrite", "list"),
     ("LINKINIT_REMAP_EXIT", "remap_exit", "list"),
     ("LINKINIT_PDEATHSIG", "pdeathsig", "text"),
@@ -115,6 +124,8 @@ def settle(options: Options) -> Settled:
     settled = Settled()
     if options.grace is not None:
         settled.grace = check_seconds(options.grace, "--grace")
+    if options.stop_delay is not None:
+        settled.stop_delay = check_seconds(options.stop_delay, "--stop-delay")
     for text in options.rewrite:  # the environment's first, then the flags': later wins
         source, target = parse_rewrite(text, f"--rewrite {text}")
         settled.rewrite[source] = target
@@ -196,6 +207,14 @@ def _unchecked(text: str, origin: str) -> object:
     return text
 
 
+def check_notify(text: str, origin: str) -> str:
+    """Who sends READY=1: ``linkinit`` (the default) or ``command``."""
+    if text not in ("linkinit", "command"):
+        raise UsageError(f"{origin}: expected linkinit (linkinit sends READY=1) or command "
+                         "(COMMAND gets NOTIFY_SOCKET and notifies by itself)")
+    return text
+
+
 def check_policy(text: str, origin: str) -> str:
     """Follow mode's policy, checked where it was given (declare knows the forms)."""
     from linkinit.model.declare import check_policy as check
@@ -204,4 +223,4 @@ def check_policy(text: str, origin: str) -> str:
 
 
 _CHECKS = {"rewrite": parse_rewrite, "remap_exit": parse_status, "pdeathsig": parse_signal,
-           "on_change": check_policy}
+           "on_change": check_policy, "notify": check_notify}

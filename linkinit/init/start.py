@@ -34,13 +34,15 @@ def resolve_environment(options: Options, environ: Mapping[str, str],
     import time
 
     from linkinit.engine.client import Engine
-    from linkinit.init import hosts, resolve
+    from linkinit.init import health, hosts, notify, resolve
     from linkinit.model import declare
     from linkinit.model.docker_links import engine_links
     from linkinit.model.envvars import link_environment
 
     started = time.monotonic()
     report = _reporter(options.quiet)
+    if not options.print_env:  # /run outlives a docker restart: no stale health answers
+        health.forget(health.state_path(environ))
     from_file = load_config(options.config)
     from_env = declare.Declaration(tuple(_env_link(entry) for entry in options.env_links))
     policy = options.on_change and declare.check_policy(options.on_change, "on-change")
@@ -62,14 +64,21 @@ def resolve_environment(options: Options, environ: Mapping[str, str],
                               from_file, from_env, from_flags])
     timeout = _first(declared.timeout, declare.DEFAULT_TIMEOUT)
     remaining = max(timeout - (time.monotonic() - started), 0.0)
+    if not options.print_env:
+        notify.waiting(notify.target(environ, options.notify), [s.alias for s in declared.links])
     resolved = resolve.resolve_links(engine, parent, declared.links, remaining, report,
                                      environ)
     hosts.write_hosts(resolved)
     links = _secrets_as_files(declared, resolved, link_environment(resolved), environ, report)
     exported = _outputs(declared, resolved, links, environ, options)
-    return _handed_over(options, environ, exported, links,
-                        lambda derived: _follow(declared, engine, parent, environ, resolved,
-                                                options, derived))
+
+    def for_command(derived: dict) -> Optional[dict]:
+        """What COMMAND's start leaves behind: linkinit health's state, follow mode's."""
+        health.record(health.state_path(environ), engine.host, declared.links, resolved,
+                      engine.api_version)
+        return _follow(declared, engine, parent, environ, resolved, options, derived)
+
+    return _handed_over(options, environ, exported, links, for_command)
 
 
 def _handed_over(options: Options, environ: Mapping[str, str], exported: Mapping[str, str],
@@ -92,9 +101,11 @@ def _follow(declared: Any, engine: Any, parent: Mapping[str, Any], environ: Mapp
     if declared.on_change in (None, "none"):
         _forget_followed_links(environ)
         return None
+    from linkinit.init import notify
     from linkinit.init.follow import prepare  # only in follow mode: its imports cost every start
 
-    return prepare(declared, engine, parent, environ, resolved, options.quiet, derived)
+    own = notify.command_environment(environ, options.notify)  # as a restart will give it
+    return prepare(declared, engine, parent, own, resolved, options.quiet, derived)
 
 
 def _secrets_as_files(declared: Any, resolved: Sequence[Any], links: Mapping[str, str],
@@ -123,6 +134,9 @@ def _without_engine(engine: Any, declared: Any, environ: Mapping[str, str],
         report(f"{where} and no links declared by file, flag or LINKINIT_LINKS: running "
                "COMMAND without links (--require-engine or LINKINIT_REQUIRE_ENGINE=1 makes "
                "this exit 69)")
+        from linkinit.init import health
+
+        health.record(health.state_path(environ), engine.host, [], [])
     exported = _outputs(declared, [], {}, environ, options)
     return build_environment(environ, exported), list(exported), None
 

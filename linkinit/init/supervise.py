@@ -8,15 +8,16 @@ standard-library modules. The recipe, in the order ``cli.main`` uses it:
    handled asynchronously. A signal that arrives at any later point stays pending until the
    loop takes it: nothing is lost, and no SIGCHLD can slip past before the loop runs. The
    siginfo tells a user's ``kill -SEGV`` (passed on) from a fault of our own.
-2. ``run_isolated(work)`` runs the resolver in a forked child, so the Docker SDK and friends
-   never become resident here; a stop signal meanwhile kills it and ends linkinit at once.
-3. ``supervise(argv, env)`` forks COMMAND with a clean start (own process group, the
-   terminal, default SIGPIPE/SIGXFSZ, the original signal mask), then, if the process holds
-   more than a watcher needs, re-executes a bare interpreter (``python -I -S``, this module)
-   to drop everything the CLI imported, keeping PID 1 under 10 MB; the watcher moves to /,
-   names itself for ``ps``, forwards signals,
-   reaps, and on COMMAND's exit (as PID 1 or with --group) TERMs what is left, waits
-   ``grace`` seconds and KILLs the rest.
+2. ``prestart.run_isolated(work)`` runs the resolver in a forked child, so the Engine client
+   and friends never become resident here; a stop signal meanwhile ends linkinit at once.
+3. ``prestart.supervise(argv, env)`` starts COMMAND with ``start_command`` (own process
+   group, the terminal, default SIGPIPE/SIGXFSZ, the original signal mask), then
+   re-executes a bare interpreter (``python -I -S``) that imports this module alone, keeping
+   PID 1 under 10 MB. Those two steps run once, before COMMAND: they live in prestart.py.
+4. The watcher (``_slim_main`` -> ``_watch``) moves to /, names itself for ``ps``, forwards
+   signals (holding the first TERM with --stop-delay), reaps (TERMing orphans with
+   --kill-orphans), and on COMMAND's exit waits for the rest (--wait-all) or, as PID 1 or
+   with --group, TERMs what is left, waits ``grace`` seconds and KILLs the rest.
 
 What it promises is in the README's PID 1 section and the pitfalls it follows in
 docs/design.md; each behaviour has a test in tests/unit and tests/e2e named after it.
@@ -36,15 +37,12 @@ except ImportError:  # pragma: no cover - not CPython
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not free to import, and this module stays resident
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
     from typing import Any
 
-EX_SOFTWARE = 70  # the resolver crashed: a bug in linkinit, not in the user's setup
 EX_NOEXEC = 126  # COMMAND exists but cannot be executed (tini's and the shells' convention)
 EX_NOTFOUND = 127  # COMMAND was not found
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-PR_SET_CHILD_SUBREAPER = 36
 
 # The kernel raises these for a fault in the process itself (PIPE and XFSZ for its own write
 # to a closed pipe or past the file-size limit). Blocked, a real fault still kills us (the
@@ -99,12 +97,10 @@ EX_LINK_CHANGED = 75  # on-change=exit: a child changed; restart the container t
 _FOLLOWER_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # before starting a watcher that died again
 _FOLLOWER_STEADY = 30.0  # a watcher that lived this long starts the backoff afresh
 _KILL_WAIT = 2.0  # seconds to wait for SIGKILLed processes to be reaped before giving up
+ORPHAN_POLL = 0.5  # --kill-orphans: seconds between looks for processes re-parented to us
+_DRAIN_SIGNALS = {int(signal.SIGTERM), int(signal.SIGINT)}  # what --stop-delay holds
 
-# PID 1 re-executes itself small only when it holds more than this (PID 1's target is 10 MB).
-SMALL_ENOUGH_KB = 9 * 1024 + 512
-
-# The bundle's first argument when it re-executes itself as the slim watcher
-# (linkinit/frozen.py).
+# The bundle's first argument when it re-executes itself as the slim watcher (frozen.py).
 SLIM_WATCHER = "--linkinit-slim-watcher"
 
 _original_mask: set[int] | None = None
@@ -137,6 +133,12 @@ def block_signals() -> None:
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
     if _original_mask is None:
         _original_mask = {int(s) for s in previous}
+
+
+def original_mask() -> set[int]:
+    """The mask linkinit started with, which COMMAND gets back (block_signals keeps it)."""
+    block_signals()
+    return set(_original_mask or ())
 
 
 def _warn(message: str) -> None:
@@ -225,120 +227,6 @@ def _reap(main_pid: int) -> tuple[int | None, bool]:
             status = _exit_status(wait_status)
 
 
-# -- the resolver, isolated ---------------------------------------------------------------------
-
-
-def _scratch_fd() -> int:
-    """An anonymous file for the resolver's answer.
-
-    A file rather than a pipe: a pipe holds 64 KiB, and a full one would block the writer
-    while we wait for signals, not for data.
-    """
-    try:
-        return os.memfd_create("linkinit", 0)
-    except (AttributeError, OSError):
-        pass
-    for directory in ("/dev/shm", "/tmp", "."):
-        try:
-            return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
-        except (AttributeError, OSError):
-            continue
-    raise OSError(errno.ENOSPC, "linkinit: no place for a scratch file (memfd, /dev/shm, /tmp)")
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _read_all(fd: int) -> bytes:
-    os.lseek(fd, 0, os.SEEK_SET)
-    chunks: list[bytes] = []
-    while True:
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
-def _system_exit_code(exc: SystemExit) -> int:
-    """The status Python itself would exit with for this SystemExit."""
-    if exc.code is None:
-        return 0
-    if isinstance(exc.code, int):
-        return exc.code & 0xFF
-    _warn(str(exc.code))
-    return 1
-
-
-def _worker(work: Callable[[], bytes], fd: int) -> None:
-    """The forked resolver: run work(), leave its bytes in fd, and _exit (never return)."""
-    code = EX_SOFTWARE
-    try:
-        try:
-            _write_all(fd, bytes(work()))
-            code = 0
-        except SystemExit as exc:
-            code = _system_exit_code(exc)
-        except BaseException as exc:
-            _warn(f"internal error while resolving links: {type(exc).__name__}: {exc}")
-        _flush_std()
-    finally:
-        os._exit(code)
-
-
-def run_isolated(work: Callable[[], bytes]) -> bytes:
-    """Run work() in a forked child and return its bytes; PID 1 never imports what it imports.
-
-    A signal in STOPS_WAIT (TERM, INT, HUP, QUIT, USR1, ...) arriving meanwhile SIGKILLs the
-    child and raises SystemExit(128+N) at once: `docker stop` during a long wait for children
-    must not take the Engine's 10 s. Other signals (WINCH, CONT, ...) stay pending for
-    COMMAND. A child exiting non-zero raises SystemExit with its status.
-    """
-    block_signals()
-    fd = _scratch_fd()
-    try:
-        _flush_std()
-        pid = os.fork()
-        if pid == 0:
-            _worker(work, fd)
-        status = _await_worker(pid)
-        if status != 0:
-            raise SystemExit(status)
-        return _read_all(fd)
-    finally:
-        os.close(fd)
-
-
-def _await_worker(pid: int) -> int:
-    """Wait for the resolver or a stop signal, whichever comes first; reap zombies meanwhile."""
-    waited = STOPS_WAIT | {int(signal.SIGCHLD)}
-    while True:
-        info = signal.sigwaitinfo(waited)
-        sig = info.si_signo
-        if not _sent_to_us(info):
-            continue
-        if sig == signal.SIGCHLD:
-            status, _ = _reap(pid)
-            if status is None:
-                continue
-            if status > 128:
-                _warn(f"the link resolver was killed by signal {status - 128}")
-            return status
-        _send(pid, signal.SIGKILL)
-        while True:  # SIGKILL cannot be caught: this wait is short
-            try:
-                done, _ = os.waitpid(pid, 0)
-            except ChildProcessError:
-                break
-            if done == pid:
-                break
-        _reap(pid)
-        _warn(f"stopped by {_signal_name(sig)} before COMMAND started")
-        raise SystemExit(128 + sig)
-
-
 def _signal_name(sig: int) -> str:
     """SIGTERM for 15 (without the enum module)."""
     for name in dir(signal):
@@ -355,13 +243,15 @@ class Watch:
     """What the watcher does for COMMAND (pid) besides reaping; crosses the re-exec as argv.
 
     group: signals go to COMMAND's process group; grace: seconds between the leftovers' TERM
-    and KILL; keep_orphans: leave the leftovers alone; rewrite: {signal: signal, or 0 to
-    drop it}; remap_exit: statuses of COMMAND reported as 0; title: what ``ps`` shows.
+    and KILL; keep_orphans: leave the leftovers alone; kill_orphans, stop_delay, wait_all:
+    the options of those names; rewrite: {signal: signal, or 0 to drop it}; remap_exit:
+    statuses of COMMAND reported as 0; title: what ``ps`` shows; the rest, the loop's state.
     A plain class: namedtuple would import collections into the resident process.
     """
 
-    __slots__ = ("follow", "grace", "group", "keep_orphans", "pid", "remap_exit", "rewrite",
-                 "title")
+    __slots__ = ("follow", "grace", "group", "held", "keep_orphans", "kill_orphans",
+                 "orphans", "orphans_at", "pid", "release_at", "remap_exit", "rewrite",
+                 "stop_delay", "title", "wait_all")
 
     def __init__(
         self,
@@ -370,6 +260,9 @@ class Watch:
         group: bool = False,
         grace: float = 5.0,
         keep_orphans: bool = False,
+        kill_orphans: bool = False,
+        stop_delay: float = 0.0,
+        wait_all: bool = False,
         rewrite: dict[int, int] | None = None,
         remap_exit: Iterable[int] = (),
         title: str = "linkinit",
@@ -378,14 +271,23 @@ class Watch:
         self.group = group
         self.grace = grace
         self.keep_orphans = keep_orphans
+        self.kill_orphans = kill_orphans
+        self.stop_delay = stop_delay
+        self.wait_all = wait_all
         self.rewrite = dict(rewrite or {})
         self.remap_exit = frozenset(remap_exit)
         self.title = title
         self.follow: Follow | None = None
+        self.held = 0  # --stop-delay: the signal held, 0 before the first, -1 once released
+        self.release_at: float | None = None
+        self.orphans: dict[int, float] = {}  # --kill-orphans: pid TERMed -> when to KILL it
+        self.orphans_at: float | None = None  # the next look for orphans
 
     def to_args(self) -> list[str]:
-        args = ["--pid", str(self.pid), "--grace", repr(float(self.grace))]
-        args += ["--group"] * self.group + ["--keep-orphans"] * self.keep_orphans
+        args = ["--pid", str(self.pid), "--grace", repr(float(self.grace)),
+                "--stop-delay", repr(float(self.stop_delay))]
+        for flag in _WATCH_FLAGS:
+            args += [flag] * getattr(self, flag[2:].replace("-", "_"))
         for sig, target in sorted(self.rewrite.items()):
             args += ["--rewrite", f"{sig}:{target}"]
         for status in sorted(self.remap_exit):
@@ -403,18 +305,20 @@ class Watch:
             args = args[:at]
         pairs = iter(args)
         for flag in pairs:
-            if flag in ("--group", "--keep-orphans"):
+            if flag in _WATCH_FLAGS:
                 setattr(watch, flag[2:].replace("-", "_"), True)
             elif flag == "--rewrite":
                 sig, _, target = next(pairs).partition(":")
                 watch.rewrite[int(sig)] = int(target)
             elif flag == "--remap-exit":
                 watch.remap_exit |= {int(next(pairs))}
-            elif flag in ("--pid", "--grace", "--title"):
-                value = next(pairs)
-                kind = {"--pid": int, "--grace": float, "--title": str}[flag]
-                setattr(watch, flag[2:], kind(value))
+            elif flag in _WATCH_VALUES:
+                setattr(watch, flag[2:].replace("-", "_"), _WATCH_VALUES[flag](next(pairs)))
         return watch
+
+
+_WATCH_FLAGS = ("--group", "--keep-orphans", "--kill-orphans", "--wait-all")
+_WATCH_VALUES = {"--pid": int, "--grace": float, "--stop-delay": float, "--title": str}
 
 
 # Follow mode's state directory: the resolver writes the parent's own variables (ENVIRON_FILE),
@@ -567,15 +471,9 @@ class Follow:
         """Stop COMMAND and start it again with the links as they are now."""
         _warn("follow: a link changed; restarting COMMAND (on-change=restart)")
         _stop_command(watch)
-        env = self.environment()
-        path, code, failure = _find_executable(self.command[0], env.get("PATH"))
-        if path is None:
-            _warn(failure)
-            return code
-        pid, exec_errno = _spawn(path, self.command, env, self.mask)
-        if exec_errno is not None:
-            _warn(f"{self.command[0]}: cannot execute {path}: {os.strerror(exec_errno)}")
-            return EX_NOTFOUND if exec_errno in (errno.ENOENT, errno.ENOTDIR) else EX_NOEXEC
+        pid, failed = start_command(self.command, self.environment(), self.mask)
+        if failed:
+            return failed
         watch.pid = pid
         return None
 
@@ -600,125 +498,11 @@ def _random_fraction() -> float:
     return int.from_bytes(os.urandom(4), "big") / 2**32
 
 
-def supervise(
-    argv: list[str],
-    env: dict[str, str],
-    *,
-    group: bool = False,
-    grace: float = 5.0,
-    slim: bool = True,
-    keep_orphans: bool = False,
-    rewrite: dict[int, int] | None = None,
-    remap_exit: Iterable[int] = (),
-    follow: Follow | None = None,
-) -> int:
-    """Run COMMAND (argv, env as its whole environment) as our child; return our exit status.
-
-    COMMAND is spawned first, so it never waits for what follows. With ``slim`` (the
-    default) a process holding more than ``SMALL_ENOUGH_KB`` then re-executes a bare
-    interpreter that only watches COMMAND, so what the CLI imported is no longer resident:
-    the pid, the children, the signal mask and pending signals all survive the exec. A
-    smaller one (or where the exec fails) watches in place.
-    ``rewrite`` adds to (and overrides) the job-control rewrites of ``group`` mode.
-    """
-    if not argv:
-        raise ValueError("supervise() needs a command")
-    block_signals()
-    assert _original_mask is not None
-    _become_subreaper()
-    path, code, failure = _find_executable(argv[0], env.get("PATH"))
-    if path is None:
-        _warn(failure)
-        return code
-    pid, exec_errno = _spawn(path, argv, env, _original_mask)
-    if exec_errno is not None:
-        code = EX_NOTFOUND if exec_errno in (errno.ENOENT, errno.ENOTDIR) else EX_NOEXEC
-        _warn(f"{argv[0]}: cannot execute {path}: {os.strerror(exec_errno)}")
-        return code
-    rewrites = dict(GROUP_REWRITES) if group else {}
-    rewrites.update(rewrite or {})
-    watch = Watch(
-        pid,
-        group=group,
-        grace=grace,
-        keep_orphans=keep_orphans,
-        rewrite=rewrites,
-        remap_exit=remap_exit,
-        title="linkinit: supervising " + " ".join(argv),
-    )
-    if follow is not None:
-        follow.command = list(argv)
-        follow.mask = set(_original_mask)
-        watch.follow = follow
-    if slim:
-        if not _small_enough():
-            _reexec_slim(watch)  # returns only if the exec failed
-        _retitle(watch.title)
-    _leave_cwd()
-    return _watch(watch)
-
-
 def _leave_cwd() -> None:
     """chdir("/") once COMMAND runs: COMMAND keeps its directory; ours would only hold a
     mount busy (dumb-init does the same)."""
     with _Ignoring(OSError):
         os.chdir("/")
-
-
-def _small_enough() -> bool:
-    """Whether this process already holds no more than a re-executed watcher would, give or
-    take: then the re-exec (a second interpreter start, ~8 ms of CPU, bench/breakdown.py) buys
-    nothing. So it is for a Python install whose command line imported nothing heavy before
-    the resolver's fork (the bare ``-- COMMAND``); never for the bundle, whose runtime holds
-    more than its watcher."""
-    if getattr(sys, "frozen", False):
-        return False
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            pages = int(statm.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return False
-    return pages * os.sysconf("SC_PAGE_SIZE") <= SMALL_ENOUGH_KB * 1024
-
-
-def _reexec_slim(watch: Watch) -> None:
-    """Replace this process by a bare ``python -I -S`` that watches COMMAND.
-
-    Import this file as a top-level module from its directory, so the compiled copy in
-    __pycache__ is reused: running it as a script would compile it anew, and the compiler's
-    memory stays resident (~1.4 MB). In the bundle, the bundle itself (``_slim_command``).
-    """
-    command = _slim_command()
-    if command is None:
-        return
-    _flush_std()
-    _leave_cwd()
-    try:
-        os.execv(command[0], [*command, *watch.to_args()])
-    except OSError as exc:
-        _warn(f"warning: could not re-execute a slim supervisor ({exc}); supervising in place")
-
-
-def _slim_command() -> list[str] | None:
-    """The watcher's command line before its options; None if there is none to exec.
-
-    The self-contained bundle (PyInstaller, ``sys.frozen``) has no ``python3`` and no
-    ``supervise.py`` on disk: it re-executes itself with ``SLIM_WATCHER`` first, and its entry
-    point (linkinit/frozen.py) then imports this module alone.
-    """
-    executable = sys.executable
-    if not executable:
-        return None
-    if getattr(sys, "frozen", False):
-        return [executable, SLIM_WATCHER]
-    script = os.path.abspath(__file__)
-    if not os.path.isfile(script):
-        return None
-    bootstrap = (
-        "import sys; sys.path.insert(0, sys.argv.pop(1)); import supervise; del sys.path[0]; "
-        "sys.exit(supervise._slim_main(sys.argv[1:]))"
-    )
-    return [executable, "-I", "-S", "-c", bootstrap, os.path.dirname(script)]
 
 
 def _slim_main(args: list[str]) -> int:
@@ -754,63 +538,35 @@ def _watch(watch: Watch) -> int:
     """Forward signals and reap until COMMAND exits; then deal with what it left."""
     if watch.follow is not None:
         watch.follow.start()
+    if watch.kill_orphans:
+        watch.orphans_at = time.monotonic() + ORPHAN_POLL
     status = _forward_and_reap(watch)
     if watch.follow is not None:
         watch.follow.stop()
+    if watch.wait_all:
+        _wait_rest(watch)
     _finish(watch)
     return 0 if status in watch.remap_exit else status
 
 
-def _prctl(option: int, value: int) -> None:
-    """prctl(2) through ``_ctypes``, imported only here: off PID 1, or for --pdeathsig.
-
-    ``_ctypes`` is the C core of the ctypes package, which is left out of the bundle:
-    PyInstaller's bootstrap imports ctypes at every start when it is there (~8 ms, and
-    ~0.5 MB in PID 1). These few lines are what ``ctypes.CDLL(None, use_errno=True).prctl``
-    builds from it.
-    """
-    import _ctypes
-
-    class Int(_ctypes._SimpleCData):  # ctypes.c_int
-        _type_ = "i"
-
-    class Function(_ctypes.CFuncPtr):  # a CDLL's function: cdecl, errno kept, int result
-        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-        _restype_ = Int
-
-    class Libc:  # the program's own symbols, libc's among them: dlopen(NULL)
-        _handle = _ctypes.dlopen(None, 0)  # type: ignore[arg-type]  # NULL: this program
-
-    if Function(("prctl", Libc()))(option, value, 0, 0, 0) != 0:  # type: ignore[arg-type]
-        errno = _ctypes.get_errno()
-        raise OSError(errno, os.strerror(errno))
+def start_command(argv: list[str], env: dict[str, str], mask: set[int]) -> tuple[int, int]:
+    """Find COMMAND in its own PATH and spawn it: ``(pid, 0)`` once it runs, else ``(0,
+    126 or 127)`` with the reason said on stderr. The one way COMMAND is started, first or
+    again (follow mode's restart)."""
+    path, code, failure = _find_executable(argv[0], env.get("PATH"))
+    if path is None:
+        _warn(failure)
+        return 0, code
+    pid, exec_errno = _spawn(path, argv, env, mask)
+    if exec_errno is not None:
+        _warn(f"{argv[0]}: cannot execute {path}: {os.strerror(exec_errno)}")
+        return 0, _exec_failure_status(exec_errno)
+    return pid, 0
 
 
-def _become_subreaper() -> None:
-    """Outside PID 1, have orphans re-parented to us (prctl), so we can reap them too."""
-    if os.getpid() == 1:
-        return
-    try:
-        _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    except (ImportError, AttributeError, OSError) as exc:
-        _warn(
-            f"warning: cannot register as a child subreaper ({exc}): orphaned processes will "
-            "not be reaped. To fix it, run linkinit as PID 1 (the image's ENTRYPOINT)."
-        )
-
-
-def set_parent_death_signal(sig: int) -> None:
-    """tini -p: the kernel sends us ``sig`` when our parent dies; we then treat it as any
-    signal sent to us (forwarded to COMMAND, or ending the wait for children). It survives
-    the slim re-exec. A parent already gone when it is set: the signal is sent at once."""
-    parent = os.getppid()
-    try:
-        _prctl(PR_SET_PDEATHSIG, sig)
-    except (ImportError, AttributeError, OSError) as exc:
-        _warn(f"warning: --pdeathsig: cannot set the parent-death signal ({exc})")
-        return
-    if os.getppid() != parent:
-        os.kill(os.getpid(), sig)
+def _exec_failure_status(number: int) -> int:
+    """127 when exec found nothing to run, 126 when it found something it could not run."""
+    return EX_NOTFOUND if number in (errno.ENOENT, errno.ENOTDIR) else EX_NOEXEC
 
 
 def _find_executable(name: str, path_var: str | None) -> tuple[str | None, int, str]:
@@ -917,8 +673,7 @@ def _exec_child(
         os.execve(path, argv, env)
     except OSError as exc:
         os.write(report, str(exc.errno or errno.ENOEXEC).encode())
-        code = EX_NOTFOUND if exc.errno in (errno.ENOENT, errno.ENOTDIR) else EX_NOEXEC
-        os._exit(code)
+        os._exit(_exec_failure_status(exc.errno or errno.ENOEXEC))
 
 
 def _forward_and_reap(watch: Watch) -> int:
@@ -929,9 +684,9 @@ def _forward_and_reap(watch: Watch) -> int:
     """
     follow = watch.follow
     while True:
-        info = _next_signal(follow)
-        if info is None:  # follow mode's scheduled work is due
-            status = follow.due(watch) if follow else None
+        info = _next_signal(watch)
+        if info is None:  # scheduled work is due
+            status = _due(watch)
         elif info.si_signo == signal.SIGCHLD:
             status, _ = _reap(watch.pid)
             if follow is not None:
@@ -946,17 +701,44 @@ def _forward_and_reap(watch: Watch) -> int:
             return status
 
 
-def _next_signal(follow: Follow | None) -> Any:
-    """The next signal; None when follow mode's next scheduled work comes first."""
-    wait = follow.next_due() if follow is not None else None
-    if wait is None:
+def _next_signal(watch: Watch) -> Any:
+    """The next signal; None when scheduled work comes first: follow mode's, a held stop
+    signal's release, the next look for orphans."""
+    waits = [at - time.monotonic() for at in (watch.release_at, watch.orphans_at) if at]
+    follow_wait = watch.follow.next_due() if watch.follow is not None else None
+    waits += [] if follow_wait is None else [follow_wait]
+    if not waits:
         return signal.sigwaitinfo(_WAITED)
-    return signal.sigtimedwait(_WAITED, max(wait, 0.0))
+    return signal.sigtimedwait(_WAITED, max(min(waits), 0.0))
+
+
+def _due(watch: Watch) -> int | None:
+    """Run what is due; COMMAND's exit status if that ended it (follow mode's restart)."""
+    now = time.monotonic()
+    if watch.release_at is not None and watch.release_at <= now:
+        sig, watch.held, watch.release_at = watch.held, -1, None
+        _pass_on(watch, sig)
+    if watch.orphans_at is not None and watch.orphans_at <= now:
+        _kill_orphans(watch)
+    return watch.follow.due(watch) if watch.follow is not None else None
 
 
 def _forward(watch: Watch, sig: int) -> None:
-    """Pass sig on (rewritten if asked; 0 drops it), then stop ourselves after job control,
-    as a shell's user expects (SIGCONT resumes us; PID 1 cannot be stopped)."""
+    """Pass sig on, unless --stop-delay holds it: the first TERM or INT waits ``stop_delay``
+    seconds (a drain window); a second one goes through at once, in its place."""
+    if sig in _DRAIN_SIGNALS and watch.stop_delay > 0 and watch.held >= 0:
+        if watch.held == 0:
+            watch.held, watch.release_at = sig, time.monotonic() + watch.stop_delay
+            _warn(f"{_signal_name(sig)} reaches COMMAND in {watch.stop_delay:g} s "
+                  "(--stop-delay); a second signal goes through at once")
+            return
+        watch.held, watch.release_at = -1, None
+    _pass_on(watch, sig)
+
+
+def _pass_on(watch: Watch, sig: int) -> None:
+    """Send sig (rewritten if asked; 0 drops it), then stop ourselves after job control, as
+    a shell's user expects (SIGCONT resumes us; PID 1 cannot be stopped)."""
     target = watch.rewrite.get(sig, sig)
     if not target:
         return
@@ -1009,6 +791,40 @@ def _finish(watch: Watch) -> None:
         _wait_children_gone(pid, _KILL_WAIT)
 
 
+def _kill_orphans(watch: Watch) -> None:
+    """--kill-orphans: TERM each process re-parented to us while COMMAND runs, KILL it
+    ``grace`` seconds later; never COMMAND, its group with --group, or follow mode's
+    watcher. Nothing tells us of a re-parenting: we look every ORPHAN_POLL seconds."""
+    now = time.monotonic()
+    watch.orphans_at = now + ORPHAN_POLL
+    spared = {watch.pid, watch.follow.pid if watch.follow is not None else 0}
+    found = [pid for pid in _children_of(os.getpid())
+             if pid not in spared and not (watch.group and _group_of(pid) == watch.pid)]
+    for pid in found:
+        if pid not in watch.orphans:
+            _warn(f"--kill-orphans: process {pid} was left to linkinit; sending it SIGTERM")
+            _send(pid, signal.SIGTERM)
+            watch.orphans[pid] = now + watch.grace
+        elif watch.orphans[pid] <= now:
+            _send(pid, signal.SIGKILL)
+    watch.orphans = {pid: at for pid, at in watch.orphans.items() if pid in found}
+
+
+def _group_of(pid: int) -> int:
+    with _Ignoring(OSError):
+        return os.getpgid(pid)
+    return 0
+
+
+def _wait_rest(watch: Watch) -> None:
+    """--wait-all: COMMAND is gone; reap until every other process is too, passing the
+    signals we get on to all of them (``docker stop`` still ends them)."""
+    while _reap(watch.pid)[1]:
+        info = signal.sigwaitinfo(_WAITED)
+        if info.si_signo != signal.SIGCHLD and _sent_to_us(info):
+            _signal_rest(info.si_signo, watch.pid if watch.group else 0)
+
+
 def _group_alive(pgid: int) -> bool:
     if pgid <= 1:
         return False
@@ -1041,13 +857,33 @@ def _signal_rest(sig: int, pgid: int) -> None:
         _send(descendant, sig)
 
 
+def _children_of(pid: int) -> list[int]:
+    """A process's children (zombies too): the kernel's list, or /proc's parent fields."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as listing:
+            return [int(child) for child in listing.read().split()]
+    except (OSError, ValueError):
+        return _parents().get(pid, [])
+
+
 def _descendants(root: int) -> Iterable[int]:
     """Our descendants, from /proc (orphans of theirs come to us as subreaper)."""
+    children = _parents()
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _parents() -> dict[int, list[int]]:
+    """{parent pid: [child pids]} of every process /proc shows."""
     children: dict[int, list[int]] = {}
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return []
+        return children
     for entry in entries:
         if not entry.isdigit():
             continue
@@ -1057,12 +893,7 @@ def _descendants(root: int) -> Iterable[int]:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    return children
 
 
 if __name__ == "__main__":

@@ -257,6 +257,21 @@ def test_follow_mode_runs_from_the_bundle(parent, redis, docker_client, unique):
         filler.remove(force=True)
 
 
+def test_health_runs_from_the_bundle(parent, redis, unique):
+    """`linkinit health` in an image without Python: 0 while Redis runs, 1 naming the link
+    once it is stopped (HEALTHCHECK CMD ["/opt/linkinit/linkinit", "health"])."""
+    container = parent(["sh", "-c", "echo ready; exec sleep 120"], name=unique("webapp"),
+                       labels={"link.redis": redis.name})
+    wait_log(container, "ready")
+    healthy = container.exec_run([*ENTRYPOINT, "health"])
+    assert (healthy.exit_code, healthy.output) == (0, b"linkinit: healthy (redis)\n")
+    redis.stop(timeout=1)
+    failing = container.exec_run([*ENTRYPOINT, "health"])
+    assert failing.exit_code == 1
+    assert failing.output.decode() == (
+        f"linkinit: unhealthy: redis ({redis.name}): not running (exited)\n")
+
+
 def test_host_tools_say_they_are_not_in_the_bundle(parent):
     """`linkinit ls` from the bundle: exit 64 and what to do, not a traceback."""
     container = parent(["ls"], entrypoint=ENTRYPOINT)

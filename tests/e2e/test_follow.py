@@ -109,7 +109,8 @@ def library_ip(parent: Any) -> str:
 
 
 def test_hosts_policy_rewrites_etc_hosts_and_the_library_view(rig: Rig) -> None:
-    """on-change=hosts: the parent's /etc/hosts and linkinit.require() follow the child."""
+    """on-change=hosts: the parent's /etc/hosts, linkinit.require() and linkinit health
+    follow the child."""
     parent = rig.parent(["sleep", "300"], "hosts")
     old = address(rig.child, rig.network)
     wait_until(lambda: library_ip(parent) == old, timeout=60, what="the first resolution")
@@ -119,6 +120,9 @@ def test_hosts_policy_rewrites_etc_hosts_and_the_library_view(rig: Rig) -> None:
                timeout=60, what="/etc/hosts at the new IP")
     assert len(hosts_lines(parent)) == 1
     assert f"follow: redis ({rig.child.name}) changed: now at {new}" in stderr_of(parent)
+    # linkinit health checks the current values (the old address is the filler's, closed)
+    wait_until(lambda: parent.exec_run(["linkinit", "health"]).exit_code == 0, timeout=15,
+               what="linkinit health at the new address")
 
 
 def bounce(rig: Rig, parent: Any) -> None:

@@ -84,6 +84,7 @@ def run_linkinit(engine: FakeEngine, tmp_path: Path, *argv: str) -> tuple[str, s
     hosts = tmp_path / "hosts"
     hosts.write_text("127.0.0.1\tlocalhost\n")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DOCKER_HOST": engine.host,
+           "LINKINIT_HEALTH_FILE": str(tmp_path / "health.json"),
            "LINKINIT_CONTAINER": "webapp", "PYTHONPROFILEIMPORTTIME": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), sysconfig.get_paths()["purelib"]])}
     done = subprocess.run(

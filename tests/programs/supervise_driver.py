@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Drive linkinit.init.supervise as cli.main will, with a resolver that tests can script.
+"""Drive linkinit.init.prestart and supervise as cli.main will, with a scripted resolver.
 
     supervise_driver.py [--group] [--grace S] [--keep-orphans] [--rewrite N:M]...
                         [--remap-exit N]... [--pdeathsig N] [--in-place] [--work KIND[:ARG]]
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 
-from linkinit.init import supervise
+from linkinit.init import prestart, supervise
 
 
 def pristine_environ() -> dict:
@@ -62,15 +62,15 @@ def main(args: list[str]) -> int:
 
     small = values(options, "--small-enough")
     if small:
-        supervise.SMALL_ENOUGH_KB = int(small[-1])
+        prestart.SMALL_ENOUGH_KB = int(small[-1])
     pdeathsig = values(options, "--pdeathsig")
     if pdeathsig:
-        supervise.set_parent_death_signal(int(pdeathsig[-1]))
-    env = json.loads(supervise.run_isolated(work))
+        prestart.set_parent_death_signal(int(pdeathsig[-1]))
+    env = json.loads(prestart.run_isolated(work))
     hold("resolved", hold_at)
     grace = values(options, "--grace") or ["5"]
     rewrite = dict(pair.split(":") for pair in values(options, "--rewrite"))
-    return supervise.supervise(
+    return prestart.supervise(
         command,
         env,
         group="--group" in options,

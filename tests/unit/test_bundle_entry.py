@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from linkinit.frozen import container_environment
-from linkinit.init import supervise
+from linkinit.init import prestart, supervise
 
 BUNDLE_LIBS = "/opt/linkinit/_internal"
 names = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,12}", fullmatch=True).filter(
@@ -51,13 +51,13 @@ def test_the_frozen_bundle_reexecutes_itself_as_the_slim_watcher(monkeypatch):
     """No python3 in the image: the watcher is the bundle's own executable in its slim mode."""
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", "/opt/linkinit/linkinit")
-    assert supervise._slim_command() == ["/opt/linkinit/linkinit", supervise.SLIM_WATCHER]
+    assert prestart._slim_command() == ["/opt/linkinit/linkinit", supervise.SLIM_WATCHER]
 
 
 def test_a_python_install_reexecutes_a_bare_interpreter(monkeypatch):
     """Installed with pip, the watcher stays ``python -I -S`` importing supervise alone."""
     monkeypatch.delattr(sys, "frozen", raising=False)
-    command = supervise._slim_command()
+    command = prestart._slim_command()
     assert command is not None
     assert command[:4] == [sys.executable, "-I", "-S", "-c"]
     assert command[-1].endswith("linkinit/init")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from linkinit import cli
 from linkinit.cli import Options, parse_arguments, run
 from linkinit.errors import EX_USAGE, DeclarationError, EngineUnreachable, UsageError
-from linkinit.init import start
+from linkinit.init import health, start
 from linkinit.init.options import ENVIRONMENT, apply_environment, parse_signal, settle
 from linkinit.init.start import resolve_environment
 from tests.support.kubelet import REDIS_SERVICE
@@ -40,6 +40,9 @@ def test_argparse_and_the_bare_form_share_their_defaults():
         (["--timeout", "2.5", "--", "a"], {"timeout": 2.5}),
         (["--config", "/x.yaml", "--", "a"], {"config": "/x.yaml"}),
         (["-g", "--grace", "1", "--", "a"], {"group": True, "grace": 1.0}),
+        (["--kill-orphans", "--wait-all", "--", "a"], {"kill_orphans": True, "wait_all": True}),
+        (["--stop-delay", "4", "--notify", "command", "--", "a"],
+         {"stop_delay": 4.0, "notify": "command"}),
         (["--", "--print-env"], {}),
         (["a", "--quiet"], {}),
     ],
@@ -109,6 +112,10 @@ def settled(argv, environ):
         ({"LINKINIT_GROUP": "yes"}, {"group": True}),
         ({"LINKINIT_GRACE": "1"}, {"grace": 1.0}),
         ({"LINKINIT_KEEP_ORPHANS": "on"}, {"keep_orphans": True}),
+        ({"LINKINIT_KILL_ORPHANS": "1"}, {"kill_orphans": True}),
+        ({"LINKINIT_STOP_DELAY": "2.5"}, {"stop_delay": 2.5}),
+        ({"LINKINIT_WAIT_ALL": "true"}, {"wait_all": True}),
+        ({"LINKINIT_NOTIFY": "command"}, {"notify": "command"}),
         ({"LINKINIT_REWRITE": "TERM:QUIT,10:0"}, {"rewrite": ["TERM:QUIT", "10:0"]}),
         ({"LINKINIT_REMAP_EXIT": "143, 3"}, {"remap_exit": ["143", "3"]}),
         ({"LINKINIT_PDEATHSIG": "KILL"}, {"pdeathsig": "KILL"}),
@@ -128,6 +135,8 @@ def test_every_option_can_come_from_the_environment(environ, changed):
     [
         (["--timeout", "3"], {"LINKINIT_TIMEOUT": "9"}, "timeout", 3.0),
         (["--grace", "0"], {"LINKINIT_GRACE": "9"}, "grace", 0.0),
+        (["--stop-delay", "1"], {"LINKINIT_STOP_DELAY": "9"}, "stop_delay", 1.0),
+        (["--notify", "linkinit"], {"LINKINIT_NOTIFY": "command"}, "notify", "linkinit"),
         (["--config", "/a"], {"LINKINIT_CONFIG": "/b"}, "config", "/a"),
         (["--pdeathsig", "TERM"], {"LINKINIT_PDEATHSIG": "KILL"}, "pdeathsig", "TERM"),
         (["-q"], {"LINKINIT_QUIET": "0"}, "quiet", True),
@@ -190,6 +199,20 @@ def test_signals_are_named_or_numbered(text, number):
          "LINKINIT_GROUP=x: expected 1 or 0 (or true/false, yes/no, on/off)"),
         ([], {"LINKINIT_KEEP_ORPHANS": "x"},
          "LINKINIT_KEEP_ORPHANS=x: expected 1 or 0 (or true/false, yes/no, on/off)"),
+        ([], {"LINKINIT_KILL_ORPHANS": "x"},
+         "LINKINIT_KILL_ORPHANS=x: expected 1 or 0 (or true/false, yes/no, on/off)"),
+        ([], {"LINKINIT_WAIT_ALL": "x"},
+         "LINKINIT_WAIT_ALL=x: expected 1 or 0 (or true/false, yes/no, on/off)"),
+        ([], {"LINKINIT_STOP_DELAY": "-1"},
+         "LINKINIT_STOP_DELAY=-1: expected a finite number of seconds >= 0, e.g. 30 or 2.5"),
+        (["--stop-delay", "-1"], {},
+         "--stop-delay must be a finite number of seconds >= 0, not -1.0"),
+        ([], {"LINKINIT_NOTIFY": "systemd"},
+         "LINKINIT_NOTIFY=systemd: expected linkinit (linkinit sends READY=1) or command "
+         "(COMMAND gets NOTIFY_SOCKET and notifies by itself)"),
+        (["--notify", "x"], {},
+         "--notify x: expected linkinit (linkinit sends READY=1) or command (COMMAND gets "
+         "NOTIFY_SOCKET and notifies by itself)"),
         ([], {"LINKINIT_REWRITE": "TERM:QUIT,STOP:0"},
          "LINKINIT_REWRITE=TERM:QUIT,STOP:0: signal 19 never reaches linkinit to be rewritten "
          "(KILL and STOP cannot be caught; CHLD is linkinit's own)"),
@@ -259,6 +282,12 @@ UNREACHABLE = (
 @pytest.fixture
 def no_default_config(monkeypatch):
     monkeypatch.setattr(start, "DEFAULT_CONFIG", "/nonexistent/linkinit.yaml")
+
+
+@pytest.fixture(autouse=True)
+def private_health_state(monkeypatch, tmp_path):
+    """linkinit health's state goes to tmp_path: a start here must not touch the host's /run."""
+    monkeypatch.setattr(health, "STATE_FILE", str(tmp_path / "health.json"))
 
 
 @pytest.mark.usefixtures("no_default_config")
