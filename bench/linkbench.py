@@ -69,7 +69,7 @@ BUNDLE = ["/opt/linkinit/linkinit", "--"]  # the self-contained bundle (scripts/
 
 # -- targets ----------------------------------------------------------------------------------
 
-TARGET_TINI_GAP_MS = 60.0
+TARGET_TINI_GAP_MS = 25.0  # issue 27: docker start -> COMMAND, 1 ready link, within tini + 25
 TARGET_50_LINKS_MS = 1000.0
 TARGET_RSS_KB = 10 * 1024
 TARGET_READY_MS = 100.0
@@ -609,8 +609,8 @@ def report(results: Results, levels: Sequence[int]) -> str:
         elif variant.links == 1 and variant.engine:
             gap = median(values) - tini
             mounted = median(values) - median(results.startup["tini + socket mount"])
-            target = f"<= tini + {TARGET_TINI_GAP_MS:.0f} ms (+{gap:.0f}): " \
-                     f"{verdict(gap <= TARGET_TINI_GAP_MS)}; +{mounted:.0f} vs tini + mount"
+            target = f"<= tini + {TARGET_TINI_GAP_MS:.0f} ms ({gap:+.0f}): " \
+                     f"{verdict(gap <= TARGET_TINI_GAP_MS)}; {mounted:+.0f} vs tini + mount"
         elif variant.links == 50:
             target = f"< {TARGET_50_LINKS_MS:.0f} ms: " \
                      f"{verdict(median(values) < TARGET_50_LINKS_MS)}"
@@ -627,7 +627,21 @@ def report(results: Results, levels: Sequence[int]) -> str:
         add("What each route adds to an image (du, on disk)")
         for name, kb in results.sizes_kb.items():
             add(f"  {name:<40}{kb / 1024:>8.2f} MB")
-    add("")
+    if results.scaling:
+        add("")
+        lines += scaling_report(results, levels)
+    if results.readiness:
+        add("")
+        lines += readiness_report(results)
+    if results.proxy:
+        add("")
+        add(proxy_report(results.proxy))
+    return "\n".join(lines)
+
+
+def scaling_report(results: Results, levels: Sequence[int]) -> list[str]:
+    lines: list[str] = []
+    add = lines.append
     add("Engine requests (counted by a proxy on the socket) and idle containers on the host")
     add(f"  {'idle':>6}{'on host':>9}{'req 0 links':>13}{'req 1 link':>12}{'req 10 links':>14}"
         f"{'ms tini':>9}{'ms 1 link':>11}{'ms 10 links':>13}")
@@ -644,7 +658,12 @@ def report(results: Results, levels: Sequence[int]) -> str:
     add(f"  per link: {per_link:g} request(s); with 1 link: {kinds}")
     add(f"  requests independent of the containers on the host: {verdict(same)}"
         "   (ms: median docker start -> COMMAND, socket mounted)")
-    add("")
+    return lines
+
+
+def readiness_report(results: Results) -> list[str]:
+    lines: list[str] = []
+    add = lines.append
     add("Readiness latency: child ready -> COMMAND's start (ms)")
     add(f"  {'waiter':<24}{'median':>9}{'p90':>9}{'max':>9}  target")
     for key, values in results.readiness.items():
@@ -653,10 +672,7 @@ def report(results: Results, levels: Sequence[int]) -> str:
             target = f"< {TARGET_READY_MS:.0f} ms: {verdict(median(values) < TARGET_READY_MS)}"
         add(f"  {key:<24}{median(values):>9.1f}{p90(values):>9.1f}{max(values):>9.1f}  {target}")
     add("  (wait-for-it only checks ports: no health row)")
-    if results.proxy:
-        add("")
-        add(proxy_report(results.proxy))
-    return "\n".join(lines)
+    return lines
 
 
 def proxy_report(row: dict[str, Any]) -> str:
@@ -764,12 +780,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 f"docker rm -f $(docker ps -aq --filter label={LABEL}.run={RUN})")
     if options.json:
         Path(options.json).write_text(json.dumps(results.__dict__, indent=2) + "\n")
-    if skip & {"startup", "rss", "scaling", "ready", "proxy"}:
+    if skip & {"startup", "rss"}:  # no start-up table to print: the figures as they are
         print(json.dumps(results.__dict__, indent=2))
         return 0
-    print(report(results, levels))
-    print(f"\n(linkinit {commit}; run took {time.monotonic() - began:.0f} s; {machine()})")
-    return 0
+    table = report(results, levels)
+    print(table)
+    print(f"\n(linkinit {commit}; run took {time.monotonic() - began:.0f} s; "
+          f"load average {os.getloadavg()[0]:.1f}; {machine()})")
+    return 1 if "MISS" in table else 0  # bench/run fails when a figure is past its target
 
 
 def machine() -> str:

@@ -32,7 +32,23 @@ SUBCOMMANDS = ("ls", "guard", "proxy", "_follow")
 
 def main() -> None:
     supervise.block_signals()
-    sys.exit(run(sys.argv[1:], initial_environment()))
+    status = run(sys.argv[1:], initial_environment())
+    if sys.argv[1:2] and sys.argv[1] in SUBCOMMANDS:
+        sys.exit(status)  # the host tools and the follow watcher end as Python programs do
+    exit_now(status)
+
+
+def exit_now(status: int) -> None:
+    """Exit with ``status`` without the interpreter's teardown: freeing every module and
+    object nobody waits for costs ~2 ms of CPU at the end of every start and every
+    ``--print-env`` (bench/README.md). The standard streams are flushed first; the init's
+    own process registers no atexit handler and runs no thread that could be cut short."""
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 (contextlib is one more import on the start path)
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(status & 0xFF)
 
 
 def initial_environment() -> dict[str, str]:
@@ -113,8 +129,9 @@ def _follow_plan(follow: Optional[dict], options: Options) -> Optional[supervise
 def parse_arguments(argv: Sequence[str]) -> Options:
     """Options from argv. ``ENTRYPOINT ["linkinit", "--"]`` passes none: then there is nothing
     for argparse to do, and importing and building it would cost ~15 ms of every start."""
-    if len(argv) > 1 and argv[0] == "--":
-        return Options(argv[1:])
+    simple = _simple_arguments(argv)
+    if simple is not None:
+        return simple
     import argparse
 
     from linkinit.errors import UsageError
@@ -215,6 +232,34 @@ def _check_values(options: Options) -> Options:
     return options
 
 
+# Flags that take no value, and the one value checked here, for _simple_arguments.
+_SIMPLE_FLAGS = {"--print-env": "print_env", "-q": "quiet", "--quiet": "quiet"}
+_FORMATS = ("env", "shell", "json")
+
+
+def _simple_arguments(argv: Sequence[str]) -> Optional[Options]:
+    """The two forms that need no argparse: ``-- COMMAND`` (the ENTRYPOINT), and
+    ``--print-env`` with ``-q`` and ``--format F`` alone (``docker run --entrypoint linkinit
+    IMAGE --print-env``); None for anything else, which argparse then parses (and words its
+    errors) as always."""
+    if len(argv) > 1 and argv[0] == "--":
+        return Options(argv[1:])
+    options = Options()
+    words = iter(argv)
+    for word in words:
+        flag, equals, value = word.partition("=")
+        if word in _SIMPLE_FLAGS:
+            setattr(options, _SIMPLE_FLAGS[word], True)
+        elif flag == "--format":
+            value = value if equals else next(words, "")
+            if value not in _FORMATS:
+                return None
+            options.format = value
+        else:
+            return None
+    return options if options.print_env else None
+
+
 def _version() -> str:
     from linkinit import __version__
 
@@ -226,9 +271,9 @@ def resolve_isolated(
 ) -> tuple[dict[str, str], list[str], Optional[dict]]:
     """Resolve in a forked child; PID 1 keeps only the environment, the link keys and, in
     follow mode, where the watcher's state is."""
-    import json
+    from linkinit import fastjson  # not json: it imports re (~4 ms of every start)
 
-    result = json.loads(prestart.run_isolated(_guarded(lambda: _resolve(options, environ))))
+    result = fastjson.loads(prestart.run_isolated(_guarded(lambda: _resolve(options, environ))))
     return result["environment"], result["link_keys"], result["follow"]
 
 
@@ -236,13 +281,12 @@ def _guarded(work: Callable[[], Resolved]) -> Callable[[], bytes]:
     """In the child: known failures become a message on stderr and their exit status."""
 
     def guarded() -> bytes:
-        import json
-
+        from linkinit import fastjson
         from linkinit.errors import LinkinitError
 
         try:
             environment, link_keys, follow = work()
-            return json.dumps({"environment": environment, "link_keys": link_keys,
+            return fastjson.dumps({"environment": environment, "link_keys": link_keys,
                                "follow": follow}).encode()
         except LinkinitError as error:
             print_error(error, sys.stderr)
@@ -264,22 +308,28 @@ def _resolve(options: Options, environ: Mapping[str, str]) -> Resolved:
 def _in_a_pod(environ: Mapping[str, str]) -> bool:
     """A Kubernetes pod: the kubelet wrote its services' variables, which ``--print-env``
     prints without an Engine (there is none to ask there)."""
-    from linkinit.client import service_variables
-
-    return bool(service_variables(environ))
+    return bool(_service_variables(environ))
 
 
 def print_environment(options: Options, environ: Mapping[str, str], stdout: IO[str]) -> int:
     """``--print-env``: what COMMAND would get for each link variable, on stdout; in a
     Kubernetes pod also the service variables the kubelet set, which COMMAND reads alike."""
-    from linkinit.client import service_variables
-
     environment, link_keys, _ = resolve_isolated(options, environ)
-    services = [key for key in service_variables(environ) if key not in link_keys]
+    services = [key for key in _service_variables(environ) if key not in link_keys]
     variables = {key: environment[key] for key in [*link_keys, *services]}
     stdout.write(render_variables(variables, options.format))
     stdout.flush()
     return 0
+
+
+def _service_variables(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """The kubelet's service variables; the client library (typing, dataclasses, re: ~10 ms)
+    is imported only where there is a service (``<SVC>_SERVICE_HOST``) to read."""
+    if not any(key.endswith("_SERVICE_HOST") for key in environ):
+        return {}
+    from linkinit.client import service_variables
+
+    return service_variables(environ)
 
 
 def render_variables(variables: Mapping[str, str], form: str) -> str:

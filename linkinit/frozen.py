@@ -38,7 +38,7 @@ def main() -> None:
         sys.exit(EX_USAGE)
     from linkinit import cli
 
-    sys.exit(cli.run(sys.argv[1:], container_environment(cli.initial_environment())))
+    cli.exit_now(cli.run(sys.argv[1:], container_environment(cli.initial_environment())))
 
 
 def container_environment(environ: Mapping[str, str]) -> dict[str, str]:

@@ -24,10 +24,10 @@ Retries live in the callers (``resolve``); this module only reports what happene
 from __future__ import annotations
 
 import _socket  # socket.py's C core: socket.py itself costs ~5 ms of imports (selectors)
-import json
 import os
 import time
 
+from linkinit import fastjson as json  # not json: it imports re (~4 ms of every start)
 from linkinit.engine import kinds as engines
 from linkinit.engine.address import DEFAULT_HOST, PROXY_SOCKET, UnsupportedHost, parse_host
 from linkinit.engine.transport import (

@@ -11,9 +11,9 @@ aiohttp instead; it shares only ``quote`` and ``query`` from here.
 from __future__ import annotations
 
 import _socket  # socket.py's C core: socket.py itself costs ~5 ms of imports (selectors)
-import json
 import time
 
+from linkinit import fastjson as json  # not json: it imports re (~4 ms of every start)
 from linkinit.errors import EngineProtocolError
 
 TYPE_CHECKING = False

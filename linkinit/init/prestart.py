@@ -7,8 +7,9 @@
    a stop signal meanwhile kills the child and ends linkinit at once, without the Engine's
    10 s of ``docker stop``.
 2. ``supervise(argv, env, ...)``: register as subreaper off PID 1, start COMMAND
-   (``supervise.start_command``), say it started (READY=1), then re-execute a bare
-   interpreter running supervise.py alone, which watches COMMAND from then on.
+   (``supervise.start_command``), say it started (READY=1), then, if this process holds
+   more than a watcher needs, re-execute a bare interpreter running supervise.py alone,
+   which watches COMMAND from then on; a process already that small watches in place.
 """
 
 from __future__ import annotations
@@ -184,9 +185,10 @@ def supervise(
     """Run COMMAND (argv, env as its whole environment) as our child; return our exit status.
 
     COMMAND is spawned first, so it never waits for what follows. With ``slim`` (the
-    default) the process then re-executes a bare interpreter that only watches COMMAND, so
-    what the CLI imported is no longer resident: the pid, the children, the signal mask and
-    pending signals all survive the exec. If that cannot be done, it watches in place.
+    default) a process holding more than ``SMALL_ENOUGH_KB`` then re-executes a bare
+    interpreter that only watches COMMAND, so what the CLI imported is no longer resident:
+    the pid, the children, the signal mask and pending signals all survive the exec. A
+    smaller one (or where the exec fails) watches in place.
     ``rewrite`` adds to (and overrides) the job-control rewrites of ``group`` mode;
     ``started(pid)`` is called once COMMAND runs, before the re-exec (READY=1 is sent there).
     """
@@ -218,9 +220,31 @@ def supervise(
         follow.mask = mask
         watch.follow = follow
     if slim:
-        _reexec_slim(watch)  # returns only if the exec failed
+        if not _small_enough():
+            _reexec_slim(watch)  # returns only if the exec failed
+        _pid1._retitle(watch.title)
     _leave_cwd()
     return _watch(watch)
+
+
+# PID 1 re-executes itself small only when it holds more than this (PID 1's target is 10 MB).
+SMALL_ENOUGH_KB = 9 * 1024 + 512
+
+
+def _small_enough() -> bool:
+    """Whether this process already holds no more than a re-executed watcher would, give or
+    take: then the re-exec (a second interpreter start, ~8 ms of CPU, bench/breakdown.py) buys
+    nothing. So it is for a Python install whose command line imported nothing heavy before
+    the resolver's fork (the bare ``-- COMMAND``); never for the bundle, whose runtime holds
+    more than its watcher."""
+    if getattr(sys, "frozen", False):
+        return False
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return False
+    return pages * os.sysconf("SC_PAGE_SIZE") <= SMALL_ENOUGH_KB * 1024
 
 
 def _reexec_slim(watch: Watch) -> None:

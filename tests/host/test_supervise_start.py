@@ -215,3 +215,27 @@ def test_interactive_shell_has_job_control(processes, terminal):
     terminal.read_until(b"after-130")  # the job died of the ^C, bash lives on
     terminal.write(b"exit 3\n")
     assert proc.wait(10) == 3
+
+
+@pytest.mark.parametrize(("small_enough_kb", "reexecuted"), [(0, True), (1 << 30, False)])
+def test_pid1_reexecutes_itself_only_when_it_holds_more_than_a_watcher(processes,
+                                                                       small_enough_kb,
+                                                                       reexecuted):
+    """Above ``SMALL_ENOUGH_KB`` the supervisor re-executes a bare interpreter (the driver's
+    imports, json's C module among them, are gone from its memory map); at or below it, it
+    keeps watching in place (a second interpreter start buys nothing). Either way ps shows
+    `linkinit: supervising COMMAND`."""
+    proc = processes(driver_argv(["sleep", "30"], "--small-enough", str(small_enough_kb)))
+    wait_for(lambda: psutil.Process(proc.pid).children(), 5, what="COMMAND started")
+
+    def retitled() -> bool:
+        with open(f"/proc/{proc.pid}/comm") as comm:
+            return comm.read() == "linkinit\n"
+
+    wait_for(retitled, 5, what="comm set")
+    with open(f"/proc/{proc.pid}/maps") as maps:
+        mapped = maps.read()
+    assert ("_json." not in mapped) == reexecuted
+    shown = subprocess.run(["ps", "-o", "args=", "-p", str(proc.pid)], capture_output=True,
+                           text=True, timeout=10, check=True).stdout
+    assert shown.strip() == "linkinit: supervising sleep 30"

@@ -3,7 +3,7 @@
 
     supervise_driver.py [--group] [--grace S] [--keep-orphans] [--rewrite N:M]...
                         [--remap-exit N]... [--pdeathsig N] [--in-place] [--work KIND[:ARG]]
-                        [--hold-at blocked|resolved] -- COMMAND...
+                        [--hold-at blocked|resolved] [--small-enough KB] -- COMMAND...
 
 ``--work`` scripts the isolated resolver: ``env`` (default: the environment we were given),
 ``sleep:S``
@@ -12,6 +12,7 @@
 is a handshake for tests of a signal sent in a window too short to hit by polling: at that
 point (``blocked``: signals just blocked; ``resolved``: the resolver done, COMMAND not yet
 started) the driver prints the point's name and reads one line from stdin before going on.
+``--small-enough KB`` sets the size up to which supervise keeps watching in place.
 Signals and statuses are numbers: the driver checks nothing (cli does that for linkinit).
 """
 
@@ -59,6 +60,9 @@ def main(args: list[str]) -> int:
             raise RuntimeError("scripted failure")
         return json.dumps(pristine_environ()).encode()
 
+    small = values(options, "--small-enough")
+    if small:
+        prestart.SMALL_ENOUGH_KB = int(small[-1])
     pdeathsig = values(options, "--pdeathsig")
     if pdeathsig:
         prestart.set_parent_death_signal(int(pdeathsig[-1]))

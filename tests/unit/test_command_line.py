@@ -9,7 +9,10 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from linkinit import cli
 from linkinit.cli import Options, parse_arguments, run
 from linkinit.errors import EX_USAGE, DeclarationError, EngineUnreachable, UsageError
 from linkinit.init import health, start
@@ -391,3 +394,48 @@ def test_print_env_in_a_pod_without_an_engine_prints_the_kubelets_services():
     stdout = io.StringIO()
     assert run(["--print-env", "-q"], env, stdout, io.StringIO()) == 0
     assert "REDIS_SERVICE_HOST=10.0.0.7\n" in stdout.getvalue()
+
+
+_SIMPLE_WORDS = st.sampled_from(["--print-env", "-q", "--quiet", "--format", "json", "shell",
+                                 "env", "xml", "--format=json", "--format=", "--", "true",
+                                 "--timeout", "3", "-g"])
+
+
+@settings(max_examples=300)
+@given(st.lists(_SIMPLE_WORDS, max_size=6))
+def test_print_env_without_argparse_parses_as_argparse_does(argv):
+    """``--print-env``, ``-q`` and ``--format F`` skip argparse (~15 ms): whatever that path
+    accepts, argparse parses to the same options; the rest goes to argparse."""
+    simple = cli._simple_arguments(argv)
+    if simple is None:
+        return
+    parser_options = parse_arguments_with_argparse(argv)
+    assert vars(simple) == vars(parser_options)
+
+
+def parse_arguments_with_argparse(argv):
+    """What argparse makes of argv (the fast path switched off)."""
+    original = cli._simple_arguments
+    cli._simple_arguments = lambda _argv: None
+    try:
+        return parse_arguments(argv)
+    finally:
+        cli._simple_arguments = original
+
+
+def test_print_env_alone_is_parsed_without_argparse():
+    """The control for the property above: ``--print-env`` does take the fast path."""
+    simple = cli._simple_arguments(["-q", "--print-env", "--format", "shell"])
+    assert simple is not None and (simple.print_env, simple.quiet, simple.format) == (
+        True, True, "shell")
+
+
+def test_exit_now_flushes_the_standard_streams_and_keeps_the_status():
+    """The init exits without the interpreter's teardown, but what it printed is out and the
+    status is the one it returned (its low 8 bits, as exit(2) keeps)."""
+    code = ("import sys; from linkinit.cli import exit_now; print('out', end=''); "
+            "print('err', end='', file=sys.stderr); exit_now(int(sys.argv[1]))")
+    for status, expected in ((0, 0), (75, 75), (256 + 3, 3)):
+        done = subprocess.run([sys.executable, "-c", code, str(status)], capture_output=True,
+                              text=True, timeout=60, cwd=ROOT)
+        assert (done.returncode, done.stdout, done.stderr) == (expected, "out", "err")

@@ -701,3 +701,11 @@ def test_a_bad_reference_in_the_file_names_its_line():
         parse_yaml("links:\n  redis: {container: 'db1;rm'}\n", "/etc/linkinit.yaml")
     assert str(raised.value).startswith(
         "/etc/linkinit.yaml:2: link redis: the child 'db1;rm' cannot name a container")
+
+
+def test_the_output_label_prefixes_are_the_derived_and_template_modules_own():
+    """declare names them too (so that a container declaring neither never imports those
+    modules and their regular expressions): the names must be the same."""
+    from linkinit.model import declare, derived, templates
+
+    assert declare.OUTPUT_LABELS == (derived.LABEL_PREFIX, templates.LABEL_PREFIX)

@@ -7,7 +7,11 @@ container; under cgroup v1 (or a host cgroup namespace) the cgroup path ends in 
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from linkinit.engine.whoami import container_id_from_cgroup, container_id_from_mountinfo
 
@@ -100,3 +104,35 @@ def test_the_container_id_is_read_from_the_hostname_bind_mount(text, expected):
 def test_the_container_id_is_read_from_the_end_of_the_cgroup_path(text, expected):
     """The cgroup path ends in /docker/<id> or docker-<id>.scope; a bare 0::/ names nothing."""
     assert container_id_from_cgroup(text) == expected
+
+
+# The rules as regular expressions, as they were written before the start path dropped re:
+# the string operations must find exactly what these find, on any text.
+_ID_RE = r"([0-9a-f]{64})"
+_CGROUP_RE = re.compile(
+    r"(?:^|/)(?:docker-|libpod-|crio-)?" + _ID_RE + r"(?:\.scope)?(?:/container)?$"
+)
+_MOUNTINFO_RE = re.compile(r"/(?:[a-z0-9]+-)?containers/" + _ID_RE + r"/")
+_PIECES = st.sampled_from([ID, OUTER, ID[:63], ID.upper(), "/", "-", "containers/", "docker-",
+                           "libpod-", "crio-", ".scope", "/container", "overlay", "a", "x-",
+                           "Z", ":", "\n", " ", "0::", f"containers/{ID}/",
+                           f"-containers/{ID}/", f"docker-{ID}.scope"])
+
+
+@settings(max_examples=500)
+@given(st.lists(_PIECES, max_size=12))
+def test_the_cgroup_rule_finds_what_its_regular_expression_finds(pieces):
+    """A cgroup line's ID: the same as ``(?:^|/)(docker-|libpod-|crio-)?<id>(.scope)?
+    (/container)?$`` on the line's stripped path."""
+    line = "".join(pieces).replace("\n", "")
+    match = _CGROUP_RE.search(line.split(":", 2)[-1].strip())
+    assert container_id_from_cgroup(line) == (match.group(1) if match else None)
+
+
+@settings(max_examples=500)
+@given(st.lists(_PIECES, max_size=12))
+def test_the_mountinfo_rule_finds_what_its_regular_expression_finds(pieces):
+    """The first ``/[<a-z0-9>-]containers/<id>/`` in mountinfo, as the search found it."""
+    text = "".join(pieces)
+    match = _MOUNTINFO_RE.search(text)
+    assert container_id_from_mountinfo(text) == (match.group(1) if match else None)
