@@ -287,13 +287,14 @@ def _slim_command() -> list[str] | None:
     return [executable, "-I", "-S", "-c", bootstrap, os.path.dirname(script)]
 
 
-def _prctl(option: int, value: int) -> None:
-    """prctl(2) through ``_ctypes``, imported only here: off PID 1, or for --pdeathsig.
+def libc_call(name: str, *args: object) -> int:
+    """Call libc's ``name`` (an int result) through ``_ctypes``; 0, or the errno it set.
 
     ``_ctypes`` is the C core of the ctypes package, which is left out of the bundle:
     PyInstaller's bootstrap imports ctypes at every start when it is there (~8 ms, and
-    ~0.5 MB in PID 1). These few lines are what ``ctypes.CDLL(None, use_errno=True).prctl``
-    builds from it.
+    ~0.5 MB in PID 1). These few lines are what ``ctypes.CDLL(None, use_errno=True).<name>``
+    builds from it; imported only when called (prctl off PID 1 or for --pdeathsig, mount for
+    ``secrets=files``). A Python built without it raises ImportError.
     """
     import _ctypes
 
@@ -307,8 +308,14 @@ def _prctl(option: int, value: int) -> None:
     class Libc:  # the program's own symbols, libc's among them: dlopen(NULL)
         _handle = _ctypes.dlopen(None, 0)  # type: ignore[arg-type]  # NULL: this program
 
-    if Function(("prctl", Libc()))(option, value, 0, 0, 0) != 0:  # type: ignore[arg-type]
-        errno = _ctypes.get_errno()
+    if Function((name, Libc()))(*args) != 0:  # type: ignore[arg-type]
+        return _ctypes.get_errno() or -1
+    return 0
+
+
+def _prctl(option: int, value: int) -> None:
+    errno = libc_call("prctl", option, value, 0, 0, 0)
+    if errno:
         raise OSError(errno, os.strerror(errno))
 
 

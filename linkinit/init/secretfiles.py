@@ -129,28 +129,16 @@ def _check_owned(directory: str) -> None:
 
 
 def _mount_tmpfs(directory: str) -> str:
-    """mount(2) a tmpfs (through ``_ctypes``, as supervise's prctl); "" or why not."""
-    try:
-        import _ctypes
-    except ImportError as error:  # a Python built without it
-        return str(error)
-
-    class Int(_ctypes._SimpleCData):  # ctypes.c_int
-        _type_ = "i"
-
-    class Function(_ctypes.CFuncPtr):  # a CDLL's function: cdecl, errno kept, int result
-        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-        _restype_ = Int
-
-    class Libc:  # the program's own symbols, libc's among them: dlopen(NULL)
-        _handle = _ctypes.dlopen(None, 0)  # type: ignore[arg-type]  # NULL: this program
+    """mount(2) a tmpfs (through ``_ctypes``, as the supervisor's prctl); "" or why not."""
+    from linkinit.init.prestart import libc_call
 
     options = f"mode=0700,uid={os.geteuid()},gid={os.getegid()},size=16m".encode()
     flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
-    mount = Function(("mount", Libc()))  # type: ignore[arg-type]
-    if mount(b"tmpfs", os.fsencode(directory), b"tmpfs", flags, options) != 0:
-        return os.strerror(_ctypes.get_errno())
-    return ""
+    try:
+        errno = libc_call("mount", b"tmpfs", os.fsencode(directory), b"tmpfs", flags, options)
+    except ImportError as error:  # a Python built without _ctypes
+        return str(error)
+    return os.strerror(errno) if errno else ""
 
 
 def write_files(directory: str, values: Mapping[str, str], keep: Iterable[str]) -> None:

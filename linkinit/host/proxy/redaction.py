@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from linkinit.model import childenv
 from linkinit.model.container import declared_links
@@ -111,28 +111,25 @@ def task(document: Mapping[str, Any], allowed: Allowed) -> dict:
 def container_body(env: Iterable[tuple[str, Allowed]], container_id: str, body: bytes) -> bytes:
     """The Engine's inspect answer (bytes) for ``container_id``, cut for this caller; the
     very bytes when nothing is cut."""
-    allowed = allowed_for(env, container_id)
-    if allowed is childenv.ALL:
-        return body
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return b"{}"  # nothing that cannot be cut is served
-    if not isinstance(document, dict):
-        return b"{}"
-    return json.dumps(container(document, allowed)).encode()
+    return _cut_body(allowed_for(env, container_id), body, container)
 
 
 def service_body(env: Iterable[tuple[str, Allowed]], service_id: str, body: bytes) -> bytes:
     """The Engine's service inspect (bytes), cut for this caller."""
-    allowed = allowed_for(env, service_id)
+    return _cut_body(allowed_for(env, service_id), body, service)
+
+
+def _cut_body(allowed: Allowed, body: bytes,
+              cut: Callable[[dict, Allowed], dict]) -> bytes:
+    """``body`` as is when the caller may see it all; else the document ``cut``, and an empty
+    object for anything that is not one (nothing that cannot be cut is served)."""
     if allowed is childenv.ALL:
         return body
     try:
         document = json.loads(body)
     except ValueError:
         return b"{}"
-    return json.dumps(service(document, allowed) if isinstance(document, dict) else {}).encode()
+    return json.dumps(cut(document, allowed) if isinstance(document, dict) else {}).encode()
 
 
 def tasks(env: Iterable[tuple[str, Allowed]], listed: Iterable[Any]) -> list:
