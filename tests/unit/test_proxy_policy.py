@@ -204,3 +204,13 @@ def test_declared_references_include_the_links_the_engine_keeps() -> None:
 
 def test_a_container_without_config_declares_nothing() -> None:
     assert declared_references({}) == []
+
+
+def test_every_route_of_the_rule_book_has_its_handler_and_no_handler_is_unlisted() -> None:
+    """The deny-by-default table and the server's handlers name the same routes: a row
+    without a handler would 500, a handler without a row is dead code."""
+    from linkinit.host.proxy.policy import ROUTES
+    from linkinit.host.proxy.server import Proxy
+
+    proxy = Proxy(None, None, None)  # type: ignore[arg-type]  # only its table is read
+    assert set(proxy.routes) == {route for _, _, route, _ in ROUTES}
