@@ -133,9 +133,10 @@ def test_the_list_and_events_show_only_the_caller_and_its_children(story):
     listed = container_request(story.parent, "GET", "/containers/json?all=1")["body"]
     assert {c["Id"] for c in listed} == {story.parent.id, story.child.id}
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        # ``since`` is taken before the restarts: events that come before the stream is
+        # open are replayed to it (the proxy keeps the last ones, as the Engine does)
         following = pool.submit(container_request, story.parent, "GET",
                                 events_since(time.time()), 10)
-        time.sleep(3)  # the exec has begun following (a late start only loses events)
         story.stranger.restart(timeout=1)
         story.child.restart(timeout=1)
         events = following.result(timeout=60)["body"]
@@ -152,13 +153,16 @@ def test_an_inspect_after_the_childs_event_shows_what_the_event_says(story):
     assert container_request(story.parent, "GET", path)["body"]["State"] == before
     watch = ["python3", IN_CONTAINER_INSPECT_AFTER_EVENT, f"{MOUNT}/engine.sock",
              story.child.name, "start", "30"]
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        watching = pool.submit(story.parent.exec_run, watch)
-        time.sleep(3)  # the exec has begun following (a late start only loses the event)
-        story.child.restart(timeout=1)
-        code, out = watching.result(timeout=60)
-    assert code == 0, out.decode(errors="replace")
-    after = json.loads(out.decode().strip().splitlines()[-1])
+    output = story.parent.exec_run(watch, stream=True).output
+    seen = b""
+    for chunk in output:  # the handshake: it says "following" once its stream is open
+        seen += chunk
+        if b"following\n" in seen:
+            break
+    assert b"following\n" in seen, seen.decode(errors="replace")
+    story.child.restart(timeout=1)
+    seen += b"".join(output)  # it exits at the event, or after 30 s saying it saw none
+    after = json.loads(seen.decode().strip().splitlines()[-1])
     assert after["Running"] and after["StartedAt"] != before["StartedAt"]
     assert after["Pid"] != before["Pid"]
 

@@ -135,13 +135,14 @@ def test_an_engine_that_goes_away_gives_503_and_the_proxy_recovers(start_proxy, 
 def test_a_parent_starting_while_the_engine_is_away_resolves_when_it_is_back(
     docker_client, linkinit_image, run_container, unique, start_proxy, away_engine
 ):
-    proxy = start_proxy(upstream=away_engine.path)
+    proxy = start_proxy("--verbose", upstream=away_engine.path)
     child = start_child(docker_client, linkinit_image, unique("db"), expose=[6379])
     away_engine.stop()
     parent = run_parent(run_container, unique("web"), ["--print-env", "--timeout", "60"],
                         socket=False, volumes=proxy.volumes,
                         labels={"link.db": child.name, "link.db.wait": "started"})
-    time.sleep(2)
+    # the handshake: the parent has asked while the Engine was away, and was told 503
+    wait_until(lambda: " 503 " in proxy.output(), 30, "the parent refused while away")
     away_engine.start()
     assert wait_exit(parent) == 0, output(parent, stderr=True) + proxy.output()
     assert env_lines(output(parent))["DB_PORT"].endswith(":6379")

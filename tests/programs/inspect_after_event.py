@@ -23,6 +23,7 @@ def main(argv: list[str]) -> int:
     events = UnixConnection(path, timeout=seconds)
     events.request("GET", f"/events?filters={filters}")
     response = events.getresponse()
+    print("following", flush=True)  # the stream is open: the caller may now act
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         line = response.readline()
