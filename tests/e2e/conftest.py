@@ -261,16 +261,24 @@ def run_container(
             container.remove(force=True)
 
 
+# What Docker 20.10 answers, now and then, when a container joins a swarm's attachable
+# overlay network: "network ... not found" right after another container left it (its local
+# copy is being torn down), and "attaching to network failed ... context deadline exceeded"
+# when the manager is slow to hand out the attachment (seen under load).
+_SLOW_ATTACHMENT = "attaching to network failed"
+
+
 def _start(container: Any, attempts: int = 5) -> None:
-    """Start it; on a swarm's attachable overlay network the Engine now and then answers
-    "network ... not found" right after another container left that network (its local
-    copy is being torn down): try again, a bounded number of times, a second apart."""
+    """Start it, asking again, a bounded number of times a second apart, where the Engine
+    gave one of the passing overlay-network answers above; any other error at once."""
     for attempt in range(attempts):
         try:
             container.start()
             return
-        except docker.errors.NotFound as error:
-            if "network" not in str(error) or attempt == attempts - 1:
+        except docker.errors.APIError as error:
+            passing = (isinstance(error, docker.errors.NotFound) and "network" in str(error)) \
+                or _SLOW_ATTACHMENT in str(error)
+            if not passing or attempt == attempts - 1:
                 raise
             time.sleep(1)
 

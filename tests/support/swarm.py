@@ -374,6 +374,14 @@ class Swarm:
         """Left behind by a leave; refused until the ingress sandbox is gone: asked again."""
         self._remove_network_named(GATEWAY_BRIDGE, 20)
 
+    def _disconnect_all(self, network_id: str) -> None:
+        """Force every endpoint the host still lists off the network (a container whose start
+        failed while joining it can leave one behind)."""
+        with contextlib.suppress(Exception):
+            for holder in (self.api.inspect_network(network_id).get("Containers") or {}):
+                with contextlib.suppress(Exception):
+                    self.api.disconnect_container_from_network(holder, network_id, force=True)
+
     def _remove_network_named(self, name: str, timeout: float) -> None:
         """Remove the network of that exact name, asking again (the Engine refuses while
         something still holds it) until it is gone, at most ``timeout`` seconds."""
@@ -384,6 +392,8 @@ class Swarm:
                 return True
             with contextlib.suppress(Exception):
                 self.api.remove_network(found[0]["Id"])
+                return False
+            self._disconnect_all(found[0]["Id"])  # an attachment a failed start left
             return False
 
         poll(removed, timeout, f"{name} removed")
