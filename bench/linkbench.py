@@ -771,7 +771,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log("removing this run's containers")
         proxy.close()
         if linkproxy is not None:
-            linkproxy.stop()
+            linkproxy.close()
         shutil.rmtree(workdir, ignore_errors=True)
         try:
             lab.remove_all()

@@ -11,24 +11,22 @@ answer out), its resident memory, and the upstream event streams it opened.
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
 import re
-import signal
-import socket
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from proxy import CountingProxy, normalise
 
-ROOT = Path(__file__).resolve().parents[1]
-MOUNT = "/run/linkinit"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support, as pytest has it
+from tests.support.proxy_process import ProxyProcess
+
 _TIMED = re.compile(
     r"^linkinit proxy: (GET|HEAD) (\S+) (\d{3}) ([0-9.]+) ms \(Engine ([0-9.]+) ms\) ")
 
@@ -37,48 +35,23 @@ TARGET_P99_MS = 50.0
 TARGET_RSS_MB = 60.0
 
 
-class ProxyRun:
-    """``linkinit proxy --verbose`` on a socket in a fresh directory, its upstream counted."""
+class ProxyRun(ProxyProcess):
+    """``linkinit proxy --verbose`` as the tests start it (tests/support/proxy_process.py),
+    its upstream a counting forwarder to the Engine."""
 
     def __init__(self) -> None:
-        self.directory = tempfile.mkdtemp(prefix="linkinit-bench-proxy-")
-        os.chmod(self.directory, 0o755)
-        self.socket = os.path.join(self.directory, "engine.sock")
-        self.upstream = CountingProxy(os.path.join(tempfile.mkdtemp(prefix="lb-up-"), "up.sock"))
-        self.log_path = self.directory + ".log"
-        self.popen: Optional[subprocess.Popen] = None
+        upstream = CountingProxy(os.path.join(tempfile.mkdtemp(prefix="lb-up-"), "up.sock"))
+        super().__init__(upstream=upstream.path)
+        self.upstream = upstream
 
     @property
     def binds(self) -> dict:
-        return {self.directory: {"bind": MOUNT, "mode": "ro"}}
+        return self.volumes
 
     def start(self) -> ProxyRun:
         self.upstream.start()
-        environ = dict(os.environ, DOCKER_HOST=f"unix://{self.upstream.path}")
-        with open(self.log_path, "wb") as log:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "linkinit", "proxy", "--listen", self.socket, "--verbose"],
-                stdout=log, stderr=log, env=environ, cwd=ROOT, start_new_session=True)
-        deadline = time.monotonic() + 20
-        while not self._listening():
-            if time.monotonic() > deadline or self.popen.poll() is not None:
-                raise RuntimeError(f"linkinit proxy did not start: {self.output()[-500:]}")
-            time.sleep(0.05)
+        super().start()
         return self
-
-    def _listening(self) -> bool:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            try:
-                probe.connect(self.socket)
-            except OSError:
-                return False
-        return True
-
-    def output(self) -> str:
-        try:
-            return Path(self.log_path).read_text(errors="replace")
-        except OSError:
-            return ""
 
     def mark(self) -> int:
         """Where the log is now: latencies after this mark belong to what follows."""
@@ -113,20 +86,14 @@ class ProxyRun:
     def event_streams(self) -> int:
         return sum(1 for _, _, path in self.upstream.requests() if path.endswith("/events"))
 
-    def stop(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            os.kill(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
+    def close(self) -> None:
+        """Stop by PID, remove the directory (and the log, unless BENCH_KEEP_PROXY_LOG)."""
+        log = self.output() if os.environ.get("BENCH_KEEP_PROXY_LOG") else ""
+        self.cleanup()
         self.upstream.close()
-        with contextlib.suppress(OSError):
-            if not os.environ.get("BENCH_KEEP_PROXY_LOG"):
-                os.unlink(self.log_path)
-        with contextlib.suppress(OSError):
-            os.rmdir(self.directory)
+        shutil.rmtree(os.path.dirname(self.upstream.path), ignore_errors=True)
+        if log:
+            self.log.write_text(log)
 
 
 def percentile(values: list[float], share: float) -> float:
