@@ -17,6 +17,7 @@ from .pid1_helpers import (
     image_program,
     linkinit_pid,
     logs,
+    process_table,
     run_as_child,
     run_pid1,
     status_field,
@@ -94,11 +95,23 @@ def test_term_sent_as_soon_as_pid1_blocks_signals_is_not_lost(containers):
 GROUP_SCRIPT = "trap 'echo shell-got-term' TERM; echo ready; yes | tail -f /dev/null; echo ended"
 
 
+def wait_for_pipeline(container) -> None:
+    """The handshake: ``yes`` and ``tail`` both in the container's process table."""
+    def running() -> bool:
+        commands = {row["args"].split()[0] for row in process_table(container) if row["args"]}
+        return {"yes", "tail"} <= commands
+
+    deadline = time.monotonic() + 10
+    while not running():
+        assert time.monotonic() < deadline, "the pipeline never started"
+        time.sleep(0.05)
+
+
 def test_group_mode_term_reaches_the_whole_pipeline(containers):
     """With --group, TERM reaches `yes` and `tail` too: the pipeline ends, the shell goes on."""
     container = run_pid1(containers, ["sh", "-c", GROUP_SCRIPT], "--group")
     wait_log(container, "ready")
-    time.sleep(0.2)  # let the pipeline start (no handshake possible from yes | tail)
+    wait_for_pipeline(container)
     container.kill(signal=signal.SIGTERM)
     assert wait_exit(container, timeout=10) == 0
     assert "shell-got-term" in logs(container)
@@ -109,9 +122,9 @@ def test_without_group_mode_the_pipeline_does_not_get_term(containers):
     """Negative control: without --group only the shell gets TERM and waits for its pipeline."""
     container = run_pid1(containers, ["sh", "-c", GROUP_SCRIPT])
     wait_log(container, "ready")
-    time.sleep(0.2)
+    wait_for_pipeline(container)
     container.kill(signal=signal.SIGTERM)
-    time.sleep(1.5)
+    time.sleep(1.5)  # the window in which, with --group, the pipeline would have ended
     container.reload()
     assert container.status == "running"
     assert "ended" not in logs(container)
